@@ -1,0 +1,3 @@
+from poke2video.cli import main
+
+raise SystemExit(main())

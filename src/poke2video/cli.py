@@ -1,0 +1,161 @@
+"""The `poke2video` command line: parse arguments, call one stage, turn UserError into one stderr line."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from poke2video import __version__
+from poke2video.errors import UserError
+
+
+def _point(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"coordinate must be finite, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="poke a few PokeSim scenes with the bundled model",
+                       description="Render a few PokeSim scenes, poke them with the bundled model and "
+                                   "write videos and a contact sheet. Needs no data and no download.")
+    p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _add_simulate(sub) -> None:
+    p = sub.add_parser("simulate", help="generate a PokeSim dataset with exact ground truth",
+                       description="Render procedural articulated objects being poked, in the same store "
+                                   "format as `prepare`, with ground-truth flow, masks and poke targets.")
+    p.add_argument("--out", required=True, help="dataset directory to create")
+    p.add_argument("--clips", type=_positive_int, required=True, help="number of clips")
+    p.add_argument("--res", type=_positive_int, default=64, help="resolution in pixels (64 or 128)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument("--kind", choices=["plants", "figures", "mixed"], default="mixed")
+    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
+    p.set_defaults(func=_cmd_simulate)
+
+
+def _add_prepare(sub) -> None:
+    p = sub.add_parser("prepare", help="turn videos into a training-ready dataset store",
+                       description="Read videos (mp4/avi/mkv/webm or folders of numbered images), resize and "
+                                   "centre-crop them, compute optical flow, and write a dataset store.")
+    p.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR", help="video files or directories")
+    p.add_argument("--out", required=True, help="dataset directory to create")
+    p.add_argument("--preset", default="generic", choices=["generic", "plants", "iper", "taichi", "h36m"],
+                   help="dataset layout and split rules (default: generic)")
+    p.add_argument("--res", type=_positive_int, default=64, help="square resolution in pixels (default 64)")
+    p.add_argument("--stride", type=_positive_int, default=None,
+                   help="keep every k-th frame (default: the preset's)")
+    p.add_argument("--clip-length", type=_positive_int, default=10, help="frames per clip after the first (T)")
+    p.add_argument("--start-step", type=_positive_int, default=1, help="frames between clip starts")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generic 80/20 split")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable videos and list them")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
+    p.set_defaults(func=_cmd_prepare)
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model on a dataset store",
+                       description="Train the poke-to-video model. Kill it at any time; --resume continues.")
+    p.add_argument("--data", required=True, help="dataset directory (from prepare or simulate)")
+    p.add_argument("--out", required=True, help="run directory (weights, logs, resume state)")
+    p.add_argument("--preset", default="cpu-64", help="model and training preset (default cpu-64)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=_positive_int, help="number of optimisation steps")
+    budget.add_argument("--max-minutes", type=float, help="wall-clock budget in minutes")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_train)
+
+
+def _add_poke(sub) -> None:
+    p = sub.add_parser("poke", help="animate an image from one poke",
+                       description="Move the pixel at --source towards --target and write the response video.")
+    p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
+    p.add_argument("--image", required=True, help="input image (png, jpg, ...)")
+    p.add_argument("--source", nargs=2, type=_point, required=True, metavar=("X", "Y"),
+                   help="pixel to poke, in the image's pixels (x right, y down)")
+    p.add_argument("--target", nargs=2, type=_point, required=True, metavar=("X", "Y"),
+                   help="where that pixel should end up")
+    p.add_argument("--out", required=True, help="output video: .mp4 or .gif")
+    p.add_argument("--overlay", action="store_true", help="draw the poke arrow and target dot")
+    p.set_defaults(func=_cmd_poke)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="poke2video", description="Poke one pixel of a still image and get a video of how the object responds.")
+    parser.add_argument("--version", action="version", version=f"poke2video {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_add_demo, _add_simulate, _add_prepare, _add_train, _add_poke):
+        add(sub)
+    return parser
+
+
+# Handlers: import the stage lazily (keeps `--help` fast) and pass explicit arguments.
+
+def _cmd_demo(args) -> None:
+    from poke2video.demo import run_demo
+
+    run_demo(out=args.out)
+
+
+def _cmd_simulate(args) -> None:
+    from poke2video.sim.generate import simulate_dataset
+
+    simulate_dataset(out=args.out, clips=args.clips, resolution=args.res, seed=args.seed, kind=args.kind,
+                     workers=args.workers, overwrite=args.overwrite)
+
+
+def _cmd_prepare(args) -> None:
+    from poke2video.data.prepare import prepare_dataset
+
+    prepare_dataset(inputs=args.inputs, out=args.out, preset=args.preset, resolution=args.res,
+                    stride=args.stride, clip_length=args.clip_length, start_step=args.start_step,
+                    seed=args.seed, skip_bad=args.skip_bad, overwrite=args.overwrite)
+
+
+def _cmd_train(args) -> None:
+    from poke2video.train.loop import train_run
+
+    train_run(data=args.data, out=args.out, preset=args.preset, steps=args.steps,
+              max_minutes=args.max_minutes, resume=args.resume, seed=args.seed)
+
+
+def _cmd_poke(args) -> None:
+    from poke2video.poker import poke_to_file
+
+    poke_to_file(checkpoint=args.checkpoint, image=args.image, source=tuple(args.source),
+                 target=tuple(args.target), out=args.out, overlay=args.overlay)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as exc:
+        print(f"poke2video {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"poke2video {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,14 @@
+"""Errors a user can act on.
+
+`UserError` carries one line that the CLI prints on stderr before exiting non-zero. Raise it for bad
+input (missing or corrupt files, wrong sizes, pokes outside the image, a full disk); let real bugs
+raise anything else so they keep their traceback.
+"""
+
+
+class UserError(Exception):
+    """Bad input or environment: the message is one clear line naming the file or option at fault."""
+
+
+class WeightsUnavailable(UserError):
+    """A pretrained network (VGG, I3D, LPIPS heads) cannot be loaded; the message names the option that supplies it."""

@@ -1,0 +1,70 @@
+"""Filesystem helpers: outputs appear complete or not at all."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from poke2video.errors import UserError
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it onto `path`, on failure remove it.
+
+    Works for files and directories. A full disk becomes a `UserError` naming the output.
+    """
+    final = Path(path)
+    tmp = _tmp_name(final)
+    remove_path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException as exc:
+        remove_path(tmp)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UserError(f"disk full while writing {final}") from exc
+        raise
+
+
+def remove_path(path: str | os.PathLike) -> None:
+    p = Path(path)
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    elif p.exists() or p.is_symlink():
+        p.unlink()
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Write JSON atomically (fsync before the rename so a crash never leaves a torn file)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def disk_full_guard(path: str | os.PathLike):
+    """Context manager turning ENOSPC raised inside into a one-line `UserError` about `path`."""
+    return _DiskFullGuard(Path(path))
+
+
+class _DiskFullGuard:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UserError(f"disk full while writing {self.path}") from exc
+        return False

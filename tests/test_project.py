@@ -1,0 +1,53 @@
+"""The project's promises to a newcomer: README set-up lines, CI wiring, CLI basics."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_setup_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", text, re.S)
+    assert block, "README must start with a bash block of set-up commands"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_readme_starts_with_two_setup_commands():
+    commands = readme_setup_commands()
+    assert len(commands) == 2
+    assert commands[0].endswith("poke2video demo")
+    assert "pytest" in commands[1]
+    assert all("constraints.txt" in c for c in commands)
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert readme_setup_commands()[1] in ci
+
+
+def test_constraints_pin_torch_exactly():
+    pins = (ROOT / "constraints.txt").read_text().splitlines()
+    assert "torch==2.13.0" in pins
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "poke2video", *args], capture_output=True, text=True)
+
+
+def test_every_command_has_help():
+    top = run_cli("--help")
+    assert top.returncode == 0
+    commands = re.search(r"\{([a-z,]+)\}", top.stdout).group(1).split(",")
+    assert {"demo", "prepare", "simulate", "train", "poke"} <= set(commands)
+    for command in commands:
+        result = run_cli(command, "--help")
+        assert result.returncode == 0, command
+        assert "usage: poke2video " + command in result.stdout
+
+
+def test_bad_arguments_exit_nonzero_with_one_line():
+    result = run_cli("poke", "--image", "x.png", "--source", "nan", "1", "--target", "1", "1", "--out", "o.mp4")
+    assert result.returncode != 0
+    assert "finite" in result.stderr
