@@ -1,0 +1,192 @@
+"""Video metrics shared by validation, the evaluator, our model, its ablations and the baselines.
+
+Every metric takes uint8 RGB videos `[T, H, W, 3]` (convert model output with `to_uint8_video`).
+Videos that start with the source frame (tracking, endpoint error, motion error, stillness) say so in
+their argument name. All functions are deterministic; `bootstrap_interval` is seeded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from poke2video.data.flow import FlowEstimator, get_flow_estimator
+
+PSNR_CAP_DB = 100.0  # per-frame PSNR of identical frames (infinite by definition) is reported as this
+SSIM_SIGMA = 1.5  # Gaussian window of Wang et al. 2004: sigma 1.5, 11x11 (truncated at 3.5 sigma)
+SSIM_TRUNCATE = 3.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+
+
+def to_uint8_video(frames) -> np.ndarray:
+    """Model-space frames float [T, 3, H, W] in [-1, 1] (torch or numpy) -> uint8 [T, H, W, 3]."""
+    if hasattr(frames, "detach"):
+        frames = frames.detach().float().cpu().numpy()
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim != 4 or frames.shape[1] != 3:
+        raise ValueError(f"expected frames [T, 3, H, W], got shape {frames.shape}")
+    scaled = (np.clip(frames, -1.0, 1.0) + 1.0) * 127.5
+    return np.rint(scaled).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def _check_video(video: np.ndarray, name: str) -> np.ndarray:
+    video = np.asarray(video)
+    if video.dtype != np.uint8:
+        raise ValueError(f"{name} must be uint8 [T, H, W, 3], got dtype {video.dtype}")
+    if video.ndim != 4 or video.shape[-1] != 3:
+        raise ValueError(f"{name} must be uint8 [T, H, W, 3], got shape {video.shape}")
+    return video
+
+
+def _check_pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred, target = _check_video(pred, "pred"), _check_video(target, "target")
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {pred.shape} and target {target.shape} differ in shape")
+    return pred, target
+
+
+def psnr_per_frame(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """float64 [T] PSNR in dB against a peak of 255; identical frames give `PSNR_CAP_DB`."""
+    pred, target = _check_pair(pred, target)
+    diff = pred.astype(np.float64) - target.astype(np.float64)
+    mse = (diff**2).mean(axis=(1, 2, 3))  # [T]
+    with np.errstate(divide="ignore"):
+        frame_psnr = 10.0 * np.log10(255.0**2 / mse)
+    return np.minimum(frame_psnr, PSNR_CAP_DB)
+
+
+def psnr(pred: np.ndarray, target: np.ndarray) -> float:
+    """Frame-averaged PSNR (dB) of two uint8 videos [T, H, W, 3]; each frame capped at `PSNR_CAP_DB`."""
+    return float(psnr_per_frame(pred, target).mean())
+
+
+def ssim_per_frame(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """float64 [T] SSIM (Wang et al. 2004) averaged over RGB channels and the valid window positions.
+
+    Gaussian window sigma 1.5 (11x11), K1 0.01, K2 0.03, population covariances, data range 255,
+    reflected borders then a 5-pixel border dropped: the same as
+    `skimage.metrics.structural_similarity(..., channel_axis=-1, gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=255)`.
+    """
+    pred, target = _check_pair(pred, target)
+    radius = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
+    if min(pred.shape[1:3]) < 2 * radius + 1:
+        raise ValueError(f"SSIM needs frames of at least {2 * radius + 1} px, got {pred.shape[1:3]}")
+    x, y = pred.astype(np.float64), target.astype(np.float64)  # [T, H, W, 3]
+
+    def blur(a: np.ndarray) -> np.ndarray:
+        return ndimage.gaussian_filter(a, sigma=(0, SSIM_SIGMA, SSIM_SIGMA, 0), truncate=SSIM_TRUNCATE, mode="reflect")
+
+    mean_x, mean_y = blur(x), blur(y)
+    var_x = blur(x * x) - mean_x**2
+    var_y = blur(y * y) - mean_y**2
+    cov_xy = blur(x * y) - mean_x * mean_y
+    c1, c2 = (SSIM_K1 * 255.0) ** 2, (SSIM_K2 * 255.0) ** 2
+    ssim_map = ((2 * mean_x * mean_y + c1) * (2 * cov_xy + c2)) / (
+        (mean_x**2 + mean_y**2 + c1) * (var_x + var_y + c2)
+    )
+    valid = ssim_map[:, radius:-radius, radius:-radius, :]
+    return valid.mean(axis=(1, 2, 3))
+
+
+def ssim(pred: np.ndarray, target: np.ndarray) -> float:
+    """Frame-averaged SSIM of two uint8 videos [T, H, W, 3] (see `ssim_per_frame`)."""
+    return float(ssim_per_frame(pred, target).mean())
+
+
+def _bilinear(field: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Sample field [C, H, W] (H, W >= 2) at the point xy = (x, y), clamped to the image; -> [C]."""
+    _, height, width = field.shape
+    x = float(np.clip(xy[0], 0.0, width - 1.0))
+    y = float(np.clip(xy[1], 0.0, height - 1.0))
+    x0, y0 = min(int(x), width - 2), min(int(y), height - 2)
+    fx, fy = x - x0, y - y0
+    top = field[:, y0, x0] * (1 - fx) + field[:, y0, x0 + 1] * fx
+    bottom = field[:, y0 + 1, x0] * (1 - fx) + field[:, y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def track_point(video: np.ndarray, xy, flow: FlowEstimator | None = None) -> np.ndarray:
+    """Follow the pixel at xy = (x, y) of frame 0 through the video; -> float64 positions [T, 2].
+
+    Chains optical flow frame to frame (DIS unless `flow` is given), reading each flow bilinearly at
+    the current position; positions stay inside the image.
+    """
+    video = _check_video(video, "video")
+    estimator = flow if flow is not None else get_flow_estimator("dis")
+    height, width = video.shape[1:3]
+    positions = np.zeros((len(video), 2), np.float64)
+    positions[0] = np.asarray(xy, np.float64)
+    for t in range(1, len(video)):
+        step_flow = estimator(video[t - 1], video[t])  # [2, H, W]
+        moved = positions[t - 1] + _bilinear(step_flow, positions[t - 1])
+        positions[t] = np.clip(moved, 0.0, [width - 1.0, height - 1.0])
+    return positions
+
+
+def poke_endpoint_error(video_with_source: np.ndarray, source_xy, target_xy, flow: FlowEstimator | None = None) -> float:
+    """Distance in pixels between the tracked poked pixel at the last frame and the poke target.
+
+    `video_with_source` is uint8 [T+1, H, W, 3] whose frame 0 is the source frame.
+    """
+    last_xy = track_point(video_with_source, source_xy, flow)[-1]
+    return float(np.hypot(*(last_xy - np.asarray(target_xy, np.float64))))
+
+
+def motion_error(
+    video_with_source: np.ndarray,
+    gt_flow: np.ndarray,
+    mask: np.ndarray,
+    frame_indices=None,
+    flow: FlowEstimator | None = None,
+) -> float:
+    """Mean endpoint error (px) between the generated video's flow and ground-truth flow on object pixels.
+
+    `video_with_source` uint8 [T+1, H, W, 3], frame 0 the source. `gt_flow` [K, 2, H, W]: flow from
+    frame 0 to frame `frame_indices[k]` (default 1..K). `mask` bool [H, W]: object pixels of frame 0.
+    The generated flow is estimated directly from frame 0 to each frame (not chained).
+    """
+    video = _check_video(video_with_source, "video_with_source")
+    gt_flow = np.asarray(gt_flow, np.float32)
+    mask = np.asarray(mask, bool)
+    indices = np.arange(1, len(gt_flow) + 1) if frame_indices is None else np.asarray(frame_indices)
+    if gt_flow.ndim != 4 or gt_flow.shape[1] != 2 or gt_flow.shape[2:] != video.shape[1:3]:
+        raise ValueError(f"gt_flow must be [K, 2, H, W] matching the video, got {gt_flow.shape}")
+    if len(indices) != len(gt_flow) or indices.min() < 1 or indices.max() >= len(video):
+        raise ValueError(f"frame_indices {indices.tolist()} do not fit {len(gt_flow)} flows and {len(video)} frames")
+    if mask.shape != video.shape[1:3] or not mask.any():
+        raise ValueError(f"mask must be a non-empty bool [H, W] of the video's size, got {mask.shape}")
+    estimator = flow if flow is not None else get_flow_estimator("dis")
+    errors = []
+    for k, frame_index in enumerate(indices):
+        video_flow = estimator(video[0], video[frame_index])  # [2, H, W]
+        endpoint = np.hypot(*(video_flow - gt_flow[k]))  # [H, W]
+        errors.append(endpoint[mask].mean())
+    return float(np.mean(errors))
+
+
+def background_stillness(video_with_source: np.ndarray) -> float:
+    """Mean absolute change from the source frame (frame 0), in units of 255 (0 = perfectly still)."""
+    video = _check_video(video_with_source, "video_with_source").astype(np.float64)
+    return float(np.abs(video[1:] - video[:1]).mean() / 255.0)
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    low: float
+    high: float
+
+
+def bootstrap_interval(values, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> Interval:
+    """Percentile bootstrap confidence interval of the mean of `values` (per-clip scores), seeded."""
+    values = np.asarray(values, np.float64).ravel()
+    if len(values) == 0 or not np.all(np.isfinite(values)):
+        raise ValueError("bootstrap_interval needs a non-empty list of finite values")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(values), size=(resamples, len(values)))
+    resampled_means = values[picks].mean(axis=1)  # [resamples]
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(resampled_means, [tail, 1.0 - tail])
+    return Interval(mean=float(values.mean()), low=float(low), high=float(high))
