@@ -5,7 +5,7 @@ Presets are YAML files in `poke2video/presets/` that fill these dataclasses; unk
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,69 @@ class PokeConfig:
     seed: int = 0
 
 
+@dataclass
+class DiscriminatorConfig:
+    """GAN critics (PAPER.md, "Losses and stages"); used by training, not saved with the generator."""
+
+    patch_channels: int = 64       # pix2pix PatchGAN width of the first layer
+    patch_layers: int = 3          # strided layers of the PatchGAN
+    temporal_channels: int = 64    # 3D ResNet-18 width of the first stage (doubles per stage)
+    temporal_blocks: int = 2       # basic blocks per stage (2 = ResNet-18)
+
+
+@dataclass
+class ModelConfig:
+    """The generator (PAPER.md, "Model"). Levels are numbered coarse -> fine: level 0 is the bottleneck.
+
+    Encoder: a stride-1 stem at full resolution, one stride-2 stage per entry of `channels` (fine ->
+    coarse), then a stride-1 bottleneck of `bottleneck_channels`. Its levels are [bottleneck, last stage,
+    ..., first stage]; the dynamics and the decoder skips use the `levels` (K) coarsest of them.
+    """
+
+    resolution: int = 64
+    stem_channels: int = 64
+    channels: list[int] = field(default_factory=lambda: [128, 256])
+    bottleneck_channels: int = 512            # nf_deep
+    encoder_blocks: int = 1                   # ResNet blocks closing the encoders
+    decoder_blocks: int = 2                   # ResNet blocks at the decoder's bottleneck
+    skip_blocks: int = 1                      # ResNet blocks after each decoder skip
+    levels: int = 3                           # K: GRU levels = highest modelled time derivative
+    dynamics: str = "hierarchy"               # hierarchy | bottleneck_rnn (ablation)
+    rnn_cells: int = 3                        # stacked cells of bottleneck_rnn
+    gru_kernel: int = 3
+    frames: int = 10                          # T: default number of generated frames
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+
+    def level_count(self) -> int:
+        """Levels the encoder offers: one per stride-2 stage plus the bottleneck."""
+        return len(self.channels) + 1
+
+    def validate(self) -> None:
+        if self.dynamics not in ("hierarchy", "bottleneck_rnn"):
+            raise UserError(f"model.dynamics must be hierarchy or bottleneck_rnn, got {self.dynamics!r}")
+        if not 1 <= self.levels <= self.level_count():
+            raise UserError(f"model.levels must be between 1 and {self.level_count()}, got {self.levels}")
+        if not self.channels or min(self.channels + [self.stem_channels, self.bottleneck_channels]) < 1:
+            raise UserError("model.channels, stem_channels and bottleneck_channels must be positive")
+        if self.resolution % (2 ** len(self.channels)):
+            raise UserError(f"model.resolution {self.resolution} must be divisible by 2^{len(self.channels)}")
+        if self.frames < 1 or self.rnn_cells < 1 or self.gru_kernel % 2 == 0:
+            raise UserError("model.frames and rnn_cells must be >= 1 and gru_kernel odd")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "ModelConfig":
+        cfg = from_dict(cls, data)
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+
+def model_config_for(preset: str) -> ModelConfig:
+    """The `model:` section of a preset YAML as a validated ModelConfig."""
+    return ModelConfig.from_dict(load_preset_yaml(preset).get("model"))
+
 def from_dict(cls, data: dict[str, Any] | None):
     """Build dataclass `cls` from a dict, recursing into nested dataclasses; unknown keys are errors."""
     data = dict(data or {})
@@ -90,4 +153,101 @@ def load_preset_yaml(name: str) -> dict[str, Any]:
         return yaml.safe_load(f) or {}
 
 
-__all__ = ["DataConfig", "PokeConfig", "poke_size_for", "from_dict", "to_dict", "load_preset_yaml"]
+__all__ = ["DataConfig", "PokeConfig", "ModelConfig", "DiscriminatorConfig", "model_config_for", "poke_size_for", "from_dict", "to_dict", "load_preset_yaml"]
+
+
+TRAIN_SCHEDULES = ("alternate", "sequential", "single")
+RECON_LOSSES = ("l1_gradient", "vgg")
+
+
+@dataclass
+class GanConfig:
+    """Adversarial terms (PAPER.md Eq. 8): a frame PatchGAN and a temporal video discriminator."""
+
+    start_step: int = 4000          # first step with adversarial losses; -1 turns both off
+    lr: float = 1e-4                # Adam lr of both discriminators
+    patch_weight: float = 1.0       # generator weight of the PatchGAN hinge term
+    patch_r1: float = 1e-4          # R1 penalty on real frames
+    patch_frames: int = 16          # random frames per step shown to the PatchGAN
+    temporal_weight: float = 5.0    # generator weight of the temporal hinge term
+    temporal_gp: float = 0.1        # gradient penalty on real videos
+    feature_matching: float = 10.0  # L1 between temporal-discriminator features of real and fake
+
+    @property
+    def enabled(self) -> bool:
+        return self.start_step >= 0
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained (PAPER.md "Losses and stages"); the `train:` section of a preset."""
+
+    steps: int = 100_000            # default budget when neither --steps nor --max-minutes is given
+    batch_size: int = 10            # clips per step and process (DDP: global batch = this x world size)
+    lr: float = 1e-4                # Adam lr of every generator optimizer
+    betas: tuple[float, float] = (0.9, 0.999)
+    lr_decay: float = 0.3           # multiply the lr by this at each epoch in lr_decay_epochs
+    lr_decay_epochs: list[int] = field(default_factory=list)
+    schedule: str = "alternate"     # alternate: stage-1 step then stage-2 step per iteration (authors' code);
+    #                                 sequential: stage1_steps of stage 1, then stage 2; single: all jointly
+    stage1_steps: int = 0           # sequential schedule only
+    recon_loss: str = "l1_gradient"  # l1_gradient (needs no weights) | vgg (VGG19 perceptual, Eq. 6)
+    vgg_weights: str | None = None  # VGG19 file; None: the torch hub cache (see evaluate/perceptual.py)
+    rec_weight: float = 1.0         # stage-1 frame reconstruction
+    dynamics_rec_weight: float = 5.0  # reconstruction of the predicted video
+    traj_weight: float = 0.1        # L_traj (Eq. 7); 0 is the "without L_traj" ablation
+    gan: GanConfig = field(default_factory=GanConfig)
+    poke: PokeConfig = field(default_factory=PokeConfig)
+    bf16: bool = False              # bf16 autocast (CPU and CUDA)
+    log_every: int = 20             # steps between logged scalars
+    val_every: int = 500            # steps between validations (and sample filmstrips)
+    val_clips: int = 8              # held-back clips scored at each validation
+    checkpoint_every: int = 500     # steps between checkpoints (one is also written at the end)
+
+    def validate(self) -> None:
+        if self.schedule not in TRAIN_SCHEDULES:
+            raise UserError(f"train.schedule must be one of {', '.join(TRAIN_SCHEDULES)}, got {self.schedule!r}")
+        if self.recon_loss not in RECON_LOSSES:
+            raise UserError(f"train.recon_loss must be one of {', '.join(RECON_LOSSES)}, got {self.recon_loss!r}")
+        for name in ("steps", "batch_size", "log_every", "val_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise UserError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.traj_weight < 0 or self.val_clips < 0 or self.stage1_steps < 0:
+            raise UserError("train.lr must be positive; traj_weight, val_clips, stage1_steps not negative")
+
+
+@dataclass
+class Preset:
+    """A named training recipe: the model's architecture plus how to train it."""
+
+    model: ModelConfig
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_preset(name_or_path: str) -> Preset:
+    """A preset by name (`presets/<name>.yaml`) or from a YAML file path; unknown keys are errors."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise UserError(f"preset file {path} does not exist")
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    else:
+        data = load_preset_yaml(name_or_path)
+    if not isinstance(data, dict) or "model" not in data:
+        raise UserError(f"preset {name_or_path}: needs a `model:` section")
+    preset = from_dict(Preset, data)
+    preset.train.betas = tuple(preset.train.betas)
+    preset.model.validate()
+    preset.train.validate()
+    return preset
+
+
+def preset_from_dict(data: dict[str, Any]) -> Preset:
+    """Rebuild a Preset written with `to_dict` (e.g. a run directory's config.json)."""
+    preset = from_dict(Preset, data)
+    preset.train.betas = tuple(preset.train.betas)
+    return preset
+
+
+__all__ += ["GanConfig", "TrainConfig", "Preset", "load_preset", "preset_from_dict"]
