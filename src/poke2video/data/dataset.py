@@ -1,0 +1,113 @@
+"""Training items from a dataset store: `(source_frame, poke_map, target_video, poke)`.
+
+    source_frame  float32 [3, H, W]     frame s in [-1, 1]
+    poke_map      float32 [2, H, W]     see data/pokes.make_poke_map
+    target_video  float32 [T, 3, H, W]  frames s+1 .. s+T in [-1, 1]; a background poke gets frame s, T times
+    poke          float32 [5]           (x, y, dx, dy, is_background) in store pixels
+
+The poke of item i in epoch e is drawn from the clip's flow F(s -> s+T) with a generator seeded by
+(seed, e, i), so it is reproducible and changes from epoch to epoch. With `impulse=True` (appendix B)
+(dx, dy) is the flow's direction times a strength in [0, 1]: the clip's mean per-step motion m divided
+by `impulse_scale` (a high percentile of m over the training clips), so small pokes go with calm clips.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from poke2video.config import PokeConfig, poke_size_for
+from poke2video.data.pokes import impulse_vector, make_poke_map, sample_poke
+from poke2video.data.store import Store
+from poke2video.errors import UserError
+
+IMPULSE_SCALE_PERCENTILE = 95.0
+
+
+class PokeDataset(Dataset):
+    def __init__(self, store_or_path: Store | str | os.PathLike, split: str = "train",
+                 poke: PokeConfig | None = None):
+        self.store = store_or_path if isinstance(store_or_path, Store) else Store.open(store_or_path)
+        self.split = split
+        self.poke = poke or PokeConfig(poke_size=poke_size_for(self.store.resolution))
+        if not 0.0 <= self.poke.background_fraction <= 1.0:
+            raise UserError(f"background_fraction must lie in [0, 1], got {self.poke.background_fraction}")
+        self.clips = self.store.clips(split)  # int64 [M, 2]: (video, clip row)
+        if len(self.clips) == 0:
+            raise UserError(f"{self.store.root}: split {split!r} holds no clip of {self.store.clip_length + 1} frames")
+        self.clip_motion = clip_mean_motion(self.store, self.clips)  # float32 [M]
+        self.impulse_scale = dataset_impulse_scale(self.store)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def clip_start(self, index: int) -> tuple[int, int]:
+        """(video, first frame) of item `index`."""
+        video, row = (int(v) for v in self.clips[index])
+        return video, int(self.store.starts(video)[row])
+
+    def sample(self, index: int) -> tuple[tuple[int, int], tuple[float, float], bool]:
+        """The poke of item `index` this epoch: ((x, y), (dx, dy), is_background)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} clips")
+        rng = np.random.default_rng([self.poke.seed & 0xFFFFFFFF, self.epoch, index])
+        background = bool(rng.random() < self.poke.background_fraction)
+        video, row = (int(v) for v in self.clips[index])
+        flow = np.asarray(self.store.flow(video)[row], np.float32)  # [2, H, W]
+        source_xy, displacement = sample_poke(flow, self.poke.poke_size, rng, background=background,
+                                              background_percentile=self.poke.background_percentile)
+        if self.poke.impulse:
+            displacement = impulse_vector(displacement, self.clip_motion[index] / self.impulse_scale)
+        return source_xy, displacement, background
+
+    def __getitem__(self, index: int):
+        source_xy, displacement, background = self.sample(index)
+        video, start = self.clip_start(index)
+        T = self.store.clip_length
+        clip = np.array(self.store.frames(video)[start:start + T + 1])  # uint8 [T+1, H, W, 3]
+        targets = np.repeat(clip[:1], T, axis=0) if background else clip[1:]
+        poke_map = make_poke_map(self.store.resolution, source_xy, displacement, self.poke.poke_size)
+        poke = np.array([*source_xy, *displacement, float(background)], np.float32)
+        return (_to_unit_range(clip[0]), torch.from_numpy(poke_map),
+                _to_unit_range(targets), torch.from_numpy(poke))
+
+
+def _to_unit_range(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [..., H, W, 3] -> float32 [..., 3, H, W] in [-1, 1]."""
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(127.5).sub_(1.0)
+    return tensor.movedim(-1, -3).contiguous()
+
+
+def clip_mean_motion(store: Store, clips: np.ndarray) -> np.ndarray:
+    """float32 [M]: m = mean over the clip's T steps of the per-step mean flow magnitude."""
+    T = store.clip_length
+    motion = np.empty(len(clips), np.float32)
+    for i, (video, row) in enumerate(clips):
+        start = int(store.starts(int(video))[row])
+        motion[i] = float(np.mean(store.motion(int(video))[start:start + T]))
+    return motion
+
+
+def dataset_impulse_scale(store: Store) -> float:
+    """Motion that maps to impulse strength 1: the manifest's `extra.impulse_scale` if set, else the
+    95th percentile of the clip motion m over the train split (all clips when there is none)."""
+    stored = store.manifest.get("extra", {}).get("impulse_scale")
+    if stored is not None:
+        return float(stored)
+    reference = "train" if "train" in store.splits and len(store.clips("train")) else None
+    clips = store.clips(reference) if reference else _all_clips(store)
+    motion = clip_mean_motion(store, clips)
+    scale = float(np.percentile(motion, IMPULSE_SCALE_PERCENTILE)) if len(motion) else 0.0
+    return scale if scale > 0 else 1.0
+
+
+def _all_clips(store: Store) -> np.ndarray:
+    rows = [np.stack([np.full(len(store.starts(v)), v), np.arange(len(store.starts(v)))], axis=1)
+            for v in range(len(store.videos))]
+    return np.concatenate(rows).astype(np.int64) if rows else np.zeros((0, 2), np.int64)
