@@ -1,0 +1,69 @@
+"""Poke maps and sampling pokes from flow (foreground, background, margin, impulse)."""
+import numpy as np
+import pytest
+
+from poke2video.config import poke_size_for
+from poke2video.data.pokes import (background_mask, foreground_mask, impulse_vector, make_poke_map,
+                                   sample_poke)
+
+
+def square_flow(size=32, box=(12, 20), vector=(2.0, -1.0)):
+    """float32 [2, size, size]: `vector` on the box rows/cols [a, b), zero elsewhere."""
+    flow = np.zeros((2, size, size), np.float32)
+    a, b = box
+    flow[0, a:b, a:b], flow[1, a:b, a:b] = vector
+    return flow
+
+
+def test_poke_map_square_and_values():
+    poke_map = make_poke_map(16, (5, 9), (1.5, -2.0), 3)
+    assert poke_map.shape == (2, 16, 16) and poke_map.dtype == np.float32
+    ys, xs = np.nonzero(poke_map[0])
+    assert set(xs.tolist()) == {4, 5, 6} and set(ys.tolist()) == {8, 9, 10}
+    assert (poke_map[0, 8:11, 4:7] == 1.5).all() and (poke_map[1, 8:11, 4:7] == -2.0).all()
+    assert np.count_nonzero(poke_map) == 18
+
+
+def test_poke_map_clips_at_border_and_sizes_follow_resolution():
+    poke_map = make_poke_map(16, (0, 15), (1.0, 1.0), 5)
+    assert np.count_nonzero(poke_map[0]) == 9  # 3 x 3 of the 5 x 5 square lies inside
+    assert (poke_size_for(64), poke_size_for(128)) == (3, 5)
+
+
+def test_foreground_thresholds_fall_back_and_respect_margin():
+    magnitude = np.zeros((16, 16), np.float32)
+    magnitude[1, 1] = 100.0  # inside the margin: never a poke location
+    magnitude[8, 6:10] = 1.0
+    mask = foreground_mask(magnitude, margin=3)
+    assert not mask[1, 1]
+    assert mask.sum() == 4 and mask[8, 6:10].all()  # mean + 2 std leaves only (1, 1): fell back
+    uniform = np.ones((16, 16), np.float32)
+    mask = foreground_mask(uniform, margin=3)
+    assert mask.sum() == 100 and not mask[:3].any()  # nothing above the mean: all inner pixels
+
+
+def test_background_mask_is_low_magnitude():
+    magnitude = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    mask = background_mask(magnitude, margin=3, percentile=10)
+    inner = magnitude[3:-3, 3:-3]
+    assert mask.any() and magnitude[mask].max() <= np.percentile(inner, 10) + 1e-6
+    assert not mask[:3].any() and not mask[:, -3:].any()
+
+
+def test_sampled_pokes_sit_on_moving_and_still_pixels():
+    flow = square_flow()
+    moving = np.hypot(flow[0], flow[1]) > 0
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        (x, y), (dx, dy) = sample_poke(flow, 3, rng, background=False)
+        assert moving[y, x] and (dx, dy) == (2.0, -1.0)
+        (x, y), (dx, dy) = sample_poke(flow, 3, rng, background=True)
+        assert not moving[y, x] and (dx, dy) == (2.0, -1.0)  # vector borrowed from the foreground
+        assert 3 <= x < 29 and 3 <= y < 29
+
+
+def test_impulse_vector_keeps_direction_and_clips_strength():
+    dx, dy = impulse_vector((3.0, 4.0), 0.5)
+    assert (dx, dy) == pytest.approx((0.3, 0.4))
+    assert np.hypot(*impulse_vector((3.0, 4.0), 7.0)) == pytest.approx(1.0)
+    assert impulse_vector((0.0, 0.0), 0.5) == (0.0, 0.0)

