@@ -74,12 +74,16 @@ def _add_train(sub) -> None:
                        description="Train the poke-to-video model. Kill it at any time; --resume continues.")
     p.add_argument("--data", required=True, help="dataset directory (from prepare or simulate)")
     p.add_argument("--out", required=True, help="run directory (weights, logs, resume state)")
-    p.add_argument("--preset", default="cpu-64", help="model and training preset (default cpu-64)")
+    p.add_argument("--preset", default="cpu-64",
+                   help="cpu-64, paper-64, paper-128 or a preset YAML file (default cpu-64; ignored with --resume)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=_positive_int, help="number of optimisation steps")
-    budget.add_argument("--max-minutes", type=float, help="wall-clock budget in minutes")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--seed", type=int, default=0)
+    budget.add_argument("--steps", type=_positive_int,
+                        help="train until this step (counted across resumes; default: the preset's train.steps)")
+    budget.add_argument("--max-minutes", type=float, help="wall-clock budget of this invocation in minutes")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, data order and pokes (default 0)")
+    p.add_argument("--vgg-weights", default=None, metavar="PATH",
+                   help="VGG19 weights file for the perceptual loss of the paper presets")
     p.set_defaults(func=_cmd_train)
 
 
@@ -134,7 +138,7 @@ def _cmd_train(args) -> None:
     from poke2video.train.loop import train_run
 
     train_run(data=args.data, out=args.out, preset=args.preset, steps=args.steps,
-              max_minutes=args.max_minutes, resume=args.resume, seed=args.seed)
+              max_minutes=args.max_minutes, resume=args.resume, seed=args.seed, vgg_weights=args.vgg_weights)
 
 
 def _cmd_poke(args) -> None:

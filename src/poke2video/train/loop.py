@@ -1,0 +1,239 @@
+"""`poke2video train`: budgets, data order, periodic logs/validation/checkpoints, resume, DDP.
+
+    train_run(data="data/pokesim64", out="runs/a", preset="cpu-64", max_minutes=30)
+    train_run(data="data/pokesim64", out="runs/a", resume=True, steps=20000)   # continue to step 20000
+
+`steps` is the step the run ends at (counted from the run's start, across resumes); `max_minutes` is
+this invocation's wall-clock budget. The first Ctrl-C (SIGINT/SIGTERM) finishes the current step, writes
+a checkpoint and exits; `--resume` then continues bit for bit: same data order, RNG, optimizer state.
+"""
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from poke2video.config import Preset, load_preset, to_dict
+from poke2video.data.dataset import PokeDataset
+from poke2video.data.store import Store
+from poke2video.errors import UserError
+from poke2video.train import checkpoint as ckpt
+from poke2video.train.distributed import (DistContext, any_rank, barrier, broadcast_state, epoch_batches,
+                                          init_distributed, shutdown)
+from poke2video.train.runlog import RunLogger
+from poke2video.train.steps import Batch, StepRunner
+from poke2video.train.validate import Validator, held_back_positions
+
+
+def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = None,
+              max_minutes: float | None = None, resume: bool = False, seed: int = 0,
+              vgg_weights: str | None = None) -> "Trainer":
+    """Train into run directory `out`; returns the finished Trainer (its `.model` holds the weights)."""
+    if max_minutes is not None and not max_minutes > 0:
+        raise UserError(f"--max-minutes must be positive, got {max_minutes}")
+    ctx = init_distributed()
+    try:
+        run_dir = Path(out)
+        if resume:
+            ckpt.check_resume_dir(run_dir)
+            recipe, seed, _ = ckpt.read_run_config(run_dir)
+        else:
+            ckpt.check_new_run_dir(run_dir)
+            recipe = load_preset(preset)
+        if vgg_weights is not None:
+            recipe.train.vgg_weights = vgg_weights
+        recipe.train.poke = dataclasses.replace(recipe.train.poke, seed=seed)
+        barrier(ctx)  # every rank has checked the run directory before rank 0 writes into it
+        trainer = Trainer(recipe, Store.open(data), run_dir, seed, ctx)
+        if resume:
+            trainer.load_state(ckpt.load_resume_state(run_dir))
+        elif ctx.is_main:
+            ckpt.write_run_config(run_dir, recipe, seed, str(Path(data).resolve()))
+        trainer.fit(steps=steps if steps is not None else (None if max_minutes else recipe.train.steps),
+                    max_minutes=max_minutes)
+        return trainer
+    finally:
+        shutdown(ctx)
+
+
+def _build_discriminators(recipe: Preset) -> torch.nn.ModuleDict | None:
+    if not recipe.train.gan.enabled:
+        return None
+    from poke2video.model.discriminators import PatchDiscriminator, TemporalDiscriminator
+
+    return torch.nn.ModuleDict({"patch": PatchDiscriminator(recipe.model),
+                                "temporal": TemporalDiscriminator(recipe.model)})
+
+
+class Trainer:
+    def __init__(self, recipe: Preset, store: Store, out: Path, seed: int, ctx: DistContext):
+        from poke2video.model import PokeModel
+
+        cfg = recipe.train
+        if store.resolution != recipe.model.resolution:
+            raise UserError(f"{store.root} is {store.resolution} px but the preset's model is "
+                            f"{recipe.model.resolution} px; pick a matching --preset or dataset")
+        self.recipe, self.cfg, self.out, self.seed, self.ctx = recipe, cfg, out, seed, ctx
+        torch.manual_seed(seed)
+        self.model = PokeModel(recipe.model).to(ctx.device).train()
+        self.discriminators = _build_discriminators(recipe)
+        if self.discriminators is not None:
+            self.discriminators.to(ctx.device).train()
+        self.generator = torch.Generator().manual_seed(seed)
+        self.runner = StepRunner(self.model, self.discriminators, cfg, ctx, self.generator)
+        self.dataset = PokeDataset(store, "train", poke=cfg.poke)
+        self.validator = (Validator.for_store(store, cfg.poke, cfg.val_clips)
+                          if ctx.is_main and cfg.val_clips else None)
+        held_back = held_back_positions(store, cfg.val_clips)
+        self.train_positions = np.setdiff1d(np.arange(len(self.dataset)), held_back)  # int64 [M']
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self._epoch_order: np.ndarray | None = None
+        self._stop_requested = False
+        self._sync_ranks()
+
+    def _sync_ranks(self) -> None:
+        broadcast_state(self.model, self.ctx)
+        if self.discriminators is not None:
+            broadcast_state(self.discriminators, self.ctx)
+
+    # resume state ---------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "model": self.model.state_dict(),
+                "discriminators": self.discriminators.state_dict() if self.discriminators is not None else {},
+                "optimizers": {name: opt.state_dict() for name, opt in self.runner.optimizers.items()},
+                "rng": ckpt.rng_state(), "generator": self.generator.get_state()}
+
+    def load_state(self, state: dict) -> None:
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.model.load_state_dict(state["model"])
+        if self.discriminators is not None:
+            self.discriminators.load_state_dict(state["discriminators"])
+        for name, optimizer in self.runner.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        ckpt.restore_rng_state(state["rng"])
+        self.generator.set_state(state["generator"])
+        self._epoch_order = None
+        self._sync_ranks()
+
+    def weights_metadata(self) -> dict:
+        poke = self.cfg.poke
+        return {"step": self.step, "epoch": self.epoch, "seed": self.seed,
+                "clip_length": self.dataset.store.clip_length, "poke": to_dict(poke),
+                "impulse_scale": float(self.dataset.impulse_scale) if poke.impulse else None,
+                "train": to_dict(self.cfg)}
+
+    def save(self) -> None:
+        if self.ctx.is_main:
+            ckpt.save_resume_state(self.out, self.state())
+            ckpt.save_weights(self.out, self.model, self.weights_metadata())
+        barrier(self.ctx)
+
+    # data -----------------------------------------------------------------------------------------
+    def _next_batch(self) -> Batch:
+        if self._epoch_order is None:
+            self._epoch_order = epoch_batches(len(self.train_positions), self.cfg.batch_size, self.seed,
+                                              self.epoch, self.ctx)
+            self.dataset.set_epoch(self.epoch)
+            self.runner.set_lr_for_epoch(self.epoch)
+        positions = self._epoch_order[self.batch_in_epoch]
+        batch = Batch.collate([self.dataset[int(self.train_positions[p])] for p in positions], self.ctx.device)
+        self.batch_in_epoch += 1
+        if self.batch_in_epoch == len(self._epoch_order):
+            self.epoch, self.batch_in_epoch, self._epoch_order = self.epoch + 1, 0, None
+        return batch
+
+    # the loop -------------------------------------------------------------------------------------
+    def fit(self, steps: int | None, max_minutes: float | None) -> None:
+        logger = RunLogger(self.out, self.ctx.is_main, resume_step=self.step if self.step else None)
+        deadline = time.monotonic() + max_minutes * 60 if max_minutes else None
+        progress = tqdm(total=steps, initial=self.step, desc="train", unit="step", file=sys.stderr,
+                        disable=not self.ctx.is_main, dynamic_ncols=True)
+        previous_handlers = self._catch_stop_signals()
+        started, first_step, window = time.monotonic(), self.step, _Window()
+        try:
+            while not self._should_stop(steps, deadline):
+                logs = self.runner(self._next_batch(), self.step)
+                self.step += 1
+                window.add(logs)
+                samples_per_s = ((self.step - first_step) * self.cfg.batch_size * self.ctx.world_size
+                                 / max(time.monotonic() - started, 1e-9))
+                progress.update(1)
+                progress.set_postfix(loss=f"{logs.get('loss/total', 0.0):.4f}", samples_s=f"{samples_per_s:.1f}")
+                self._periodic(logger, window, samples_per_s)
+            self._finish(logger)
+        finally:
+            progress.close()
+            logger.close()
+            self._restore_signals(previous_handlers)
+        if self._stop_requested:
+            raise KeyboardInterrupt
+
+    def _should_stop(self, steps: int | None, deadline: float | None) -> bool:
+        done = (steps is not None and self.step >= steps) or (deadline is not None and time.monotonic() >= deadline)
+        return any_rank(done or self._stop_requested, self.ctx)
+
+    def _periodic(self, logger: RunLogger, window: "_Window", samples_per_s: float) -> None:
+        cfg = self.cfg
+        if self.step % cfg.log_every == 0:
+            logger.scalars(self.step, {**window.means(), "perf/samples_per_s": samples_per_s, "epoch": self.epoch})
+            window.clear()
+        if self.step % cfg.val_every == 0:
+            self._validate(logger)
+        if self.step % cfg.checkpoint_every == 0:
+            self.save()
+
+    def _validate(self, logger: RunLogger) -> None:
+        if self.validator is None:
+            return
+        scores, strip = self.validator.run(self.model, self.ctx.device, self.runner.autocast)
+        logger.scalars(self.step, scores)
+        logger.filmstrip(self.step, "samples/real_top_generated_bottom", strip)
+
+    def _finish(self, logger: RunLogger) -> None:
+        if self.step % self.cfg.val_every:
+            self._validate(logger)
+        if self.step % self.cfg.checkpoint_every or not (self.out / ckpt.RESUME_FILE).exists():
+            self.save()
+
+    def _catch_stop_signals(self) -> dict:
+        def request_stop(signum, frame):
+            if self._stop_requested:  # a second signal stops at once
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        try:
+            return {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        except ValueError:  # not the main thread: leave signals alone
+            return {}
+
+    @staticmethod
+    def _restore_signals(previous: dict) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _Window:
+    """Running sums of the losses since the last log line."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, logs: dict[str, float]) -> None:
+        for name, value in logs.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        return {name: total / self.counts[name] for name, total in self.sums.items()}
+
+    def clear(self) -> None:
+        self.sums.clear()
+        self.counts.clear()

@@ -1,0 +1,71 @@
+"""Training logs: TensorBoard event files plus RUN/metrics.jsonl with every logged scalar.
+
+metrics.jsonl holds one JSON object per logged step: {"step": int, "time": unix seconds, "<tag>": value}.
+On resume, lines after the resumed step (logged by the killed run after its last checkpoint) are dropped
+and TensorBoard purges them too, so the logs read like one uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from poke2video.fsutil import atomic_path
+
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tb"
+
+
+class RunLogger:
+    """Writes scalars and filmstrips on the main rank; a no-op elsewhere."""
+
+    def __init__(self, out: Path, enabled: bool, resume_step: int | None = None):
+        self.enabled = enabled
+        self.path = out / METRICS_FILE
+        self.writer = None
+        if not enabled:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        if resume_step is not None:
+            _truncate_after(self.path, resume_step)
+        self.writer = SummaryWriter(str(out / TENSORBOARD_DIR), purge_step=resume_step)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": step, "time": round(time.time(), 3), **values}, sort_keys=True) + "\n")
+
+    def filmstrip(self, step: int, tag: str, image: np.ndarray) -> None:
+        """A uint8 image [H, W, 3] (rows of frames) to TensorBoard."""
+        if self.enabled:
+            self.writer.add_image(tag, torch.from_numpy(image), step, dataformats="HWC")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _truncate_after(path: Path, step: int) -> None:
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines(keepends=True)
+            if line.strip() and json.loads(line)["step"] <= step]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(kept))
+
+
+def filmstrip(source: np.ndarray, real: np.ndarray, generated: np.ndarray) -> np.ndarray:
+    """uint8 [2 * H, (T + 1) * W, 3]: the source frame then the real clip (top) and generated (bottom).
+
+    source [H, W, 3], real and generated [T, H, W, 3], all uint8.
+    """
+    top = np.concatenate([source, *real], axis=1)
+    bottom = np.concatenate([source, *generated], axis=1)
+    return np.concatenate([top, bottom], axis=0)
