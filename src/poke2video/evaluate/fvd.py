@@ -1,0 +1,101 @@
+"""Fréchet Video Distance: I3D (Kinetics-400) features of two sets of videos, compared as Gaussians.
+
+The network is the widely used PyTorch port of the TF-Hub I3D, the TorchScript file
+`i3d_torchscript.pt` (no class needed: `torch.jit.load`), called as
+`model(videos [B, 3, T, 224, 224] in [-1, 1], rescale=False, resize=False, return_features=True)`
+-> [B, 400] logits before the softmax, the features FVD uses.
+
+Preparing clips (`prepare_clips`), the same for every model, baseline and the real videos:
+- Frames are resized to 224 x 224 (bilinear), as the ports do before calling the network.
+- Clip length: I3D downsamples time by 8 and ends in a temporal average pool of width 2, so the port
+  fails on clips shorter than about 10 frames, and FVD is conventionally measured on 16-frame clips
+  (the TF reference and StyleGAN-V). Our clips are the source frame plus T = 10 generated frames; we
+  stretch them to 16 frames by repeating frames (nearest frame in time, no synthesis). FVD numbers
+  are therefore comparable between our models and baselines, not with papers that feed 16 real frames.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from poke2video.errors import WeightsUnavailable
+from poke2video.evaluate.perceptual import WeightFile, resolve_weights
+
+I3D_WEIGHTS = WeightFile(
+    "i3d_torchscript.pt", "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1", "--i3d-weights"
+)
+I3D_SIZE = 224
+I3D_FRAMES = 16
+
+
+def frechet_distance(mean_a: np.ndarray, cov_a: np.ndarray, mean_b: np.ndarray, cov_b: np.ndarray) -> float:
+    """|mean_a - mean_b|^2 + tr(cov_a + cov_b - 2 (cov_a cov_b)^(1/2)) for Gaussians in D dimensions.
+
+    The trace of the matrix square root is computed as the sum of square roots of the eigenvalues of
+    the symmetric PSD matrix cov_a^(1/2) cov_b cov_a^(1/2) (same eigenvalues as cov_a cov_b).
+    """
+    mean_a, mean_b = np.asarray(mean_a, np.float64), np.asarray(mean_b, np.float64)
+    cov_a, cov_b = np.asarray(cov_a, np.float64), np.asarray(cov_b, np.float64)
+    values_a, vectors_a = np.linalg.eigh((cov_a + cov_a.T) / 2)
+    sqrt_a = (vectors_a * np.sqrt(np.clip(values_a, 0, None))) @ vectors_a.T  # [D, D]
+    middle = sqrt_a @ cov_b @ sqrt_a
+    trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
+    distance = np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt
+    return float(max(distance, 0.0))
+
+
+def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean [D] and unbiased covariance [D, D] of features [N, D] (N >= 2)."""
+    features = np.asarray(features, np.float64)
+    if features.ndim != 2 or len(features) < 2:
+        raise ValueError(f"need features [N >= 2, D], got shape {features.shape}")
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def load_i3d(path: str | Path | None = None) -> torch.jit.ScriptModule:
+    """The TorchScript I3D from `path`, the torch hub cache, or one download; else WeightsUnavailable."""
+    local = resolve_weights(I3D_WEIGHTS, path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the file format is TorchScript
+            model = torch.jit.load(str(local), map_location="cpu")
+    except Exception as exc:  # a corrupt or foreign file raises many types; all mean "bad input"
+        raise WeightsUnavailable(f"{local} ({I3D_WEIGHTS.option}) is not a TorchScript I3D file: {exc}") from exc
+    return model.eval()
+
+
+def prepare_clips(videos: np.ndarray, frames: int = I3D_FRAMES) -> torch.Tensor:
+    """uint8 [B, T, H, W, 3] -> float32 [B, 3, frames, 224, 224] in [-1, 1] (see the module docstring)."""
+    videos = np.asarray(videos)
+    if videos.dtype != np.uint8 or videos.ndim != 5 or videos.shape[-1] != 3:
+        raise ValueError(f"need uint8 videos [B, T, H, W, 3], got {videos.dtype} {videos.shape}")
+    length = videos.shape[1]
+    nearest = (np.arange(frames) * length) // frames  # frame repetition, evenly spread
+    clips = torch.from_numpy(np.ascontiguousarray(videos[:, nearest])).float() / 127.5 - 1.0  # [B, F, H, W, 3]
+    batch = clips.shape[0]
+    flat = clips.flatten(0, 1).permute(0, 3, 1, 2)  # [B*F, 3, H, W]
+    resized = F.interpolate(flat, size=(I3D_SIZE, I3D_SIZE), mode="bilinear", align_corners=False)
+    return resized.view(batch, frames, 3, I3D_SIZE, I3D_SIZE).permute(0, 2, 1, 3, 4).contiguous()
+
+
+def i3d_features(videos: np.ndarray, model, batch: int = 4, desc: str = "I3D features") -> np.ndarray:
+    """float64 [N, 400] I3D features of uint8 videos [N, T, H, W, 3], in batches with a progress bar."""
+    device = next(iter(model.parameters())).device
+    features = []
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(videos), batch), desc=desc, unit="batch", leave=False):
+            clips = prepare_clips(videos[start : start + batch]).to(device)
+            features.append(model(clips, rescale=False, resize=False, return_features=True).double().cpu())
+    return torch.cat(features).numpy()
+
+
+def fvd(videos_a: np.ndarray, videos_b: np.ndarray, model, batch: int = 4) -> float:
+    """FVD between two sets of uint8 videos [N, T, H, W, 3] (N >= 2 each) under the I3D `model`."""
+    stats_a = gaussian_stats(i3d_features(videos_a, model, batch, "I3D features (a)"))
+    stats_b = gaussian_stats(i3d_features(videos_b, model, batch, "I3D features (b)"))
+    return frechet_distance(*stats_a, *stats_b)
