@@ -1,0 +1,54 @@
+"""Building blocks shared by the encoders, the dynamics and the decoder."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv_norm_act(in_channels: int, out_channels: int, stride: int = 1, norm: bool = True) -> nn.Sequential:
+    """3x3 conv (stride 1 or 2), optional InstanceNorm, ELU."""
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, stride, 1)]
+    if norm:
+        layers.append(nn.InstanceNorm2d(out_channels, affine=True))
+    layers.append(nn.ELU())
+    return nn.Sequential(*layers)
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convs with InstanceNorm and ELU around an identity shortcut; keeps shape [B, C, H, W]."""
+
+    def __init__(self, channels: int, norm: bool = True):
+        super().__init__()
+        self.body = nn.Sequential(
+            conv_norm_act(channels, channels, norm=norm),
+            nn.Conv2d(channels, channels, 3, 1, 1),
+            nn.InstanceNorm2d(channels, affine=True) if norm else nn.Identity(),
+        )
+        self.act = nn.ELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.body(x))
+
+
+def resample(in_channels: int, out_channels: int, scale: int) -> nn.Module:
+    """Map a level onto the next finer one: transposed conv when the resolution doubles, else a 3x3 conv."""
+    if scale == 2:
+        return nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1)
+    if scale == 1:
+        return nn.Conv2d(in_channels, out_channels, 3, 1, 1)
+    raise ValueError(f"levels differ by a factor of 1 or 2, got {scale}")
+
+
+class ConvGRUCell(nn.Module):
+    """Convolutional GRU: hidden [B, C_h, H, W] updated from input [B, C_in, H, W] (same H, W)."""
+
+    def __init__(self, input_channels: int, hidden_channels: int, kernel: int = 3):
+        super().__init__()
+        pad = kernel // 2
+        self.gates = nn.Conv2d(input_channels + hidden_channels, 2 * hidden_channels, kernel, 1, pad)
+        self.candidate = nn.Conv2d(input_channels + hidden_channels, hidden_channels, kernel, 1, pad)
+
+    def forward(self, drive: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        reset_gate, update_gate = torch.sigmoid(self.gates(torch.cat([drive, hidden], 1))).chunk(2, 1)
+        candidate = torch.tanh(self.candidate(torch.cat([drive, reset_gate * hidden], 1)))
+        return hidden + update_gate * (candidate - hidden)
