@@ -69,7 +69,7 @@ class TemporalDiscriminator(nn.Module):
         self.stages = nn.ModuleList()
         for stage, (in_ch, ch) in enumerate(zip(widths, widths[1:])):
             blocks = [BasicBlock3d(in_ch, ch, 1 if stage == 0 else 2)]
-            blocks += [BasicBlock3d(ch, ch, 1) for _ in range(cfg.temporal_blocks - 1)]
+            blocks += [BasicBlock3d(ch, ch, 1) for _ in range(model_cfg.discriminator.temporal_blocks - 1)]
             self.stages.append(nn.Sequential(*blocks))
         self.to_logit = nn.Linear(widths[-1], 1)
 
