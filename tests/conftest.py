@@ -41,7 +41,8 @@ def moving_square_frames(count: int = 16, size: int = 64, square: int | None = N
     x0, y0 = size // 4, (size - square) // 2
     for t in range(count):
         frame = background.copy()
-        x, y = x0 + speed[0] * t, y0 + speed[1] * t
+        x = (x0 + speed[0] * t) % (size - square + 1)  # wraps around in long videos
+        y = (y0 + speed[1] * t) % (size - square + 1)
         frame[y:y + square, x:x + square] = patch
         frames[t] = frame
     return frames
