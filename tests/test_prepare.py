@@ -78,6 +78,24 @@ def test_killed_run_resumes_to_identical_bytes(tmp_path, monkeypatch):
     assert store_bytes(out) == store_bytes(reference)
 
 
+def test_resume_redoes_an_input_that_changed(tmp_path, monkeypatch):
+    inputs = make_inputs(tmp_path / "in", count=2)
+    real_add = StoreWriter.add_video
+
+    def add_first_only(self, index, arrays, meta):
+        if index > 0:
+            raise KeyboardInterrupt
+        return real_add(self, index, arrays, meta)
+
+    monkeypatch.setattr(StoreWriter, "add_video", add_first_only)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_dataset([inputs], tmp_path / "run", **SMALL)
+    monkeypatch.setattr(StoreWriter, "add_video", real_add)
+    write_video(inputs / "clip0.mp4", moving_square_frames(count=12, size=32, seed=9))
+    store = Store.open(prepare_dataset([inputs], tmp_path / "run", **SMALL))
+    assert store.videos[0]["num_frames"] == 12
+
+
 real_video_arrays = prepare_module.video_arrays
 
 
@@ -86,7 +104,7 @@ def test_bad_videos_stop_or_are_skipped(tmp_path, capsys):
     (inputs / "corrupt.mp4").write_bytes(os.urandom(3000))
     write_video(inputs / "short.mp4", moving_square_frames(count=3, size=32))
     write_video(inputs / "still.mp4", np.repeat(moving_square_frames(count=1, size=32), 8, axis=0))
-    with pytest.raises(UserError, match="corrupt.mp4: cannot open as a video"):
+    with pytest.raises(UserError, match="corrupt.mp4: cannot open as a video.*--skip-bad skips"):
         prepare_dataset([inputs], tmp_path / "d", **SMALL)
     assert not (tmp_path / "d").exists()
     out = prepare_dataset([inputs], tmp_path / "d", skip_bad=True, **SMALL)

@@ -1,6 +1,7 @@
 """Video input: real mp4s, image folders, pixel formats, sampling, and unreadable inputs."""
 import os
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -58,6 +59,24 @@ def test_grayscale_video_reads_as_rgb(tmp_path):
     assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
     expected = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY).astype(int)
     assert np.abs(out[0, ..., 0].astype(int) - expected).mean() < 3
+
+
+def test_16bit_video_reads_as_rgb_uint8(tmp_path):
+    frames = moving_square_frames(count=3, size=32)
+    path = tmp_path / "deep.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "gray16le"
+        for frame in frames:
+            gray16 = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257
+            for packet in stream.encode(av.VideoFrame.from_ndarray(gray16, format="gray16le")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    out = read_frames(path, Sampling(32))
+    assert out.shape == (3, 32, 32, 3) and out.dtype == np.uint8
+    expected = cv2.cvtColor(frames[1], cv2.COLOR_RGB2GRAY).astype(int)
+    assert np.abs(out[1, ..., 0].astype(int) - expected).mean() < 3
 
 
 def test_corrupt_file_names_the_file(tmp_path):

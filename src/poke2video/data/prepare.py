@@ -67,13 +67,13 @@ def _prepare_videos(writer: StoreWriter, sources: list[VideoSource], options: Pr
     estimator = get_flow_estimator(options.data.flow_method)
     records, kept, skipped = [], [], []
     for index, source in enumerate(tqdm(sources, desc="prepare: videos", unit="video", file=sys.stderr)):
-        record = writer.completed(index)
+        record = _still_valid(writer.completed(index), source)
         if record is None:
             try:
                 arrays = video_arrays(source.path, options.data, estimator)
             except UserError as exc:
                 if not skip_bad:
-                    raise
+                    raise UserError(f"{exc} (--skip-bad skips bad videos)") from exc
                 print(f"poke2video prepare: skipping {exc}", file=sys.stderr)
                 skipped.append({"source": str(source.path), "name": source.name, "reason": str(exc)})
                 continue
@@ -83,15 +83,30 @@ def _prepare_videos(writer: StoreWriter, sources: list[VideoSource], options: Pr
     return records, kept, skipped
 
 
+def _still_valid(record: dict[str, Any] | None, source: VideoSource) -> dict[str, Any] | None:
+    """A finished record from an earlier run, unless its input changed since (then it is redone)."""
+    if record is None or record.get("name") != source.name or record.get("size") != _source_size(source):
+        return None
+    return record
+
+
+def _source_files(source: VideoSource) -> list[Path]:
+    return image_files(source.path) if source.path.is_dir() else [source.path]
+
+
+def _source_size(source: VideoSource) -> int:
+    return sum(os.path.getsize(f) for f in _source_files(source))
+
+
 def source_meta(source: VideoSource) -> dict[str, Any]:
     """Name, path, size and sha256 of a video file, or of an image folder's files in order."""
-    files = image_files(source.path) if source.path.is_dir() else [source.path]
-    if len(files) == 1 and not source.path.is_dir():
-        digest = file_sha256(files[0])
-    else:
+    files = _source_files(source)
+    if source.path.is_dir():
         digest = _sha256_of_lines(f"{f.name} {file_sha256(f)}" for f in files)
+    else:
+        digest = file_sha256(source.path)
     return {"name": source.name, "source": str(source.path), "split_hint": source.split,
-            "size": sum(os.path.getsize(f) for f in files), "sha256": digest}
+            "size": _source_size(source), "sha256": digest}
 
 
 def _sha256_of_lines(lines) -> str:
