@@ -4,6 +4,7 @@ import torch
 from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from conftest import moving_square_frames
 from poke2video.evaluate import metrics
 
 
@@ -83,6 +84,13 @@ def test_track_point_recovers_known_shift():
     expected = np.array([[20 + 2 * t, 24 - t] for t in range(5)], np.float64)
     assert positions.shape == (5, 2)
     np.testing.assert_allclose(positions, expected, atol=0.5)
+
+
+@pytest.mark.parametrize("speed", [(1, 0), (1, 1)])
+def test_track_point_follows_a_small_part_over_a_still_background(speed):
+    video = moving_square_frames(count=11, size=64, speed=speed, seed=2)  # 16 px square, centre (24, 32)
+    last_xy = metrics.track_point(video, (24, 32))[-1]
+    np.testing.assert_allclose(last_xy, [24 + 10 * speed[0], 32 + 10 * speed[1]], atol=0.5)
 
 
 def test_poke_endpoint_error_is_distance_to_target():
