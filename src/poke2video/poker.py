@@ -1,0 +1,149 @@
+"""The user's door: load a model, poke an image, get a video.
+
+    poker = Poker.load("runs/a/model.safetensors")     # or Poker.load() for the bundled default model
+    video = poker.animate(image, source=(30, 22), target=(36, 20))   # uint8 [T, H, W, 3]
+
+Any image size works: the image is resized (per axis) to the model's square resolution, the poke's
+coordinates are scaled the same way, and the generated frames are resized back to the image's size, so
+input and output coordinates are the image's own pixels (x right, y down, pixel centres at integers).
+`output_size="model"` returns the model's resolution instead. The video holds frames 1..T after the
+image; `poke_to_file` writes the image itself as the first frame.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from poke2video.config import poke_size_for
+from poke2video.data.pokes import impulse_vector, make_poke_map
+from poke2video.errors import UserError
+from poke2video.export import check_video_path, draw_poke_overlay, write_video
+
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
+
+
+def load_image(image) -> np.ndarray:
+    """uint8 [H, W, 3] RGB from a path, a PIL image or an array (gray, gray+1, RGB, RGBA; uint8 or [0, 1] float)."""
+    if isinstance(image, (str, os.PathLike)):
+        try:
+            with Image.open(image) as opened:
+                image = opened.convert("RGB")
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise UserError(f"cannot read image {image}: {exc}") from None
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[-1] not in (3, 4):
+        raise UserError(f"image must be H x W, H x W x 3 or H x W x 4, got shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise UserError(f"image is empty (shape {array.shape})")
+    array = array[..., :3]
+    if array.dtype != np.uint8:
+        if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
+            raise UserError(f"image must be uint8 or finite floats in [0, 1], got {array.dtype}")
+        array = np.round(np.clip(array, 0.0, 1.0) * 255)
+    return np.ascontiguousarray(array, dtype=np.uint8)
+
+
+def check_point(name: str, xy, width: int, height: int) -> tuple[float, float]:
+    """(x, y) as floats inside the image (0 <= x <= W-1, 0 <= y <= H-1); else a UserError naming it."""
+    try:
+        x, y = (float(v) for v in xy)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be two numbers (x, y), got {xy!r}") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise UserError(f"{name} must be finite, got ({x}, {y})")
+    if not (0 <= x <= width - 1 and 0 <= y <= height - 1):
+        raise UserError(f"{name} ({x:g}, {y:g}) is outside the {width}x{height} image")
+    return x, y
+
+
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    shrinking = width < image.shape[1] or height < image.shape[0]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+class Poker:
+    """A loaded model plus its metadata; `animate` turns (image, source, target) into a video."""
+
+    def __init__(self, model: torch.nn.Module, metadata: dict[str, Any] | None = None):
+        self.model = model.eval()
+        self.metadata = dict(metadata or {})
+        self.resolution = model.cfg.resolution
+        self.frames = model.cfg.frames
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, device: str = "cpu") -> "Poker":
+        """From a model.safetensors; None: the bundled default model."""
+        from poke2video.model import load_model
+
+        if path is None:
+            if not DEFAULT_WEIGHTS.is_file():
+                raise UserError(
+                    f"no bundled default model ({DEFAULT_WEIGHTS} is missing); train one with "
+                    "`poke2video train --data DATA --out RUN` and pass RUN/model.safetensors")
+            path = DEFAULT_WEIGHTS
+        return cls(*load_model(path, device=device))
+
+    def poke_displacement(self, displacement_model_px: tuple[float, float]) -> tuple[float, float]:
+        """What goes into the poke map: the displacement, or for impulse models (appendix B) its
+        direction times a strength min(1, length / (impulse_scale * T)), impulse_scale being the
+        per-step motion that maps to strength 1 in training."""
+        scale = self.metadata.get("impulse_scale")
+        if scale is None:
+            return displacement_model_px
+        strength = math.hypot(*displacement_model_px) / (float(scale) * self.frames)
+        return impulse_vector(displacement_model_px, strength)
+
+    def animate(self, image, source, target, output_size: str = "image") -> np.ndarray:
+        """uint8 [T, H, W, 3]: frames 1..T of the response to moving `source` towards `target`.
+
+        `source`, `target`: (x, y) in the image's pixels. `output_size`: "image" (H, W of the input) or
+        "model" (the model's resolution).
+        """
+        if output_size not in ("image", "model"):
+            raise UserError(f"output_size must be 'image' or 'model', got {output_size!r}")
+        rgb = load_image(image)
+        height, width = rgb.shape[:2]
+        source_xy = check_point("source", source, width, height)
+        target_xy = check_point("target", target, width, height)
+        res = self.resolution
+        scale = (res / width, res / height)
+        source_model = tuple((v + 0.5) * s - 0.5 for v, s in zip(source_xy, scale))
+        displacement = tuple((t - v) * s for t, v, s in zip(target_xy, source_xy, scale))
+        poke_map = make_poke_map(res, source_model, self.poke_displacement(displacement), poke_size_for(res))
+        video = self._generate(_resize(rgb, res, res), poke_map)
+        if output_size == "model" or (width, height) == (res, res):
+            return video
+        return np.stack([_resize(frame, width, height) for frame in video])
+
+    def _generate(self, frame: np.ndarray, poke_map: np.ndarray) -> np.ndarray:
+        """uint8 frame [R, R, 3] + poke map [2, R, R] -> uint8 video [T, R, R, 3]."""
+        device = next(self.model.parameters()).device
+        source = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
+        with torch.inference_mode():
+            video, _ = self.model(source, torch.from_numpy(poke_map)[None].to(device), steps=self.frames)
+        pixels = video[0].permute(0, 2, 3, 1).add(1).mul(127.5).round().clamp(0, 255)
+        return pixels.to(torch.uint8).cpu().numpy()
+
+
+def poke_to_file(checkpoint: str | None, image, source, target, out: str, overlay: bool = False) -> Path:
+    """Animate `image` and write the source frame plus the T generated frames to `out` (.mp4 or .gif)."""
+    out_path = check_video_path(out)
+    rgb = load_image(image)
+    video = Poker.load(checkpoint).animate(rgb, source, target)
+    video = np.concatenate([rgb[None], video])
+    if overlay:
+        video = draw_poke_overlay(video, source, target)
+    return write_video(out_path, video)

@@ -1,0 +1,137 @@
+"""Poker and `poke2video poke` end to end on tiny models: shapes, coordinate scaling, inputs, errors."""
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from poke2video import poker as poker_module
+from poke2video.config import ModelConfig
+from poke2video.errors import UserError
+from poke2video.model import PokeModel, save_model
+from poke2video.poker import Poker, load_image
+
+torch.set_num_threads(1)
+TINY = ModelConfig(resolution=16, stem_channels=4, channels=[4, 4], bottleneck_channels=4, levels=2, frames=3)
+
+
+class RecordingModel(PokeModel):
+    """Returns the source frame T times and remembers the poke map it was given."""
+
+    def forward(self, source_frame, poke_map, steps=None):
+        self.poke_map = poke_map.clone()
+        return source_frame[:, None].repeat(1, steps, 1, 1, 1), []
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "model.safetensors"
+    save_model(path, PokeModel(TINY), {"step": 1})
+    return path
+
+
+def smooth_image(height, width) -> np.ndarray:
+    ys, xs = np.mgrid[:height, :width]
+    return np.stack([xs * 255 // width, ys * 255 // height, np.full_like(xs, 90)], -1).astype(np.uint8)
+
+
+def test_animate_shapes_and_dtype(checkpoint):
+    poker = Poker.load(checkpoint)
+    video = poker.animate(smooth_image(24, 40), source=(5, 6), target=(9, 3))
+    assert video.shape == (3, 24, 40, 3) and video.dtype == np.uint8
+    small = poker.animate(smooth_image(24, 40), source=(5, 6), target=(9, 3), output_size="model")
+    assert small.shape == (3, 16, 16, 3)
+    assert poker.metadata == {"step": 1}
+
+
+def test_coordinates_are_scaled_both_ways():
+    poker = Poker(RecordingModel(TINY))
+    image = smooth_image(32, 64)                          # W = 4 x 16, H = 2 x 16
+    video = poker.animate(image, source=(41.5, 9.5), target=(49.5, 5.5))
+    poke_map = poker.model.poke_map[0].numpy()            # [2, 16, 16]
+    ys, xs = np.nonzero(poke_map[0])
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (9, 11, 3, 5)   # centre (41.5+.5)/4-.5, (9.5+.5)/2-.5
+    assert np.allclose(poke_map[0, ys, xs], 8 / 4) and np.allclose(poke_map[1, ys, xs], -4 / 2)
+    assert video.shape == (3, 32, 64, 3)
+    assert np.abs(video[0].astype(int) - image).mean() < 6   # identity model: the image comes back
+
+
+def test_impulse_checkpoints_get_direction_and_strength():
+    poker = Poker(RecordingModel(TINY), {"impulse_scale": 1.0})
+    poker.animate(smooth_image(16, 16), source=(8, 8), target=(8, 9.5))   # length 1.5 < scale * T = 3
+    assert np.allclose(poker.model.poke_map[0, :, 8, 8].numpy(), [0.0, 0.5])
+    poker.animate(smooth_image(16, 16), source=(0, 8), target=(12, 8))    # strength capped at 1
+    assert np.allclose(poker.model.poke_map[0, :, 8, 0].numpy(), [1.0, 0.0])
+
+
+def test_image_kinds_give_the_same_video(checkpoint, tmp_path):
+    poker = Poker.load(checkpoint)
+    gray = smooth_image(16, 16)[..., 0]
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+    rgba = np.concatenate([rgb, np.full_like(gray, 7)[..., None]], -1)
+    reference = poker.animate(rgb, (3, 4), (6, 4))
+    for image in (gray, gray[..., None], rgba, Image.fromarray(rgb), tmp_path / "gray.png", str(tmp_path / "gray.png"),
+                  rgb.astype(np.float32) / 255):
+        assert np.array_equal(poker.animate(image, (3, 4), (6, 4)), reference)
+
+
+@pytest.mark.parametrize("source, target, message", [
+    ((16, 3), (4, 4), "source .* outside"), ((3, 3), (-1, 4), "target .* outside"),
+    ((float("nan"), 3), (4, 4), "finite"), ((3, 3), (4, float("inf")), "finite"), ((3,), (4, 4), "two numbers")])
+def test_bad_pokes(checkpoint, source, target, message):
+    with pytest.raises(UserError, match=message):
+        Poker.load(checkpoint).animate(smooth_image(16, 16), source, target)
+
+
+def test_bad_images(checkpoint, tmp_path):
+    poker = Poker.load(checkpoint)
+    (tmp_path / "junk.png").write_bytes(b"not a png")
+    with pytest.raises(UserError, match="junk.png"):
+        poker.animate(tmp_path / "junk.png", (1, 1), (2, 2))
+    with pytest.raises(UserError, match="cannot read image"):
+        poker.animate(tmp_path / "missing.png", (1, 1), (2, 2))
+    with pytest.raises(UserError, match="empty"):
+        load_image(np.zeros((0, 5, 3), np.uint8))
+    with pytest.raises(UserError, match="shape"):
+        load_image(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_no_bundled_model_says_how_to_get_one(monkeypatch, tmp_path):
+    monkeypatch.setattr(poker_module, "DEFAULT_WEIGHTS", tmp_path / "default.safetensors")
+    with pytest.raises(UserError, match="poke2video train"):
+        Poker.load(None)
+
+
+def run_poke(*args):
+    return subprocess.run([sys.executable, "-m", "poke2video", "poke", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def test_poke_command_writes_mp4_and_gif(checkpoint, tmp_path):
+    Image.fromarray(smooth_image(20, 30)).save(tmp_path / "img.png")
+    common = ["--checkpoint", checkpoint, "--image", tmp_path / "img.png", "--source", 4, 5, "--target", 9, 8]
+    result = run_poke(*common, "--out", tmp_path / "poke.mp4", "--overlay")
+    assert result.returncode == 0, result.stderr
+    with av.open(str(tmp_path / "poke.mp4")) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == TINY.frames + 1 and frames[0].shape == (20, 30, 3)
+    assert run_poke(*common, "--out", tmp_path / "poke.gif").returncode == 0
+    with Image.open(tmp_path / "poke.gif") as gif:
+        assert gif.n_frames == TINY.frames + 1 and gif.size == (30, 20)
+        first = np.asarray(gif.convert("RGB")).astype(int)
+    assert np.abs(first - smooth_image(20, 30)).mean() < 8      # the image itself opens the video (palette)
+
+
+def test_poke_command_errors_leave_nothing(checkpoint, tmp_path):
+    Image.fromarray(smooth_image(20, 30)).save(tmp_path / "img.png")
+    for out, extra, message in [("v.avi", [], ".mp4 or .gif"), ("v.mp4", ["--source", 40, 5], "outside")]:
+        args = ["--checkpoint", checkpoint, "--image", tmp_path / "img.png", "--source", 4, 5, "--target", 9, 8]
+        result = run_poke(*args, *extra, "--out", tmp_path / out)
+        assert result.returncode == 2 and message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.png"]
