@@ -1,4 +1,6 @@
 """Each dataset preset on a tiny fake tree laid out like its official download."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -91,3 +93,18 @@ def test_unknown_preset_and_layout_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no videos found"):
         collect_sources(get_preset("generic"), [str(tmp_path / "empty")])
+
+
+def test_unreadable_folder_is_named(tmp_path, monkeypatch):
+    tiny_video(tmp_path / "clips" / "ok.mp4")
+    (tmp_path / "clips" / "locked").mkdir()
+    real_iterdir = Path.iterdir
+
+    def iterdir(self):
+        if self.name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(UserError, match="locked: cannot read folder \\(Permission denied\\)"):
+        collect_sources(get_preset("generic"), [str(tmp_path / "clips")])
