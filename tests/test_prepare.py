@@ -2,8 +2,10 @@
 import errno
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,9 @@ def test_killed_run_resumes_to_identical_bytes(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset([inputs], tmp_path / "run", **SMALL)
     assert not (tmp_path / "run").exists() and (tmp_path / "run.partial").is_dir()
+    stale = tmp_path / "run.partial" / "videos" / ".000002.tmp-99999"  # left by a SIGKILL mid-write
+    stale.mkdir()
+    (stale / "frames.npy").write_bytes(b"half")
     monkeypatch.setattr(StoreWriter, "add_video", real_add)
     resumed_calls = []
     monkeypatch.setattr(prepare_module, "video_arrays",
@@ -76,6 +81,25 @@ def test_killed_run_resumes_to_identical_bytes(tmp_path, monkeypatch):
     out = prepare_dataset([inputs], tmp_path / "run", **SMALL)
     assert resumed_calls == ["clip2.mp4"]  # the two finished videos were not redone
     assert store_bytes(out) == store_bytes(reference)
+
+
+def test_sigkilled_cli_run_resumes_to_identical_bytes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the same relative input path in both runs, so records match too
+    for i in range(8):
+        write_video(tmp_path / "in" / f"v{i}.mp4", moving_square_frames(count=30, size=64, seed=i))
+    options = ["--res", "64", "--clip-length", "4"]
+    reference = prepare_dataset(["in"], "ref", resolution=64, clip_length=4)
+    cli = Path(sys.executable).with_name("poke2video")
+    process = subprocess.Popen([str(cli), "prepare", "in", "--out", "d", *options], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second_done = tmp_path / "d.partial" / "videos" / "000001" / "record.json"
+    while process.poll() is None and not second_done.exists():
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "d").exists(), "prepare finished before it could be killed"
+    assert run_cli("in", "--out", "d", *options, cwd=tmp_path).returncode == 0
+    assert store_bytes(tmp_path / "d") == store_bytes(reference)
 
 
 def test_resume_redoes_an_input_that_changed(tmp_path, monkeypatch):

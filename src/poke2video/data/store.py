@@ -63,6 +63,8 @@ class StoreWriter:
         with disk_full_guard(self.work):
             (self.work / "videos").mkdir(parents=True, exist_ok=True)
             self._check_or_write_header()
+        for stale in (self.work / "videos").glob(".*.tmp-*"):  # a killed run's half-written video
+            remove_path(stale)
 
     def _check_or_write_header(self) -> None:
         path = self.work / "header.json"
