@@ -112,6 +112,17 @@ def test_motion_error_small_for_true_flow_large_for_wrong_flow():
         metrics.motion_error(video, true_flow, mask, frame_indices=[1, 2, 4])
 
 
+def test_motion_error_follows_a_part_moving_further_than_its_size():
+    video = moving_square_frames(count=11, size=64, speed=(1, 1), seed=2)  # 16 px square moves 10 px
+    mask = np.zeros((64, 64), bool)
+    mask[26:38, 18:30] = True  # inside the square at frame 0 (x 16..31, y 24..39)
+    true_flow = np.stack([np.full((2, 64, 64), float(t), np.float32) for t in range(1, 11)])  # [10, 2, H, W]
+    assert metrics.motion_error(video, true_flow, mask) < 0.5
+    assert metrics.motion_error(video, true_flow[-1:] * 0, mask, frame_indices=[10]) == pytest.approx(
+        np.hypot(10, 10), abs=0.5
+    )
+
+
 def test_background_stillness():
     still = np.full((4, 8, 8, 3), 77, np.uint8)
     assert metrics.background_stillness(still) == 0.0
