@@ -116,3 +116,5 @@ def test_bad_options(store_path):
         PokeDataset(store_path, split="val")
     with pytest.raises(UserError, match="background_fraction"):
         PokeDataset(store_path, poke=PokeConfig(background_fraction=1.5))
+    with pytest.raises(UserError, match="poke_size must be a positive odd number, got 4"):
+        PokeDataset(store_path, poke=PokeConfig(poke_size=4))

@@ -53,6 +53,14 @@ class PokeConfig:
     impulse: bool = False               # appendix B: poke = direction + normalised strength
     seed: int = 0
 
+    def validate(self) -> None:
+        if self.poke_size < 1 or self.poke_size % 2 == 0:
+            raise UserError(f"poke_size must be a positive odd number, got {self.poke_size}")
+        if not 0.0 <= self.background_fraction <= 1.0:
+            raise UserError(f"background_fraction must lie in [0, 1], got {self.background_fraction}")
+        if not 0.0 < self.background_percentile < 100.0:
+            raise UserError(f"background_percentile must lie in (0, 100), got {self.background_percentile}")
+
 
 @dataclass
 class DiscriminatorConfig:

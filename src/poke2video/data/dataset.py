@@ -32,8 +32,7 @@ class PokeDataset(Dataset):
         self.store = store_or_path if isinstance(store_or_path, Store) else Store.open(store_or_path)
         self.split = split
         self.poke = poke or PokeConfig(poke_size=poke_size_for(self.store.resolution))
-        if not 0.0 <= self.poke.background_fraction <= 1.0:
-            raise UserError(f"background_fraction must lie in [0, 1], got {self.poke.background_fraction}")
+        self.poke.validate()
         self.clips = self.store.clips(split)  # int64 [M, 2]: (video, clip row)
         if len(self.clips) == 0:
             raise UserError(f"{self.store.root}: split {split!r} holds no clip of {self.store.clip_length + 1} frames")
@@ -88,9 +87,11 @@ def clip_mean_motion(store: Store, clips: np.ndarray) -> np.ndarray:
     """float32 [M]: m = mean over the clip's T steps of the per-step mean flow magnitude."""
     T = store.clip_length
     motion = np.empty(len(clips), np.float32)
-    for i, (video, row) in enumerate(clips):
-        start = int(store.starts(int(video))[row])
-        motion[i] = float(np.mean(store.motion(int(video))[start:start + T]))
+    for video in np.unique(clips[:, 0]):
+        rows = clips[:, 0] == video
+        steps = np.concatenate([[0.0], np.cumsum(store.motion(int(video)), dtype=np.float64)])  # [N]
+        starts = np.asarray(store.starts(int(video)), np.int64)[clips[rows, 1]]
+        motion[rows] = (steps[starts + T] - steps[starts]) / T
     return motion
 
 

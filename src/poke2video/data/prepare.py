@@ -129,8 +129,9 @@ def video_arrays(path: Path, data: DataConfig, estimator: FlowEstimator) -> dict
     motion = np.array([_mean_magnitude(estimator(frames[t], frames[t + 1]))
                        for t in tqdm(range(len(frames) - 1), desc="motion", leave=False, file=sys.stderr)],
                       np.float32)
-    flow = np.stack([estimator(frames[s], frames[s + T]).astype(np.float16)
-                     for s in tqdm(starts, desc="clip flow", leave=False, file=sys.stderr)])
+    flow = np.empty((len(starts), 2, *frames.shape[1:3]), np.float16)  # [K, 2, H, W]
+    for k, s in enumerate(tqdm(starts, desc="clip flow", leave=False, file=sys.stderr)):
+        flow[k] = estimator(frames[s], frames[s + T])
     if float(np.hypot(flow[:, 0], flow[:, 1], dtype=np.float32).max()) < STILL_FLOW_PX:
         raise UserError(f"{path}: still video (no pixel moves {STILL_FLOW_PX} px within a clip): nothing to poke")
     return {"frames": frames, "starts": starts, "flow": flow, "motion": motion}
