@@ -61,6 +61,8 @@ class StepRunner:
         self.generator = generator  # frame picks; its state is part of the resume state
         self.optimizers = build_optimizers(model, discriminators, cfg)
         self.recon_loss = losses.make_reconstruction_loss(cfg)
+        if isinstance(self.recon_loss, nn.Module):
+            self.recon_loss.to(ctx.device)
 
     def autocast(self):
         if not self.cfg.bf16:
@@ -150,7 +152,7 @@ class StepRunner:
         self.discriminators.requires_grad_(False)
         (fake_frames,) = self._pick_frames(video)
         with self.autocast():
-            patch_term = losses.hinge_generator_loss(patch(fake_frames).float())
+            patch_term = losses.hinge_generator_loss(patch(fake_frames)[0].float())
             fake_logits, fake_features = temporal(video)
             with torch.no_grad():
                 _, real_features = temporal(target)
@@ -168,8 +170,8 @@ class StepRunner:
         real_frames = real_frames.detach().requires_grad_(True)
         real_video = real_video.detach().requires_grad_(True)
         with self.autocast():
-            real_patch = patch(real_frames).float()
-            patch_loss = losses.hinge_discriminator_loss(real_patch, patch(fake_frames).float())
+            real_patch = patch(real_frames)[0].float()
+            patch_loss = losses.hinge_discriminator_loss(real_patch, patch(fake_frames)[0].float())
             real_temporal = temporal(real_video)[0].float()
             temporal_loss = losses.hinge_discriminator_loss(real_temporal, temporal(fake_video)[0].float())
         r1 = losses.real_gradient_penalty(real_patch, real_frames)

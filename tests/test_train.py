@@ -1,0 +1,160 @@
+"""Training: a step lowers the loss, every ablation trains, budgets, logs, run-directory rules, weights."""
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from poke2video.config import load_preset
+from poke2video.data.dataset import PokeDataset
+from poke2video.data.store import Store
+from poke2video.errors import UserError
+from poke2video.model import PokeModel, load_model
+from poke2video.train.distributed import DistContext
+from poke2video.train.loop import train_run
+from poke2video.train.steps import Batch, StepRunner
+from train_support import assert_same_weights, make_tiny_store, weights_of, write_preset
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return make_tiny_store(tmp_path_factory.mktemp("data") / "store")
+
+
+def fixed_batch(store_path, recipe) -> Batch:
+    dataset = PokeDataset(Store.open(store_path), "train", poke=recipe.train.poke)
+    return Batch.collate([dataset[i] for i in range(4)], torch.device("cpu"))
+
+
+def evaluate_losses(runner: StepRunner, batch: Batch) -> tuple[float, float]:
+    """(stage-1 reconstruction of the source frames, reconstruction of the predicted clip)."""
+    model = runner.model
+    with torch.no_grad():
+        frame_loss = runner.recon_loss(model.decode(model.encode_object(batch.source)), batch.source)
+        video, _ = model(batch.source, batch.poke_map, steps=batch.target.shape[1])
+        video_loss = runner.recon_loss(video.flatten(0, 1), batch.target.flatten(0, 1))
+    return frame_loss.item(), video_loss.item()
+
+
+@pytest.mark.parametrize("schedule", ["alternate", "single"])
+def test_one_step_reduces_the_loss_on_a_fixed_batch(tmp_path, store, schedule):
+    recipe = load_preset(str(write_preset(tmp_path / "p.yaml", lr=3e-3, schedule=schedule)))
+    torch.manual_seed(0)
+    model = PokeModel(recipe.model)
+    runner = StepRunner(model, None, recipe.train, DistContext(), torch.Generator().manual_seed(0))
+    batch = fixed_batch(store, recipe)
+    frame_before, video_before = evaluate_losses(runner, batch)
+    runner(batch, step=0)
+    frame_after, video_after = evaluate_losses(runner, batch)
+    assert video_after < video_before
+    if schedule == "alternate":
+        assert frame_after < frame_before
+
+
+ABLATIONS = {
+    "no_traj": ({}, {"traj_weight": 0.0}),
+    "single_stage": ({}, {"schedule": "single"}),
+    "sequential": ({}, {"schedule": "sequential", "stage1_steps": 1}),
+    "bottleneck_rnn": ({"dynamics": "bottleneck_rnn", "levels": 1}, {}),
+    "one_level": ({"levels": 1}, {}),
+    "impulse": ({}, {"poke": {"poke_size": 3, "impulse": True}}),
+    "bf16": ({}, {"bf16": True}),
+    "gan": ({}, {"gan": {"start_step": 0, "patch_frames": 4}}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_each_switch_trains_and_writes_loadable_weights(tmp_path, store, name):
+    model_changes, train_changes = ABLATIONS[name]
+    preset = write_preset(tmp_path / "p.yaml", model=model_changes, **train_changes)
+    trainer = train_run(str(store), str(tmp_path / "run"), str(preset), steps=2)
+    assert trainer.step == 2
+    loaded, metadata = load_model(tmp_path / "run" / "model.safetensors")
+    assert_same_weights(weights_of(loaded), weights_of(trainer.model))
+    assert all(torch.isfinite(t).all() for t in weights_of(loaded).values())
+    assert metadata["step"] == 2
+    if name == "impulse":
+        assert metadata["impulse_scale"] == pytest.approx(trainer.dataset.impulse_scale) and metadata["impulse_scale"] > 0
+    else:
+        assert metadata["impulse_scale"] is None
+    if name == "gan":
+        logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+        assert any("gan/d_patch" in row and "gan/feature_matching" in row for row in logged)
+
+
+def test_logs_hold_every_scalar_validation_and_tensorboard_events(tmp_path, store):
+    preset = write_preset(tmp_path / "p.yaml")
+    train_run(str(store), str(tmp_path / "run"), str(preset), steps=4)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if "loss/total" in r]
+    assert [r["step"] for r in train_rows] == [1, 2, 3, 4]
+    assert all({"loss/stage1_rec", "loss/dynamics_rec", "loss/traj", "perf/samples_per_s"} <= r.keys()
+               for r in train_rows)
+    val_rows = [r for r in rows if "val/psnr" in r]
+    assert [r["step"] for r in val_rows] == [2, 4]
+    assert all(np.isfinite(r["val/psnr"]) and r["val/endpoint_error"] >= 0 for r in val_rows)
+    assert all(r["val/static_endpoint_error"] == pytest.approx(3.0) for r in val_rows)  # the store's flow
+    events = list((tmp_path / "run" / "tb").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+
+
+def test_store_without_test_split_holds_back_the_end_of_train(tmp_path):
+    store = make_tiny_store(tmp_path / "store", test_split=False)
+    preset = write_preset(tmp_path / "p.yaml", val_clips=3)
+    trainer = train_run(str(store), str(tmp_path / "run"), str(preset), steps=1)
+    train_count = len(Store.open(store).clips("train"))
+    assert len(trainer.train_positions) == train_count - 3
+    assert trainer.train_positions.max() < train_count - 3
+    assert len(trainer.validator.items) == 3
+
+
+def test_step_budget_and_minute_budget(tmp_path, store):
+    preset = write_preset(tmp_path / "p.yaml", steps=10**6, val_every=10**6, checkpoint_every=10**6)
+    started = time.monotonic()
+    trainer = train_run(str(store), str(tmp_path / "timed"), str(preset), max_minutes=0.02)  # 1.2 s
+    assert 1 <= trainer.step < 10**6
+    assert time.monotonic() - started < 120
+    assert (tmp_path / "timed" / "model.safetensors").is_file() and (tmp_path / "timed" / "resume.pt").is_file()
+    assert load_model(tmp_path / "timed" / "model.safetensors")[1]["step"] == trainer.step
+    with pytest.raises(UserError, match="--max-minutes"):
+        train_run(str(store), str(tmp_path / "bad"), str(preset), max_minutes=0)
+
+
+def test_run_directory_rules(tmp_path, store):
+    preset = write_preset(tmp_path / "p.yaml")
+    with pytest.raises(UserError, match="no resume state"):
+        train_run(str(store), str(tmp_path / "empty"), str(preset), steps=1, resume=True)
+    assert not (tmp_path / "empty").exists()
+    train_run(str(store), str(tmp_path / "run"), str(preset), steps=1)
+    with pytest.raises(UserError, match="not empty"):
+        train_run(str(store), str(tmp_path / "run"), str(preset), steps=1)
+
+
+def test_preset_and_store_must_agree(tmp_path, store):
+    preset = write_preset(tmp_path / "p.yaml", model={"resolution": 64})
+    with pytest.raises(UserError, match="px"):
+        train_run(str(store), str(tmp_path / "run"), str(preset), steps=1)
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("name", ["cpu-64", "paper-64", "paper-128"])
+def test_shipped_presets_load_with_a_train_section(name):
+    recipe = load_preset(name)
+    assert recipe.model.resolution in (64, 128)
+    if name.startswith("paper"):
+        train = recipe.train
+        assert (train.lr, train.batch_size, train.traj_weight, train.dynamics_rec_weight) == (1e-4, 10, 0.1, 5.0)
+        assert train.recon_loss == "vgg" and train.gan.start_step == 4000 and train.lr_decay_epochs == [10, 25, 50]
+        assert (train.gan.patch_r1, train.gan.temporal_gp, train.gan.feature_matching) == (1e-4, 0.1, 10.0)
+    else:
+        assert recipe.train.recon_loss == "l1_gradient"
+
+
+def test_unknown_preset_keys_are_rejected(tmp_path):
+    with pytest.raises(UserError, match="unknown TrainConfig option"):
+        load_preset(str(write_preset(tmp_path / "p.yaml", learning_rate=1.0)))
+    with pytest.raises(UserError, match="schedule"):
+        load_preset(str(write_preset(tmp_path / "q.yaml", schedule="backwards")))

@@ -1,0 +1,104 @@
+"""--resume continues bit for bit: after a clean stop, a crash, or Ctrl-C; and the CLI end to end."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from poke2video.model import load_model
+from poke2video.train.loop import train_run
+from poke2video.train.steps import StepRunner
+from train_support import assert_same_weights, make_tiny_store, weights_of, write_preset
+
+torch.set_num_threads(1)
+STEPS = 6  # 12 training clips / batch 4 = 3 steps per epoch: the runs cross two epoch boundaries
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    store = make_tiny_store(root / "store")
+    # GAN from step 1 and an lr decay at epoch 1, so discriminators, their optimizers and the schedule
+    # are all part of what must come back.
+    preset = write_preset(root / "p.yaml", gan={"start_step": 1, "patch_frames": 4}, lr_decay_epochs=[1])
+    straight = train_run(str(store), str(root / "straight"), str(preset), steps=STEPS)
+    return store, preset, straight
+
+
+def full_state(trainer) -> dict[str, torch.Tensor]:
+    """Every tensor of the trainer: model, discriminators and optimizer moments, flattened."""
+    state = {f"model.{k}": v for k, v in weights_of(trainer.model).items()}
+    state.update({f"disc.{k}": v for k, v in weights_of(trainer.discriminators).items()})
+    for name, optimizer in trainer.runner.optimizers.items():
+        for index, slots in optimizer.state_dict()["state"].items():
+            state.update({f"opt.{name}.{index}.{k}": v.clone() for k, v in slots.items()})
+    return state
+
+
+def test_stop_then_resume_equals_an_uninterrupted_run(tmp_path, setup):
+    store, preset, straight = setup
+    first = train_run(str(store), str(tmp_path / "run"), str(preset), steps=2)
+    assert first.step == 2
+    resumed = train_run(str(store), str(tmp_path / "run"), "ignored-on-resume", steps=STEPS, resume=True)
+    assert resumed.step == STEPS and resumed.epoch == straight.epoch
+    assert_same_weights(full_state(resumed), full_state(straight))
+    assert_same_weights(weights_of(load_model(tmp_path / "run" / "model.safetensors")[0]), weights_of(straight.model))
+
+
+def _fail_at(monkeypatch, step_to_fail: int, action) -> None:
+    original = StepRunner.__call__
+
+    def patched(self, batch, step):
+        if step == step_to_fail:
+            action()
+        return original(self, batch, step)
+
+    monkeypatch.setattr(StepRunner, "__call__", patched)
+
+
+def test_crash_then_resume_from_the_last_checkpoint(tmp_path, monkeypatch, setup):
+    store, preset, straight = setup
+
+    def crash():
+        raise RuntimeError("simulated crash")
+
+    _fail_at(monkeypatch, 4, crash)  # steps 1..4 done, checkpoint at 4 (checkpoint_every 2), dies in step 5
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_run(str(store), str(tmp_path / "run"), str(preset), steps=STEPS)
+    monkeypatch.undo()
+    resumed = train_run(str(store), str(tmp_path / "run"), str(preset), steps=STEPS, resume=True)
+    assert_same_weights(full_state(resumed), full_state(straight))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    loss_steps = [r["step"] for r in rows if "loss/total" in r]
+    assert loss_steps == list(range(1, STEPS + 1))  # no duplicates from the crashed attempt
+
+
+def test_ctrl_c_finishes_the_step_saves_and_resumes_exactly(tmp_path, monkeypatch, setup):
+    store, preset, straight = setup
+    _fail_at(monkeypatch, 2, lambda: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(KeyboardInterrupt):
+        train_run(str(store), str(tmp_path / "run"), str(preset), steps=STEPS)
+    monkeypatch.undo()
+    assert load_model(tmp_path / "run" / "model.safetensors")[1]["step"] == 3  # the interrupted step finished
+    resumed = train_run(str(store), str(tmp_path / "run"), str(preset), steps=STEPS, resume=True)
+    assert_same_weights(full_state(resumed), full_state(straight))
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "poke2video", *args], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_train_command_end_to_end(tmp_path, setup):
+    store, preset, _ = setup
+    out = tmp_path / "run"
+    done = run_cli("train", "--data", str(store), "--out", str(out), "--preset", str(preset), "--steps", "2")
+    assert done.returncode == 0, done.stderr
+    assert "train" in done.stderr  # the progress bar
+    assert load_model(out / "model.safetensors")[1]["step"] == 2
+    more = run_cli("train", "--data", str(store), "--out", str(out), "--resume", "--steps", "3")
+    assert more.returncode == 0, more.stderr
+    assert load_model(out / "model.safetensors")[1]["step"] == 3
