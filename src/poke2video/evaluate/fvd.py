@@ -36,17 +36,17 @@ I3D_FRAMES = 16
 def frechet_distance(mean_a: np.ndarray, cov_a: np.ndarray, mean_b: np.ndarray, cov_b: np.ndarray) -> float:
     """|mean_a - mean_b|^2 + tr(cov_a + cov_b - 2 (cov_a cov_b)^(1/2)) for Gaussians in D dimensions.
 
-    The trace of the matrix square root is computed as the sum of square roots of the eigenvalues of
-    the symmetric PSD matrix cov_a^(1/2) cov_b cov_a^(1/2) (same eigenvalues as cov_a cov_b).
+    The trace of the matrix square root is the sum of square roots of the eigenvalues of the
+    symmetric PSD matrix cov_a^(1/2) cov_b cov_a^(1/2) (same eigenvalues as cov_a cov_b). The
+    eigen-decompositions run in torch (float64), so they follow torch's thread setting.
     """
-    mean_a, mean_b = np.asarray(mean_a, np.float64), np.asarray(mean_b, np.float64)
-    cov_a, cov_b = np.asarray(cov_a, np.float64), np.asarray(cov_b, np.float64)
-    values_a, vectors_a = np.linalg.eigh((cov_a + cov_a.T) / 2)
-    sqrt_a = (vectors_a * np.sqrt(np.clip(values_a, 0, None))) @ vectors_a.T  # [D, D]
+    mean_a, mean_b, cov_a, cov_b = (torch.as_tensor(np.asarray(m, np.float64)) for m in (mean_a, mean_b, cov_a, cov_b))
+    values_a, vectors_a = torch.linalg.eigh((cov_a + cov_a.T) / 2)
+    sqrt_a = (vectors_a * values_a.clamp(min=0).sqrt()) @ vectors_a.T  # [D, D]
     middle = sqrt_a @ cov_b @ sqrt_a
-    trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
-    distance = np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt
-    return float(max(distance, 0.0))
+    trace_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
+    distance = ((mean_a - mean_b) ** 2).sum() + cov_a.trace() + cov_b.trace() - 2 * trace_sqrt
+    return float(distance.clamp(min=0))
 
 
 def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
