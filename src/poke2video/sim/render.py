@@ -58,14 +58,14 @@ class Painter:
         parts = [body.parts[i] for i in order]
         if len(parts) > 255:
             raise ValueError("too many parts to draw in a uint8 id map")
-        vertices, segments, self.slices = [], [], []
+        vertices, segments, self.slices, start = [], [], [], 0
         for part in parts:
             spans = []
             for polygon in part.polygons:
-                start = sum(len(v) for v in vertices)
                 vertices.append(polygon)
                 segments.append(np.full(len(polygon), part.segment))
                 spans.append((start, start + len(polygon)))
+                start += len(polygon)
             self.slices.append(spans)
         self.vertices = np.concatenate(vertices)          # [V, 2] local (along, across)
         self.vertex_segment = np.concatenate(segments)    # [V]
@@ -118,13 +118,12 @@ def rigid_flow(segment_maps: np.ndarray, pose_from: np.ndarray, pose_to: np.ndar
     cos, sin = np.cos(turn), np.sin(turn)
     shift_x = pose_to[..., 1] - (cos * pose_from[..., 1] - sin * pose_from[..., 2])
     shift_y = pose_to[..., 2] - (sin * pose_from[..., 1] + cos * pose_from[..., 2])
-    # per segment: new = [[cos, -sin], [sin, cos]] @ old + shift; the background row (index 0) stays put
-    table = np.zeros((frames, pose_to.shape[1] + 1, 6), np.float32)
-    table[:, 0, [0, 4]] = 1.0
-    table[:, 1:] = np.stack([cos, -sin, shift_x, sin, cos, shift_y], axis=-1)
-    rows = segment_maps.reshape(frames, -1) + np.arange(frames)[:, None] * table.shape[1]
-    coef = table.reshape(-1, 6)[rows]                                                 # [F, HW, 6]
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32).reshape(2, 1, -1)
-    flow_x = coef[..., 0] * xs + coef[..., 1] * ys + coef[..., 2] - xs
-    flow_y = coef[..., 3] * xs + coef[..., 4] * ys + coef[..., 5] - ys
-    return np.stack([flow_x, flow_y], axis=1).reshape(frames, 2, height, width)
+    # per segment s (row s + 1): new = [[cos, -sin], [sin, cos]] @ old + shift; only object pixels move
+    table = np.stack([cos, -sin, shift_x, sin, cos, shift_y], axis=-1).astype(np.float32)   # [F, S, 6]
+    frame, pixel = np.nonzero(segment_maps.reshape(frames, -1))
+    coef = table[frame, segment_maps.reshape(frames, -1)[frame, pixel].astype(np.intp) - 1]   # [P, 6]
+    xs, ys = (pixel % width).astype(np.float32), (pixel // width).astype(np.float32)
+    flow = np.zeros((frames, 2, height * width), np.float32)
+    flow[frame, 0, pixel] = coef[:, 0] * xs + coef[:, 1] * ys + coef[:, 2] - xs
+    flow[frame, 1, pixel] = coef[:, 3] * xs + coef[:, 4] * ys + coef[:, 5] - ys
+    return flow.reshape(frames, 2, height, width)
