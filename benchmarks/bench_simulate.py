@@ -13,23 +13,15 @@ prints the wall time (target: 4000 clips in under two minutes on 2 cores).
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from bench_prepare import median_seconds   # benchmarks/ is on sys.path when run as a script
+
 from poke2video.data.flow import get_flow_estimator
 from poke2video.sim.generate import SimConfig, _scene_config, clip_specs, simulate_dataset
 from poke2video.sim.scene import render_chunk
-
-
-def median_seconds(run, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench_resolution(resolution: int, clips: int, repeats: int) -> tuple[float, float]:

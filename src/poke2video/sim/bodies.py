@@ -35,11 +35,11 @@ SPECIES: tuple[Species, ...] = (
     Species("willow", "plant", False, 0.13, 0.15, 0.7, (150, 120, 80), (170, 210, 110), "narrow", (3, 4)),
     Species("fern", "plant", False, 0.16, 0.25, 0.8, (90, 130, 60), (60, 170, 70), "narrow", (3, 4)),
     Species("maple", "plant", False, 0.20, 0.30, 1.0, (110, 70, 50), (200, 80, 40), "lobed", (2, 3)),
-    Species("oak", "plant", False, 0.26, 0.45, 1.3, (80, 55, 35), (40, 90, 40), "round", (2, 3)),
+    Species("oak", "plant", False, 0.23, 0.45, 1.3, (80, 55, 35), (40, 90, 40), "round", (2, 3)),
     Species("ivy", "plant", True, 0.19, 0.35, 1.05, (100, 90, 110), (70, 120, 150), "heart", (2, 4)),
     Species("jelly", "figure", False, 0.13, 0.20, 0.7, (240, 170, 190), (200, 120, 220)),
     Species("doll", "figure", False, 0.18, 0.30, 1.0, (230, 190, 160), (60, 110, 200)),
-    Species("robot", "figure", False, 0.26, 0.50, 1.35, (150, 155, 165), (90, 95, 105)),
+    Species("robot", "figure", False, 0.23, 0.50, 1.35, (150, 155, 165), (90, 95, 105)),
     Species("knight", "figure", True, 0.21, 0.40, 1.15, (210, 180, 80), (150, 40, 40)),
 )
 

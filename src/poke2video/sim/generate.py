@@ -70,7 +70,7 @@ def clip_specs(clips: int, config: SimConfig) -> list[ClipSpec]:
 
 
 def _scene_config(resolution: int) -> SceneConfig:
-    return SceneConfig(resolution=resolution, supersample=4 if resolution <= 128 else 2, physics=PhysicsConfig())
+    return SceneConfig(resolution=resolution, supersample=3 if resolution <= 128 else 2, physics=PhysicsConfig())
 
 
 def _check_options(clips: int, resolution: int, seed: int, kind: str, workers: int) -> None:

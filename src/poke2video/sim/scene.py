@@ -24,7 +24,7 @@ OBJECT_COLUMNS = ("kind", "species", "num_segments", "is_background")
 @dataclass(frozen=True)
 class SceneConfig:
     resolution: int = 64
-    supersample: int = 4
+    supersample: int = 3
     strength: tuple[float, float] = (0.15, 0.36)    # static deflection at the reference stiffness, image fractions
     background_drag: tuple[float, float] = (2.0, 8.0)   # pixels at 64 px: the poke a model gets on background
     physics: PhysicsConfig = field(default_factory=PhysicsConfig)
