@@ -118,3 +118,15 @@ def test_command_line_writes_a_store_and_rejects_bad_arguments(tmp_path):
     bad = run_cli("--out", str(tmp_path / "x"), "--clips", "3", "--res", "8")
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "--res" in bad.stderr
+
+
+def test_128_pixel_dataset_has_consistent_shapes(tmp_path):
+    simulate_dataset(tmp_path / "big", clips=6, resolution=128, seed=2, kind="mixed")
+    store = Store.open(tmp_path / "big")
+    assert store.resolution == 128 and store.frames(0).shape == (66, 128, 128, 3)
+    assert store.array(0, "gt_flow").shape == (6, 11, 2, 128, 128)
+    assert store.array(0, "gt_segments").shape == (6, 11, 128, 128)
+    poke = store.array(0, "gt_poke")
+    assert poke[1, 9] == 0                      # train clip 1 is an object poke
+    x, y = int(poke[1, 0]), int(poke[1, 1])
+    assert store.array(0, "gt_segments")[1, 0, y, x] == poke[1, 8] + 1
