@@ -98,7 +98,7 @@ def test_kind_selects_the_objects(tmp_path, kind, wanted):
 
 
 def test_bad_options_raise_one_line_user_errors(tmp_path):
-    for kwargs in ({"resolution": 8}, {"seed": -1}, {"kind": "trees"}):
+    for kwargs in ({"resolution": 8}, {"seed": -1}, {"kind": "trees"}, {"sway": 0.5}):
         with pytest.raises(UserError) as err:
             simulate_dataset(tmp_path / "bad", clips=2, **kwargs)
         assert "\n" not in str(err.value)
@@ -130,3 +130,11 @@ def test_128_pixel_dataset_has_consistent_shapes(tmp_path):
     assert poke[1, 9] == 0                      # train clip 1 is an object poke
     x, y = int(poke[1, 0]), int(poke[1, 1])
     assert store.array(0, "gt_segments")[1, 0, y, x] == poke[1, 8] + 1
+
+
+def test_ambient_sway_moves_even_background_poke_clips(tmp_path):
+    simulate_dataset(tmp_path / "sway", clips=3, kind="plants", sway=0.05)
+    store = Store.open(tmp_path / "sway")
+    assert store.array(0, "gt_object")[:, 3].all()              # three splits of one clip: all background pokes
+    frames = np.asarray(store.frames(0)).reshape(3, 11, 64, 64, 3)
+    assert all(not np.array_equal(clip[0], clip[-1]) for clip in frames)

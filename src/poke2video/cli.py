@@ -47,6 +47,8 @@ def _add_simulate(sub) -> None:
     p.add_argument("--kind", choices=["plants", "figures", "mixed"], default="mixed")
     p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
+    p.add_argument("--sway", type=float, default=0.0,
+                   help="ambient sway of every joint in radians, 0 to 0.1 (default 0: only the poke moves things)")
     p.set_defaults(func=_cmd_simulate)
 
 
@@ -123,7 +125,7 @@ def _cmd_simulate(args) -> None:
     from poke2video.sim.generate import simulate_dataset
 
     simulate_dataset(out=args.out, clips=args.clips, resolution=args.res, seed=args.seed, kind=args.kind,
-                     workers=args.workers, overwrite=args.overwrite)
+                     workers=args.workers, overwrite=args.overwrite, sway=args.sway)
 
 
 def _cmd_prepare(args) -> None:

@@ -69,17 +69,20 @@ def clip_specs(clips: int, config: SimConfig) -> list[ClipSpec]:
     return specs
 
 
-def _scene_config(resolution: int) -> SceneConfig:
-    return SceneConfig(resolution=resolution, supersample=3 if resolution <= 128 else 2, physics=PhysicsConfig())
+def _scene_config(resolution: int, sway: float = 0.0) -> SceneConfig:
+    return SceneConfig(resolution=resolution, supersample=3 if resolution <= 128 else 2,
+                       physics=PhysicsConfig(sway=sway))
 
 
-def _check_options(clips: int, resolution: int, seed: int, kind: str, workers: int) -> None:
+def _check_options(clips: int, resolution: int, seed: int, kind: str, workers: int, sway: float) -> None:
     if kind not in KINDS:
         raise UserError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if not 32 <= resolution <= 512:
         raise UserError(f"--res must be between 32 and 512 pixels (64 or 128 are usual), got {resolution}")
     if seed < 0:
         raise UserError(f"--seed must be zero or positive, got {seed}")
+    if not 0.0 <= sway <= 0.1:
+        raise UserError(f"--sway must be between 0 and 0.1 radians, got {sway}")
     if clips < 1 or workers < 1:
         raise UserError("--clips and --workers must be at least 1")
 
@@ -92,13 +95,16 @@ def _write_chunk(job) -> dict:
 
 
 def simulate_dataset(out, clips: int, resolution: int = 64, seed: int = 0, kind: str = "mixed",
-                     workers: int = 1, overwrite: bool = False, chunk_clips: int = 100):
-    """Generate `clips` PokeSim clips into the store at `out`; resumes an unfinished run with the same options."""
+                     workers: int = 1, overwrite: bool = False, chunk_clips: int = 100, sway: float = 0.0):
+    """Generate `clips` PokeSim clips into the store at `out`; resumes an unfinished run with the same options.
+
+    `sway` > 0 adds ambient sway (radians) to every joint, poked or not; off by default.
+    """
     from poke2video.data.store import StoreWriter
 
-    _check_options(clips, resolution, seed, kind, workers)
+    _check_options(clips, resolution, seed, kind, workers, sway)
     config = SimConfig(resolution=resolution, seed=seed, kind=kind, chunk_clips=chunk_clips,
-                       scene=_scene_config(resolution))
+                       scene=_scene_config(resolution, sway))
     frames_per_clip = config.scene.physics.frames
     header = {"resolution": resolution, "clip_length": frames_per_clip - 1, "flow_method": "ground-truth",
               "preset": "pokesim", "pokesim": {"version": SIM_VERSION, "clips": clips, "config": asdict(config)}}
