@@ -54,6 +54,7 @@ def measure(preset: str, bf16: bool, repeats: int, train_batch: int | None, gan:
     from poke2video.train.loop import _build_discriminators
     from poke2video.train.steps import StepRunner
 
+    torch.set_flush_denormal(True)  # as training does
     recipe = load_preset(preset)
     train = dataclasses.replace(recipe.train, bf16=bf16,
                                 gan=dataclasses.replace(recipe.train.gan, start_step=0 if gan else -1))
@@ -99,6 +100,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["cpu-64", "paper-64"])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--paper-batch", type=int, default=2, help="training batch for paper presets (time)")
+    parser.add_argument("--bf16-presets", nargs="*", default=["cpu-64"], help="presets also measured with bf16")
     parser.add_argument("--gan", action="store_true", help="include the discriminators in the training step")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
@@ -107,28 +109,23 @@ def main() -> None:
     if args.worker:
         print(json.dumps(measure(args.worker, args.bf16, args.repeats, args.train_batch, args.gan)))
         return
-    rows = [_run_worker(p, bf16, args) for p in args.presets for bf16 in (False, True)]
+    rows = {(p, bf16): _run_worker(p, bf16, args) for p in args.presets for bf16 in (False, True)
+            if not bf16 or p in args.bf16_presets}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, gan={'on' if args.gan else 'off'}")
     print("| preset | bf16 | params (M) | ms / 10-frame video (b1) | train batch | train samples/s | peak RSS (MiB) |")
     print("|---|---|---|---|---|---|---|")
-    for r in rows:
+    for r in rows.values():
         print(f"| {r['preset']} | {r['bf16']} | {r['params_m']:.2f} | {r['ms_per_video']:.1f} | {r['train_batch']} "
               f"| {r['samples_per_s']:.2f} | {r['peak_rss_mib']:.0f} |")
-    by_key = {(r["preset"], r["bf16"]): r for r in rows}
-    for bf16 in (False, True):
-        base = by_key.get(("cpu-64", bf16))
-        if base is None:
-            continue
-        speedup = by_key.get(("cpu-64", True), base)["samples_per_s"] / by_key[("cpu-64", False)]["samples_per_s"]
-        for preset in args.presets:
-            if preset != "cpu-64":
-                other = by_key[(preset, bf16)]
-                print(f"bf16={bf16}: {preset} / cpu-64: {other['ms_per_video'] / base['ms_per_video']:.1f}x ms per "
-                      f"video, {base['samples_per_s'] / other['samples_per_s']:.1f}x fewer training samples/s")
-    if ("cpu-64", True) in by_key and ("cpu-64", False) in by_key:
-        print(f"cpu-64 bf16 speedup: training {speedup:.2f}x, inference "
-              f"{by_key[('cpu-64', False)]['ms_per_video'] / by_key[('cpu-64', True)]['ms_per_video']:.2f}x")
-
+    base = rows.get(("cpu-64", False))
+    for (preset, bf16), other in rows.items():
+        if base is not None and preset != "cpu-64" and not bf16:
+            print(f"{preset} / cpu-64: {other['ms_per_video'] / base['ms_per_video']:.1f}x the ms per video, "
+                  f"{base['samples_per_s'] / other['samples_per_s']:.1f}x fewer training samples/s")
+        if bf16 and (preset, False) in rows:
+            fp32 = rows[(preset, False)]
+            print(f"{preset} bf16 autocast speedup: training {other['samples_per_s'] / fp32['samples_per_s']:.2f}x, "
+                  f"inference {fp32['ms_per_video'] / other['ms_per_video']:.2f}x")
 
 if __name__ == "__main__":
     main()
