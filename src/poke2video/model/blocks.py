@@ -40,15 +40,26 @@ def resample(in_channels: int, out_channels: int, scale: int) -> nn.Module:
 
 
 class ConvGRUCell(nn.Module):
-    """Convolutional GRU: hidden [B, C_h, H, W] updated from input [B, C_in, H, W] (same H, W)."""
+    """Convolutional GRU (reset applied after the hidden projection, as in cuDNN's GRU).
+
+    `project(drive [B, C_in, H, W]) -> [B, 3 C_h, H, W]` is split from the step so that a drive that is
+    the same at every step (the poke code) is projected once; `forward(projected_drive, hidden)` -> new
+    hidden [B, C_h, H, W].
+    """
 
     def __init__(self, input_channels: int, hidden_channels: int, kernel: int = 3):
         super().__init__()
         pad = kernel // 2
-        self.gates = nn.Conv2d(input_channels + hidden_channels, 2 * hidden_channels, kernel, 1, pad)
-        self.candidate = nn.Conv2d(input_channels + hidden_channels, hidden_channels, kernel, 1, pad)
+        self.from_drive = nn.Conv2d(input_channels, 3 * hidden_channels, kernel, 1, pad)
+        self.from_hidden = nn.Conv2d(hidden_channels, 3 * hidden_channels, kernel, 1, pad)
 
-    def forward(self, drive: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        reset_gate, update_gate = torch.sigmoid(self.gates(torch.cat([drive, hidden], 1))).chunk(2, 1)
-        candidate = torch.tanh(self.candidate(torch.cat([drive, reset_gate * hidden], 1)))
+    def project(self, drive: torch.Tensor) -> torch.Tensor:
+        return self.from_drive(drive)
+
+    def forward(self, projected_drive: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        drive_reset, drive_update, drive_candidate = projected_drive.chunk(3, 1)
+        hidden_reset, hidden_update, hidden_candidate = self.from_hidden(hidden).chunk(3, 1)
+        reset_gate = torch.sigmoid(drive_reset + hidden_reset)
+        update_gate = torch.sigmoid(drive_update + hidden_update)
+        candidate = torch.tanh(drive_candidate + reset_gate * hidden_candidate)
         return hidden + update_gate * (candidate - hidden)

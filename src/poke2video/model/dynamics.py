@@ -30,12 +30,13 @@ class HierarchyDynamics(nn.Module):
     def forward(self, object_state: list[torch.Tensor], poke_code: torch.Tensor,
                 steps: int) -> list[list[torch.Tensor]]:
         state = list(object_state)
+        poke_drive = self.cells[0].project(poke_code)  # the same at every step: projected once
         predicted = []
         for _ in range(steps):
-            new_state = [self.cells[0](poke_code, state[0])]
+            new_state = [self.cells[0](poke_drive, state[0])]
             for level in range(1, len(state)):
                 drive = self.upsamplers[level - 1](new_state[level - 1])
-                new_state.append(self.cells[level](drive, state[level]))
+                new_state.append(self.cells[level](self.cells[level].project(drive), state[level]))
             state = new_state
             predicted.append(new_state)
         return predicted
@@ -55,13 +56,12 @@ class BottleneckRNNDynamics(nn.Module):
     def forward(self, object_state: list[torch.Tensor], poke_code: torch.Tensor,
                 steps: int) -> list[list[torch.Tensor]]:
         hidden = [object_state[0]] * len(self.cells)
+        poke_drive = self.cells[0].project(poke_code)
         predicted = []
         for _ in range(steps):
-            drive = poke_code
-            new_hidden = []
-            for cell, h in zip(self.cells, hidden):
-                drive = cell(drive, h)
-                new_hidden.append(drive)
+            new_hidden = [self.cells[0](poke_drive, hidden[0])]
+            for cell, h in zip(self.cells[1:], hidden[1:]):
+                new_hidden.append(cell(cell.project(new_hidden[-1]), h))
             hidden = new_hidden
             predicted.append([hidden[-1], *object_state[1:]])
         return predicted
