@@ -1,4 +1,4 @@
-"""Tiny stores and presets shared by the training tests (16 px, T = 3, a model of a few thousand weights)."""
+"""Tiny stores and presets shared by the training tests (32 px, T = 3, a model of a few thousand weights)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,11 +9,11 @@ import yaml
 
 from poke2video.data.store import StoreWriter
 
-RES, T = 16, 3
+RES, T = 32, 3
 
 TINY_MODEL = {"resolution": RES, "stem_channels": 4, "channels": [8, 8], "bottleneck_channels": 8,
               "encoder_blocks": 1, "decoder_blocks": 1, "skip_blocks": 0, "levels": 3, "frames": T,
-              "discriminator": {"patch_channels": 4, "temporal_channels": 4}}
+              "discriminator": {"patch_channels": 4, "patch_layers": 2, "temporal_channels": 4}}
 TINY_TRAIN = {"batch_size": 4, "log_every": 1, "val_every": 2, "val_clips": 2, "checkpoint_every": 2,
               "gan": {"start_step": -1}, "poke": {"poke_size": 3}}
 
