@@ -1,6 +1,5 @@
 """Training: a step lowers the loss, every ablation trains, budgets, logs, run-directory rules, weights."""
 import json
-import time
 
 import numpy as np
 import pytest
@@ -113,10 +112,8 @@ def test_store_without_test_split_holds_back_the_end_of_train(tmp_path):
 
 def test_step_budget_and_minute_budget(tmp_path, store):
     preset = write_preset(tmp_path / "p.yaml", steps=10**6, val_every=10**6, checkpoint_every=10**6)
-    started = time.monotonic()
     trainer = train_run(str(store), str(tmp_path / "timed"), str(preset), max_minutes=0.02)  # 1.2 s
-    assert 1 <= trainer.step < 10**6
-    assert time.monotonic() - started < 120
+    assert 1 <= trainer.step < 10**6  # the clock, not the step budget, ended it
     assert (tmp_path / "timed" / "model.safetensors").is_file() and (tmp_path / "timed" / "resume.pt").is_file()
     assert load_model(tmp_path / "timed" / "model.safetensors")[1]["step"] == trainer.step
     with pytest.raises(UserError, match="--max-minutes"):
