@@ -16,9 +16,9 @@ import time
 import cv2
 import numpy as np
 
-from poke2video.data.flow import get_flow_estimator
+from poke2video.data.flow import FineDIS, get_flow_estimator
 from poke2video.evaluate.baselines import WarpBaseline
-from poke2video.evaluate.metrics import FineDIS, track_points
+from poke2video.evaluate.metrics import track_points
 
 SIZE, STEPS = 64, 10
 

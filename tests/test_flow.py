@@ -1,9 +1,10 @@
 """Optical flow convention: channel 0 = x (right), 1 = y (down), pixels, frame a -> frame b."""
+import cv2
 import numpy as np
 import pytest
 
 from conftest import textured_background
-from poke2video.data.flow import estimate_flow, get_flow_estimator
+from poke2video.data.flow import chain_flows, estimate_flow, get_flow_estimator
 from poke2video.errors import UserError
 
 
@@ -23,3 +24,29 @@ def test_global_shift_gives_that_flow(shift):
 def test_unknown_method_is_a_user_error():
     with pytest.raises(UserError, match="unknown flow method 'raft'"):
         get_flow_estimator("raft")
+
+
+def test_chained_clip_flow_follows_a_part_further_than_its_size():
+    # A 16 px textured square moves (1, -0.5) px per frame for 10 frames over a textured background.
+    rng = np.random.default_rng(3)
+    background = cv2.GaussianBlur((rng.random((64, 64, 3)) * 255).astype(np.uint8), (0, 0), 1.5)
+    square = cv2.GaussianBlur((rng.random((16, 16, 3)) * 255).astype(np.uint8), (0, 0), 1.0)
+    frames = []
+    for t in range(11):
+        frame = background.copy()
+        frame[24 - t // 2:40 - t // 2, 20 + t:36 + t] = square
+        frames.append(frame)
+    estimator = get_flow_estimator("dis-fine")
+    steps = np.stack([estimator(a, b) for a, b in zip(frames, frames[1:])])
+    chained = chain_flows(steps)
+    assert chained.shape == (2, 64, 64)
+    np.testing.assert_allclose(chained[:, 26:34, 22:30].mean(axis=(1, 2)), [10.0, -5.0], atol=0.5)
+    assert np.abs(chained[:, :, 50:]).mean() < 0.2          # the background stays put
+    direct = estimator(frames[0], frames[10])[:, 26:34, 22:30].mean(axis=(1, 2))
+    assert np.hypot(*(direct - [10.0, -5.0])) > 2.0          # why prepare chains: one long flow misses it
+
+
+def test_chain_of_still_steps_is_zero_and_of_one_step_is_that_step():
+    step = np.random.default_rng(0).normal(size=(1, 2, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(chain_flows(step), step[0], atol=1e-5)
+    np.testing.assert_array_equal(chain_flows(np.zeros((3, 2, 8, 8), np.float32)), 0)

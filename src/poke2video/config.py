@@ -30,7 +30,7 @@ class DataConfig:
     frame_stride: int = 1         # keep every k-th frame of the source video (taichi: 2)
     target_fps: float | None = None  # resample to this rate instead of a fixed stride (h36m: 6.25)
     start_step: int = 1           # distance in frames between consecutive clip starts
-    flow_method: str = "dis"      # optical flow estimator (see data/flow.py)
+    flow_method: str = "dis-fine"  # optical flow estimator per frame step (see data/flow.py)
 
     def validate(self) -> None:
         if self.resolution < 16 or self.resolution > 1024:
@@ -204,6 +204,7 @@ class TrainConfig:
     rec_weight: float = 1.0         # stage-1 frame reconstruction
     dynamics_rec_weight: float = 5.0  # reconstruction of the predicted video
     traj_weight: float = 0.1        # L_traj (Eq. 7); 0 is the "without L_traj" ablation
+    motion_weight: float = 0.0      # extra L1 on the pixels that change from the source frame (0: off)
     gan: GanConfig = field(default_factory=GanConfig)
     poke: PokeConfig = field(default_factory=PokeConfig)
     bf16: bool = False              # bf16 autocast (CPU and CUDA)
@@ -220,8 +221,9 @@ class TrainConfig:
         for name in ("steps", "batch_size", "log_every", "val_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"train.{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.traj_weight < 0 or self.val_clips < 0 or self.stage1_steps < 0:
-            raise UserError("train.lr must be positive; traj_weight, val_clips, stage1_steps not negative")
+        if self.lr <= 0 or self.traj_weight < 0 or self.motion_weight < 0 or self.val_clips < 0 or self.stage1_steps < 0:
+            raise UserError("train.lr must be positive; traj_weight, motion_weight, val_clips, stage1_steps "
+                            "not negative")
 
 
 @dataclass

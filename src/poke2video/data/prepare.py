@@ -2,7 +2,8 @@
 
 Each input video, in a fixed order, is read at the store's resolution, then:
     motion[t] = mean over pixels of |F(t -> t+1)|            float32 [N-1]  (impulse mode, appendix B)
-    flow[k]   = F(s -> s+T) for s = starts[k] = k * start_step  float16 [K, 2, H, W]  (pokes are drawn here)
+    flow[k]   = F(s -> s+T) for s = starts[k] = k * start_step  float16 [K, 2, H, W]  (pokes are drawn here),
+                the per-step flows F(t -> t+1) chained over the clip (data/flow.py, chain_flows)
 and written atomically by StoreWriter. A re-run resumes after the last finished video and ends with
 the same bytes as an uninterrupted run. Bad videos stop the run (finished work stays in OUT.partial)
 or, with skip_bad, are listed in the manifest's `skipped` and on stderr.
@@ -20,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from poke2video.config import DataConfig, to_dict
-from poke2video.data.flow import FlowEstimator, get_flow_estimator
+from poke2video.data.flow import FlowEstimator, chain_flows, get_flow_estimator
 from poke2video.data.presets import DatasetPreset, VideoSource, collect_sources, get_preset, make_splits
 from poke2video.data.store import StoreWriter, file_sha256
 from poke2video.data.video import Sampling, image_files, iter_frames
@@ -126,17 +127,13 @@ def video_arrays(path: Path, data: DataConfig, estimator: FlowEstimator) -> dict
         raise UserError(f"{path}: too short, {len(frame_list)} frame(s) after sampling; a clip needs {T + 1}")
     frames = np.stack(frame_list)  # uint8 [N, H, W, 3]
     starts = np.arange(0, len(frames) - T, data.start_step, dtype=np.int32)
-    motion = np.array([_mean_magnitude(estimator(frames[t], frames[t + 1]))
-                       for t in tqdm(range(len(frames) - 1), desc="motion", leave=False, file=sys.stderr)],
-                      np.float32)
+    step_flows = np.stack([estimator(frames[t], frames[t + 1])  # F(t -> t+1): [N-1, 2, H, W]
+                           for t in tqdm(range(len(frames) - 1), desc="flow", leave=False, file=sys.stderr)])
+    motion = np.hypot(step_flows[:, 0], step_flows[:, 1]).mean(axis=(1, 2)).astype(np.float32)  # [N-1]
     flow = np.empty((len(starts), 2, *frames.shape[1:3]), np.float16)  # [K, 2, H, W]
-    for k, s in enumerate(tqdm(starts, desc="clip flow", leave=False, file=sys.stderr)):
-        flow[k] = estimator(frames[s], frames[s + T])
+    for k, s in enumerate(starts):
+        flow[k] = chain_flows(step_flows[s:s + T])
     if float(np.hypot(flow[:, 0], flow[:, 1], dtype=np.float32).max()) < STILL_FLOW_PX:
         raise UserError(f"{path}: still video (no pixel moves {STILL_FLOW_PX} px within a clip): nothing to poke")
     return {"frames": frames, "starts": starts, "flow": flow, "motion": motion}
 
-
-def _mean_magnitude(flow: np.ndarray) -> float:
-    """Mean over pixels of |F| for flow [2, H, W]."""
-    return float(np.sqrt(flow[0] ** 2 + flow[1] ** 2).mean())

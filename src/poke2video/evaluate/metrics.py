@@ -12,32 +12,12 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from poke2video.data.flow import DISFlow, FlowEstimator
+from poke2video.data.flow import FineDIS, FlowEstimator
 
 PSNR_CAP_DB = 100.0  # per-frame PSNR of identical frames (infinite by definition) is reported as this
 SSIM_SIGMA = 1.5  # Gaussian window of Wang et al. 2004: sigma 1.5, 11x11 (truncated at 3.5 sigma)
 SSIM_TRUNCATE = 3.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
-
-
-class FineDIS(DISFlow):
-    """DIS tuned for the metrics on small frames: the MEDIUM preset refined down to full resolution
-    (finest scale 0, not 1), 3 px patches every pixel (not 8 px every 3) and a weak smoothness term
-    (variational alpha 1, not 20).
-
-    At 64 px the stock preset works at half resolution and smooths small moving parts into the
-    background. `benchmarks/bench_tracking.py` compares both on parts moving 10 px in 10 frames: it
-    prints the error and time per frame pair. Thin untextured parts stay hard for any flow.
-    """
-
-    name = "dis-fine"
-
-    def __init__(self):
-        super().__init__(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        self._dis.setFinestScale(0)
-        self._dis.setPatchSize(3)
-        self._dis.setPatchStride(1)
-        self._dis.setVariationalRefinementAlpha(1.0)
 
 
 def to_uint8_video(frames) -> np.ndarray:
