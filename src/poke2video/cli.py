@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from poke2video import __version__
@@ -151,6 +152,10 @@ def _cmd_poke(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # PyTorch's OpenMP workers spin while they wait; on a small or shared CPU that made a cpu-64 video
+    # 40x slower (README, "Poking images"). Passive waiting costs little when the machine is idle.
+    # Set before torch is imported (the handlers import it); a user's own setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -28,6 +28,18 @@ def l1_gradient_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return pixel + edges
 
 
+def changed_pixel_loss(video: torch.Tensor, target: torch.Tensor, source: torch.Tensor,
+                       threshold: float = 0.04) -> torch.Tensor:
+    """Mean L1 over the pixels of `target` [B, T, 3, H, W] that differ from `source` [B, 3, H, W].
+
+    A poke moves a small part of the frame; a loss averaged over all pixels lets a model that keeps the
+    source frame still score well. This term puts the moving pixels (where the part leaves and where it
+    arrives) on an equal footing with the still ones. `threshold` is in [-1, 1] units (0.04 ~ 5/255).
+    """
+    changed = ((target - source.unsqueeze(1)).abs().amax(dim=2, keepdim=True) > threshold).to(video.dtype)
+    return ((video - target).abs() * changed).sum() / (3 * changed.sum()).clamp(min=1.0)
+
+
 class PerceptualLoss(torch.nn.Module):
     """Eq. 6: L1 on pixels plus L1 on each VGG19 feature map (relu1_2 ... relu5_2), weight 1 each.
 

@@ -124,6 +124,10 @@ class StepRunner:
             rec = self.recon_loss(video.flatten(0, 1), batch.target.flatten(0, 1))
         loss = cfg.dynamics_rec_weight * rec
         logs = {"loss/dynamics_rec": rec.item()}
+        if cfg.motion_weight > 0:
+            motion = losses.changed_pixel_loss(video, batch.target, batch.source)
+            loss = loss + cfg.dynamics_rec_weight * cfg.motion_weight * motion
+            logs["loss/changed_pixels"] = motion.item()
         if cfg.traj_weight > 0:
             traj = losses.trajectory_loss(predicted_states, self._encoded_targets(batch.target))
             loss = loss + cfg.traj_weight * traj
