@@ -92,6 +92,7 @@ class ModelConfig:
     dynamics: str = "hierarchy"               # hierarchy | bottleneck_rnn (ablation)
     rnn_cells: int = 3                        # stacked cells of bottleneck_rnn
     gru_kernel: int = 3
+    norm: str = "instance"                    # object encoder and decoder: instance (paper) | affine
     frames: int = 10                          # T: default number of generated frames
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
@@ -102,6 +103,8 @@ class ModelConfig:
     def validate(self) -> None:
         if self.dynamics not in ("hierarchy", "bottleneck_rnn"):
             raise UserError(f"model.dynamics must be hierarchy or bottleneck_rnn, got {self.dynamics!r}")
+        if self.norm not in ("instance", "affine"):
+            raise UserError(f"model.norm must be instance or affine, got {self.norm!r}")
         if not 1 <= self.levels <= self.level_count():
             raise UserError(f"model.levels must be between 1 and {self.level_count()}, got {self.levels}")
         if not self.channels or min(self.channels + [self.stem_channels, self.bottleneck_channels]) < 1:

@@ -5,24 +5,48 @@ import torch
 from torch import nn
 
 
-def conv_norm_act(in_channels: int, out_channels: int, stride: int = 1, norm: bool = True) -> nn.Sequential:
-    """3x3 conv (stride 1 or 2), optional InstanceNorm, ELU."""
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, stride, 1)]
-    if norm:
-        layers.append(nn.InstanceNorm2d(out_channels, affine=True))
-    layers.append(nn.ELU())
-    return nn.Sequential(*layers)
+class ChannelAffine(nn.Module):
+    """A learnable scale and shift per channel, no statistics: keeps each image's colour and contrast."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(1, channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight + self.bias
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """`instance`: InstanceNorm with affine (the paper); `affine`: ChannelAffine; `none`: nothing.
+
+    InstanceNorm removes each image's per-channel mean and scale, so a narrow network must rebuild the
+    frame's colours from spatial patterns alone (README, "Training").
+    """
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "affine":
+        return ChannelAffine(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}")
+
+
+def conv_norm_act(in_channels: int, out_channels: int, stride: int = 1, norm: str = "instance") -> nn.Sequential:
+    """3x3 conv (stride 1 or 2), normalisation (`norm_layer`), ELU."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1), norm_layer(norm, out_channels),
+                         nn.ELU())
 
 
 class ResBlock(nn.Module):
     """Two 3x3 convs with InstanceNorm and ELU around an identity shortcut; keeps shape [B, C, H, W]."""
 
-    def __init__(self, channels: int, norm: bool = True):
+    def __init__(self, channels: int, norm: str = "instance"):
         super().__init__()
         self.body = nn.Sequential(
             conv_norm_act(channels, channels, norm=norm),
             nn.Conv2d(channels, channels, 3, 1, 1),
-            nn.InstanceNorm2d(channels, affine=True) if norm else nn.Identity(),
+            norm_layer(norm, channels),
         )
         self.act = nn.ELU()
 

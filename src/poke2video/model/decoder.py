@@ -5,19 +5,18 @@ import torch
 from torch import nn
 
 from poke2video.config import ModelConfig
-from poke2video.model.blocks import ResBlock, conv_norm_act, resample
+from poke2video.model.blocks import ResBlock, conv_norm_act, norm_layer, resample
 from poke2video.model.encoders import level_geometry
 
 
 class SkipStage(nn.Module):
     """Resample the coarser features onto one level; with a skip, fuse the level's state into them."""
 
-    def __init__(self, in_channels: int, channels: int, scale: int, has_skip: bool, blocks: int):
+    def __init__(self, in_channels: int, channels: int, scale: int, has_skip: bool, blocks: int, norm: str):
         super().__init__()
-        self.up = nn.Sequential(resample(in_channels, channels, scale), nn.InstanceNorm2d(channels, affine=True),
-                                nn.ELU())
-        self.fuse = conv_norm_act(2 * channels, channels) if has_skip else nn.Identity()
-        self.blocks = nn.Sequential(*(ResBlock(channels) for _ in range(blocks if has_skip else 0)))
+        self.up = nn.Sequential(resample(in_channels, channels, scale), norm_layer(norm, channels), nn.ELU())
+        self.fuse = conv_norm_act(2 * channels, channels, norm=norm) if has_skip else nn.Identity()
+        self.blocks = nn.Sequential(*(ResBlock(channels, norm) for _ in range(blocks if has_skip else 0)))
 
     def forward(self, features: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
         features = self.up(features)
@@ -33,9 +32,10 @@ class Decoder(nn.Module):
         super().__init__()
         geometry = level_geometry(cfg) + [(cfg.stem_channels, 1)]
         self.levels = cfg.levels
-        self.bottleneck = nn.Sequential(*(ResBlock(cfg.bottleneck_channels) for _ in range(cfg.decoder_blocks)))
+        self.bottleneck = nn.Sequential(*(ResBlock(cfg.bottleneck_channels, cfg.norm) for _ in range(cfg.decoder_blocks)))
         self.stages = nn.ModuleList(
-            SkipStage(above_ch, ch, above_down // down, has_skip=level < cfg.levels, blocks=cfg.skip_blocks)
+            SkipStage(above_ch, ch, above_down // down, has_skip=level < cfg.levels, blocks=cfg.skip_blocks,
+                      norm=cfg.norm)
             for level, ((above_ch, above_down), (ch, down)) in enumerate(zip(geometry, geometry[1:]), start=1))
         self.to_rgb = nn.Conv2d(cfg.stem_channels, 3, 3, 1, 1)
 

@@ -14,11 +14,11 @@ class Encoder(nn.Module):
     Output of `forward(x [B, C_in, H, W])`: [bottleneck [B, C_b, H/2^S, W/2^S], stage S, ..., stage 1],
     stage s having `cfg.channels[s-1]` channels at H/2^s.
 
-    `norm=False` drops InstanceNorm: the poke encoder uses it, because normalising each map of a sparse
-    poke divides out the poke's magnitude.
+    `norm` is a `norm_layer` kind: the object encoder uses the model's (`cfg.norm`), the poke encoder
+    `none`, because normalising each map of a sparse poke divides out the poke's magnitude.
     """
 
-    def __init__(self, in_channels: int, cfg: ModelConfig, norm: bool = True):
+    def __init__(self, in_channels: int, cfg: ModelConfig, norm: str):
         super().__init__()
         self.stem = conv_norm_act(in_channels, cfg.stem_channels, norm=norm)
         widths = [cfg.stem_channels, *cfg.channels]

@@ -24,8 +24,8 @@ class PokeModel(nn.Module):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
-        self.object_encoder = Encoder(3, cfg)
-        self.poke_encoder = Encoder(2, cfg, norm=False)
+        self.object_encoder = Encoder(3, cfg, norm=cfg.norm)
+        self.poke_encoder = Encoder(2, cfg, norm="none")
         self.dynamics = build_dynamics(cfg)
         self.decoder = Decoder(cfg)
 
