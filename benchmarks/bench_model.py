@@ -15,12 +15,11 @@ import argparse
 import dataclasses
 import json
 import resource
-import statistics
 import subprocess
 import sys
-import time
 
 import torch
+from bench_prepare import median_seconds  # benchmarks/ is on sys.path when run as a script
 
 
 def _synthetic_batch(resolution: int, frames: int, size: int):
@@ -32,17 +31,6 @@ def _synthetic_batch(resolution: int, frames: int, size: int):
     poke_map[:, :, 30:33, 30:33] = 4.0
     target = torch.rand(size, frames, 3, resolution, resolution, generator=g) * 2 - 1
     return Batch(source, poke_map, target, torch.zeros(size, 5))
-
-
-def _median_seconds(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def measure(preset: str, bf16: bool, repeats: int, train_batch: int | None, gan: bool) -> dict:
@@ -74,12 +62,12 @@ def measure(preset: str, bf16: bool, repeats: int, train_batch: int | None, gan:
             model(one.source, one.poke_map, steps=frames)
 
     model.eval()
-    ms_per_video = _median_seconds(infer, repeats) * 1000
+    ms_per_video = median_seconds(infer, repeats, warmup=2) * 1000
     model.train()
     size = train_batch or train.batch_size
     batch = _synthetic_batch(res, frames, size)
     runner = StepRunner(model, _build_discriminators(recipe), train, DistContext(), torch.Generator().manual_seed(0))
-    step_s = _median_seconds(lambda: runner(batch, step=10**6), max(3, repeats // 4), warmup=1)
+    step_s = median_seconds(lambda: runner(batch, step=10**6), max(3, repeats // 4), warmup=1)
     return {"preset": preset, "bf16": bf16, "params_m": count_parameters(model) / 1e6,
             "ms_per_video": ms_per_video, "train_batch": size, "samples_per_s": size / step_s,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -28,7 +28,10 @@ def default_video() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "bikes.mp4"
 
 
-def median_seconds(run, repeats: int) -> float:
+def median_seconds(run, repeats: int, warmup: int = 0) -> float:
+    """Median wall time of `run()` over `repeats` calls, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        run()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

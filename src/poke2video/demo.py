@@ -1,15 +1,12 @@
 """`poke2video demo`: poke a few PokeSim scenes with the bundled model."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from poke2video.errors import UserError
-
-BUNDLED_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
+from poke2video.poker import DEFAULT_WEIGHTS
 
 
 def run_demo(out: str) -> None:
-    if not BUNDLED_WEIGHTS.is_file():
+    if not DEFAULT_WEIGHTS.is_file():
         raise UserError(
             "this build has no bundled model yet; train one on PokeSim and poke with it: "
             "poke2video simulate --out data/pokesim64 --clips 4000 && "
