@@ -30,7 +30,7 @@ def _synthetic_batch(resolution: int, frames: int, size: int):
     poke_map = torch.zeros(size, 2, resolution, resolution)
     poke_map[:, :, 30:33, 30:33] = 4.0
     target = torch.rand(size, frames, 3, resolution, resolution, generator=g) * 2 - 1
-    return Batch(source, poke_map, target, torch.zeros(size, 5))
+    return Batch(source, poke_map, target, torch.zeros(size, 5), torch.zeros(size, 2, *source.shape[2:]))
 
 
 def measure(preset: str, bf16: bool, repeats: int, train_batch: int | None, gan: bool) -> dict:

@@ -27,7 +27,7 @@ def store_path(tmp_path_factory):
 def test_item_contract(store_path):
     ds = PokeDataset(store_path, split="train", poke=PokeConfig(poke_size=3, background_fraction=0.0))
     assert len(ds) == 2 * 5  # two train videos of 8 frames, start_step 1
-    source, poke_map, target, poke = ds[0]
+    source, poke_map, target, poke, flow = ds[0]
     assert source.shape == (3, 48, 48) and poke_map.shape == (2, 48, 48)
     assert target.shape == (T, 3, 48, 48) and poke.shape == (5,)
     assert all(t.dtype == torch.float32 for t in (source, poke_map, target, poke))
@@ -38,6 +38,9 @@ def test_item_contract(store_path):
     x, y, dx, dy, is_background = poke.tolist()
     assert is_background == 0 and poke_map[0, int(y), int(x)] == pytest.approx(dx)
     assert poke_map[1, int(y), int(x)] == pytest.approx(dy) and torch.count_nonzero(poke_map[0]) <= 9
+    row = int(ds.clips[0][1])
+    assert flow.shape == (2, 48, 48) and torch.equal(flow, torch.from_numpy(np.asarray(ds.store.flow(video)[row], np.float32)))
+    assert (dx, dy) == pytest.approx((float(flow[0, int(y), int(x)]), float(flow[1, int(y), int(x)])))
 
 
 def test_pokes_are_reproducible_and_change_with_epoch(store_path):
@@ -60,10 +63,11 @@ def test_foreground_pokes_on_moving_pixels_background_on_still(store_path):
             magnitude = flow_magnitude(fg.store.flow(int(video))[row])
             x, y = (int(v) for v in fg[i][3][:2])
             assert magnitude[y, x] > magnitude.mean() + magnitude.std()
-            source, _, target, poke = bg[i]
+            source, _, target, poke, flow = bg[i]
             x, y = (int(v) for v in poke[:2])
             assert poke[4] == 1 and magnitude[y, x] <= np.percentile(magnitude[3:-3, 3:-3], 10) + 1e-6
             assert torch.equal(target, source.expand(T, -1, -1, -1))  # still target
+            assert not flow.any()  # ... and no motion to learn
             assert np.hypot(float(poke[2]), float(poke[3])) > magnitude.mean()  # vector borrowed from a moving pixel
 
 

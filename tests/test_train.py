@@ -12,6 +12,7 @@ from poke2video.errors import UserError
 from poke2video.model import PokeModel, load_model
 from poke2video.train.distributed import DistContext
 from poke2video.train.loop import train_run
+from poke2video.train import losses
 from poke2video.train.steps import Batch, StepRunner
 from train_support import assert_same_weights, make_tiny_store, weights_of, write_preset
 
@@ -29,18 +30,27 @@ def fixed_batch(store_path, recipe) -> Batch:
 
 
 def evaluate_losses(runner: StepRunner, batch: Batch) -> tuple[float, float]:
-    """(stage-1 reconstruction of the source frames, reconstruction of the predicted clip)."""
-    model = runner.model
+    """(stage-1 reconstruction of the source frames, reconstruction of the predicted clip plus, for a
+    warp model, its weighted flow loss)."""
+    model, cfg = runner.model, runner.cfg
     with torch.no_grad():
         frame_loss = runner.recon_loss(model.decode(model.encode_object(batch.source)), batch.source)
-        video, _ = model(batch.source, batch.poke_map, steps=batch.target.shape[1])
-        video_loss = runner.recon_loss(video.flatten(0, 1), batch.target.flatten(0, 1))
+        prediction = model.predict(batch.source, batch.poke_map, steps=batch.target.shape[1])
+        video_loss = runner.recon_loss(prediction.video.flatten(0, 1), batch.target.flatten(0, 1))
+        if prediction.backward_flow is not None:
+            flow_loss = losses.last_frame_flow_loss(prediction.backward_flow[:, -1], batch.flow)
+            video_loss = cfg.dynamics_rec_weight * video_loss + cfg.flow_weight * flow_loss
     return frame_loss.item(), video_loss.item()
 
 
-@pytest.mark.parametrize("schedule", ["alternate", "single"])
-def test_one_step_reduces_the_loss_on_a_fixed_batch(tmp_path, store, schedule):
-    recipe = load_preset(str(write_preset(tmp_path / "p.yaml", lr=3e-3, schedule=schedule)))
+WARP = {"output": "warp", "poke_input": "every_level"}
+
+
+@pytest.mark.parametrize("schedule,model_changes", [("alternate", {}), ("single", {}), ("alternate", WARP)])
+def test_one_step_reduces_the_loss_on_a_fixed_batch(tmp_path, store, schedule, model_changes):
+    flow_weight = 1.0 if model_changes else 0.0
+    recipe = load_preset(str(write_preset(tmp_path / "p.yaml", model=model_changes, lr=3e-3, schedule=schedule,
+                                          flow_weight=flow_weight)))
     torch.manual_seed(0)
     model = PokeModel(recipe.model)
     runner = StepRunner(model, None, recipe.train, DistContext(), torch.Generator().manual_seed(0))
@@ -62,6 +72,7 @@ ABLATIONS = {
     "impulse": ({}, {"poke": {"poke_size": 3, "impulse": True}}),
     "bf16": ({}, {"bf16": True}),
     "gan": ({}, {"gan": {"start_step": 0, "patch_frames": 4}}),
+    "warp_flow": (WARP, {"flow_weight": 1.0}),
 }
 
 
@@ -79,6 +90,9 @@ def test_each_switch_trains_and_writes_loadable_weights(tmp_path, store, name):
         assert metadata["impulse_scale"] == pytest.approx(trainer.dataset.impulse_scale) and metadata["impulse_scale"] > 0
     else:
         assert metadata["impulse_scale"] is None
+    if name == "warp_flow":
+        logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+        assert all(row["loss/flow"] > 0 for row in logged if "loss/total" in row)
     if name == "gan":
         logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
         assert any("gan/d_patch" in row and "gan/feature_matching" in row for row in logged)

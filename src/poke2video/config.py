@@ -93,6 +93,10 @@ class ModelConfig:
     rnn_cells: int = 3                        # stacked cells of bottleneck_rnn
     gru_kernel: int = 3
     norm: str = "instance"                    # object encoder and decoder: instance (paper) | affine
+    poke_input: str = "coarsest"              # coarsest (paper): the poke code drives the bottleneck GRU;
+    #                                           every_level: each finer GRU also reads the poke encoder's map
+    output: str = "pixels"                    # pixels (paper): the decoder draws each frame; warp: it also
+    #                                           draws a backward flow and a mask that warp the source frame
     frames: int = 10                          # T: default number of generated frames
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
@@ -105,6 +109,10 @@ class ModelConfig:
             raise UserError(f"model.dynamics must be hierarchy or bottleneck_rnn, got {self.dynamics!r}")
         if self.norm not in ("instance", "affine"):
             raise UserError(f"model.norm must be instance or affine, got {self.norm!r}")
+        if self.poke_input not in ("coarsest", "every_level"):
+            raise UserError(f"model.poke_input must be coarsest or every_level, got {self.poke_input!r}")
+        if self.output not in ("pixels", "warp"):
+            raise UserError(f"model.output must be pixels or warp, got {self.output!r}")
         if not 1 <= self.levels <= self.level_count():
             raise UserError(f"model.levels must be between 1 and {self.level_count()}, got {self.levels}")
         if not self.channels or min(self.channels + [self.stem_channels, self.bottleneck_channels]) < 1:
@@ -208,6 +216,7 @@ class TrainConfig:
     dynamics_rec_weight: float = 5.0  # reconstruction of the predicted video
     traj_weight: float = 0.1        # L_traj (Eq. 7); 0 is the "without L_traj" ablation
     motion_weight: float = 0.0      # extra L1 on the pixels that change from the source frame (0: off)
+    flow_weight: float = 0.0        # model.output warp: L1 of the last frame's flow to the clip's flow (0: off)
     gan: GanConfig = field(default_factory=GanConfig)
     poke: PokeConfig = field(default_factory=PokeConfig)
     bf16: bool = False              # bf16 autocast (CPU and CUDA)
@@ -224,9 +233,10 @@ class TrainConfig:
         for name in ("steps", "batch_size", "log_every", "val_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"train.{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.traj_weight < 0 or self.motion_weight < 0 or self.val_clips < 0 or self.stage1_steps < 0:
-            raise UserError("train.lr must be positive; traj_weight, motion_weight, val_clips, stage1_steps "
-                            "not negative")
+        if (self.lr <= 0 or min(self.traj_weight, self.motion_weight, self.flow_weight) < 0 or self.val_clips < 0
+                or self.stage1_steps < 0):
+            raise UserError("train.lr must be positive; traj_weight, motion_weight, flow_weight, val_clips, "
+                            "stage1_steps not negative")
 
 
 @dataclass

@@ -9,7 +9,6 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 from PIL import Image
@@ -77,6 +76,8 @@ def _write_gif(path: Path, video: np.ndarray, fps: float) -> None:
 
 def _write_mp4(path: Path, video: np.ndarray, fps: float) -> None:
     """H.264, yuv420p (plays everywhere); odd sides are padded by one edge pixel to be even."""
+    import av  # here, not at the top: poking and training import this module and never need PyAV
+
     pad_h, pad_w = video.shape[1] % 2, video.shape[2] % 2
     if pad_h or pad_w:
         video = np.pad(video, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")

@@ -1,9 +1,10 @@
-"""Training items from a dataset store: `(source_frame, poke_map, target_video, poke)`.
+"""Training items from a dataset store: `(source_frame, poke_map, target_video, poke, target_flow)`.
 
     source_frame  float32 [3, H, W]     frame s in [-1, 1]
     poke_map      float32 [2, H, W]     see data/pokes.make_poke_map
     target_video  float32 [T, 3, H, W]  frames s+1 .. s+T in [-1, 1]; a background poke gets frame s, T times
     poke          float32 [5]           (x, y, dx, dy, is_background) in store pixels
+    target_flow   float32 [2, H, W]     the clip's flow F(s -> s+T) in pixels; zeros for a background poke
 
 The poke of item i in epoch e is drawn from the clip's flow F(s -> s+T) with a generator seeded by
 (seed, e, i), so it is reproducible and changes from epoch to epoch. With `impulse=True` (appendix B)
@@ -73,8 +74,10 @@ class PokeDataset(Dataset):
         targets = np.repeat(clip[:1], T, axis=0) if background else clip[1:]
         poke_map = make_poke_map(self.store.resolution, source_xy, displacement, self.poke.poke_size)
         poke = np.array([*source_xy, *displacement, float(background)], np.float32)
+        row = int(self.clips[index][1])
+        flow = np.zeros((2, *clip.shape[1:3]), np.float32) if background else np.asarray(self.store.flow(video)[row], np.float32)
         return (_to_unit_range(clip[0]), torch.from_numpy(poke_map),
-                _to_unit_range(targets), torch.from_numpy(poke))
+                _to_unit_range(targets), torch.from_numpy(poke), torch.from_numpy(flow))
 
 
 def _to_unit_range(frames: np.ndarray) -> torch.Tensor:

@@ -25,8 +25,18 @@ class SkipStage(nn.Module):
         return features
 
 
+def head_channels(cfg: ModelConfig) -> int:
+    """Output maps of the decoder: RGB (pixels), or RGB + backward flow (x, y) + warp mask (warp)."""
+    return 3 if cfg.output == "pixels" else 6
+
+
 class Decoder(nn.Module):
-    """ResNet blocks at the bottleneck, then one SkipStage per finer level and one to full resolution, tanh."""
+    """ResNet blocks at the bottleneck, then one SkipStage per finer level and one to full resolution.
+
+    Returns the raw head [B, head_channels, H, W]; `PokeModel` turns it into a frame (tanh on RGB) and, for
+    `output: warp`, a flow and a mask. The flow and mask maps start at zero, so a fresh warp model
+    reproduces the source frame.
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -37,13 +47,16 @@ class Decoder(nn.Module):
             SkipStage(above_ch, ch, above_down // down, has_skip=level < cfg.levels, blocks=cfg.skip_blocks,
                       norm=cfg.norm)
             for level, ((above_ch, above_down), (ch, down)) in enumerate(zip(geometry, geometry[1:]), start=1))
-        self.to_rgb = nn.Conv2d(cfg.stem_channels, 3, 3, 1, 1)
+        self.to_rgb = nn.Conv2d(cfg.stem_channels, head_channels(cfg), 3, 1, 1)
+        with torch.no_grad():
+            self.to_rgb.weight[3:].zero_()
+            self.to_rgb.bias[3:].zero_()
 
     def forward(self, object_state: list[torch.Tensor]) -> torch.Tensor:
-        """object_state: K tensors coarse -> fine -> frame [B, 3, H, W] in [-1, 1]."""
+        """object_state: K tensors coarse -> fine -> raw head [B, head_channels, H, W]."""
         if len(object_state) != self.levels:
             raise ValueError(f"decoder expects {self.levels} levels, got {len(object_state)}")
         features = self.bottleneck(object_state[0])
         for level, stage in enumerate(self.stages, start=1):
             features = stage(features, object_state[level] if level < self.levels else None)
-        return torch.tanh(self.to_rgb(features))
+        return self.to_rgb(features)

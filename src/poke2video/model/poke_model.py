@@ -4,19 +4,48 @@
     object_state = model.encode_object(frames)             # K tensors, coarse -> fine
     frame = model.decode(object_state)                     # [B, 3, H, W] in [-1, 1]
     video, predicted_states = model(source, poke_map, steps=T)   # [B, T, 3, H, W]; T lists of K tensors
+    prediction = model.predict(source, poke_map, steps=T)  # the same plus the warp flows (output: warp)
+
+`output: pixels` (the paper) decodes every frame from the predicted state. `output: warp` also decodes a
+backward flow and a mask per frame: frame_t = mask * source(p + flow_t(p)) + (1 - mask) * rgb_t, so a
+part moves by moving pixels rather than by redrawing them, and newly seen pixels come from rgb_t.
 
 Parameter groups for the two training stages: `object_encoder` + `decoder` (stage 1),
 `poke_encoder` + `dynamics` (+ `decoder`) (stage 2).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from poke2video.config import ModelConfig
 from poke2video.model.decoder import Decoder
 from poke2video.model.dynamics import build_dynamics
 from poke2video.model.encoders import Encoder
+
+FLOW_SCALE = 4.0   # pixels per unit of the decoder's flow maps
+MASK_BIAS = 4.0    # a fresh warp model takes 98% of each pixel from the warped source
+
+
+class Prediction(NamedTuple):
+    video: torch.Tensor                      # [B, T, 3, H, W] in [-1, 1]
+    states: list[list[torch.Tensor]]         # [t][level] [B, C_n, H_n, W_n]
+    backward_flow: torch.Tensor | None       # [B, T, 2, H, W] px: where each pixel of frame t comes from
+    #                                          in the source (output: warp; None for pixels)
+
+
+def warp(image: torch.Tensor, backward_flow: torch.Tensor) -> torch.Tensor:
+    """Sample image [N, C, H, W] at p + backward_flow(p) [N, 2, H, W] (pixels; x, y), bilinear, border."""
+    _, _, height, width = image.shape
+    ys, xs = torch.meshgrid(torch.arange(height, device=image.device, dtype=image.dtype),
+                            torch.arange(width, device=image.device, dtype=image.dtype), indexing="ij")
+    grid_x = (xs + backward_flow[:, 0]) * (2.0 / max(width - 1, 1)) - 1.0
+    grid_y = (ys + backward_flow[:, 1]) * (2.0 / max(height - 1, 1)) - 1.0
+    grid = torch.stack([grid_x, grid_y], dim=-1)  # [N, H, W, 2]
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 class PokeModel(nn.Module):
@@ -33,25 +62,38 @@ class PokeModel(nn.Module):
         """frames [B, 3, H, W] in [-1, 1] -> object_state: K tensors [B, C_n, H_n, W_n], coarse -> fine."""
         return self.object_encoder(frames)[: self.cfg.levels]
 
-    def encode_poke(self, poke_map: torch.Tensor) -> torch.Tensor:
-        """poke_map [B, 2, H, W] (pixels) -> poke_code [B, C_0, H_0, W_0] at the coarsest level."""
-        return self.poke_encoder(poke_map)[0]
+    def encode_poke(self, poke_map: torch.Tensor) -> list[torch.Tensor]:
+        """poke_map [B, 2, H, W] (pixels) -> poke_code: K tensors [B, C_n, H_n, W_n], coarse -> fine."""
+        return self.poke_encoder(poke_map)[: self.cfg.levels]
 
     def decode(self, object_state: list[torch.Tensor]) -> torch.Tensor:
-        """K tensors coarse -> fine -> frame [B, 3, H, W] in [-1, 1]."""
-        return self.decoder(object_state)
+        """K tensors coarse -> fine -> frame [B, 3, H, W] in [-1, 1] (drawn, never warped)."""
+        return torch.tanh(self.decoder(object_state)[:, :3])
 
-    def forward(self, source_frame: torch.Tensor, poke_map: torch.Tensor,
-                steps: int | None = None) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
-        """source [B, 3, H, W], poke_map [B, 2, H, W] -> (video [B, T, 3, H, W], predicted_states[t][level])."""
+    def predict(self, source_frame: torch.Tensor, poke_map: torch.Tensor, steps: int | None = None) -> Prediction:
+        """source [B, 3, H, W], poke_map [B, 2, H, W] -> Prediction for frames 1..T."""
         steps = self.cfg.frames if steps is None else steps
         predicted_states = self.dynamics(self.encode_object(source_frame), self.encode_poke(poke_map), steps)
         batch = source_frame.shape[0]
         # Decode all T frames in one batch: per level, stack time into the batch axis -> [T*B, C, h, w].
         stacked = [torch.cat([state[level] for state in predicted_states]) for level in range(self.cfg.levels)]
-        frames = self.decode(stacked)                                   # [T*B, 3, H, W]
+        head = self.decoder(stacked)                                     # [T*B, 3 or 6, H, W]
+        frames = torch.tanh(head[:, :3])
+        flow = None
+        if self.cfg.output == "warp":
+            flow = FLOW_SCALE * head[:, 3:5]
+            mask = torch.sigmoid(head[:, 5:6] + MASK_BIAS)
+            warped = warp(source_frame.repeat(steps, 1, 1, 1), flow)
+            frames = mask * warped + (1.0 - mask) * frames
+            flow = flow.view(steps, batch, *flow.shape[1:]).transpose(0, 1)
         video = frames.view(steps, batch, *frames.shape[1:]).transpose(0, 1)
-        return video, predicted_states
+        return Prediction(video, predicted_states, flow)
+
+    def forward(self, source_frame: torch.Tensor, poke_map: torch.Tensor,
+                steps: int | None = None) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+        """source [B, 3, H, W], poke_map [B, 2, H, W] -> (video [B, T, 3, H, W], predicted_states[t][level])."""
+        prediction = self.predict(source_frame, poke_map, steps)
+        return prediction.video, prediction.states
 
 
 def count_parameters(module: nn.Module) -> int:

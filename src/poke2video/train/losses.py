@@ -40,6 +40,46 @@ def changed_pixel_loss(video: torch.Tensor, target: torch.Tensor, source: torch.
     return ((video - target).abs() * changed).sum() / (3 * changed.sum()).clamp(min=1.0)
 
 
+def backward_flow_target(forward_flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn F(0 -> T) [B, 2, H, W] (where each source pixel goes) into the backward flow of frame T
+    (where each pixel of frame T comes from): every source pixel p lands on q = round(p + F(p)) and
+    gives B(q) = -F(p). Where several land on one pixel the fastest wins (a moving part covers the
+    still background; ties are averaged). -> (backward flow [B, 2, H, W], valid [B, 1, H, W]); a
+    pixel nothing lands on (just uncovered) is not valid: its content is new, not moved.
+    """
+    batch, _, height, width = forward_flow.shape
+    flow = forward_flow.float()
+    ys, xs = torch.meshgrid(torch.arange(height, device=flow.device), torch.arange(width, device=flow.device),
+                            indexing="ij")
+    land_x = (xs + flow[:, 0]).round().long()                      # [B, H, W]
+    land_y = (ys + flow[:, 1]).round().long()
+    inside = (land_x >= 0) & (land_x < width) & (land_y >= 0) & (land_y < height)
+    target_index = (land_y.clamp(0, height - 1) * width + land_x.clamp(0, width - 1)).flatten(1)  # [B, HW]
+    speed = torch.where(inside, flow.norm(dim=1), torch.full_like(flow[:, 0], -1.0)).flatten(1)
+    fastest = speed.new_full((batch, height * width), -1.0).scatter_reduce(1, target_index, speed, "amax")
+    wins = (inside.flatten(1) & (speed >= fastest.gather(1, target_index))).float()        # [B, HW]
+    sums = flow.new_zeros(batch, 3, height * width)
+    contribution = torch.cat([-flow.flatten(2), torch.ones_like(flow[:, :1]).flatten(2)], 1) * wins[:, None]
+    sums.scatter_add_(2, target_index[:, None].expand(-1, 3, -1), contribution)
+    count = sums[:, 2:]
+    backward = (sums[:, :2] / count.clamp(min=1.0)).view(batch, 2, height, width)
+    return backward, (count > 0).float().view(batch, 1, height, width)
+
+
+def last_frame_flow_loss(predicted_backward: torch.Tensor, forward_flow: torch.Tensor,
+                         moving_px: float = 0.5) -> torch.Tensor:
+    """L1 (pixels) between the model's backward flow of frame T [B, 2, H, W] and the one the clip's flow
+    F(0 -> T) implies (`backward_flow_target`), over the pixels where that is known: the mean over the
+    pixels that move (target longer than `moving_px`) plus the mean over those that stay. A poke moves a
+    few percent of the pixels; a plain mean would let a model that moves nothing score well."""
+    target, valid = backward_flow_target(forward_flow)
+    error = (predicted_backward - target).abs().sum(1, keepdim=True)          # [B, 1, H, W]
+    moving = (target.norm(dim=1, keepdim=True) > moving_px).float() * valid
+    still = valid - moving
+    return ((error * moving).sum() / moving.sum().clamp(min=1.0)
+            + (error * still).sum() / still.sum().clamp(min=1.0)) / 2
+
+
 class PerceptualLoss(torch.nn.Module):
     """Eq. 6: L1 on pixels plus L1 on each VGG19 feature map (relu1_2 ... relu5_2), weight 1 each.
 

@@ -25,6 +25,7 @@ class Batch:
     poke_map: torch.Tensor  # [B, 2, H, W]
     target: torch.Tensor    # [B, T, 3, H, W] in [-1, 1]
     poke: torch.Tensor      # [B, 5] (x, y, dx, dy, is_background)
+    flow: torch.Tensor      # [B, 2, H, W] the clip's flow F(0 -> T), pixels; zeros for background pokes
 
     @classmethod
     def collate(cls, items, device: torch.device) -> "Batch":
@@ -119,8 +120,8 @@ class StepRunner:
         gan_on = self.discriminators is not None and step >= cfg.gan.start_step
         self.model.object_encoder.requires_grad_(name == "joint")
         with self.autocast():
-            video, predicted_states = self.model(batch.source, batch.poke_map, steps=batch.target.shape[1])
-            video = video.float()
+            prediction = self.model.predict(batch.source, batch.poke_map, steps=batch.target.shape[1])
+            video, predicted_states = prediction.video.float(), prediction.states
             rec = self.recon_loss(video.flatten(0, 1), batch.target.flatten(0, 1))
         loss = cfg.dynamics_rec_weight * rec
         logs = {"loss/dynamics_rec": rec.item()}
@@ -128,6 +129,10 @@ class StepRunner:
             motion = losses.changed_pixel_loss(video, batch.target, batch.source)
             loss = loss + cfg.dynamics_rec_weight * cfg.motion_weight * motion
             logs["loss/changed_pixels"] = motion.item()
+        if cfg.flow_weight > 0 and prediction.backward_flow is not None:
+            flow = losses.last_frame_flow_loss(prediction.backward_flow[:, -1].float(), batch.flow)
+            loss = loss + cfg.flow_weight * flow
+            logs["loss/flow"] = flow.item()
         if cfg.traj_weight > 0:
             traj = losses.trajectory_loss(predicted_states, self._encoded_targets(batch.target))
             loss = loss + cfg.traj_weight * traj

@@ -1,0 +1,72 @@
+"""The warp output (model.output: warp), the poke at every level, and the flow loss that trains them."""
+import dataclasses
+
+import pytest
+import torch
+
+from poke2video.config import model_config_for
+from poke2video.model import PokeModel
+from poke2video.model.poke_model import warp
+from poke2video.train.losses import backward_flow_target, last_frame_flow_loss
+
+torch.set_num_threads(1)
+
+
+def test_warp_with_zero_flow_is_the_identity_and_an_integer_flow_shifts():
+    image = torch.rand(2, 3, 16, 16)
+    assert torch.allclose(warp(image, torch.zeros(2, 2, 16, 16)), image, atol=1e-4)
+    flow = torch.zeros(2, 2, 16, 16)
+    flow[:, 0], flow[:, 1] = -3.0, 2.0        # each output pixel comes from 3 px left, 2 px down
+    shifted = warp(image, flow)
+    assert torch.allclose(shifted[:, :, 4:14, 3:], image[:, :, 6:16, :13], atol=1e-4)
+
+
+def test_backward_target_of_a_moving_square():
+    forward = torch.zeros(1, 2, 20, 20)
+    forward[0, 0, 5:9, 4:8], forward[0, 1, 5:9, 4:8] = 3.0, -2.0     # a 4x4 square moves (3, -2)
+    target, valid = backward_flow_target(forward)
+    assert torch.equal(target[0, :, 3:7, 7:11], torch.tensor([-3.0, 2.0])[:, None, None].expand(2, 4, 4))
+    assert target[0, :, 15:, 15:].abs().max() == 0 and valid[0, 0, 15:, 15:].all()  # still background
+    assert not valid[0, 0, 7:9, 4:7].any()      # uncovered by the square and not covered again: unknown
+    assert valid.sum() == 20 * 20 - (16 - 2)  # all but the 14 old square pixels the new one does not cover
+
+
+def test_flow_loss_is_zero_at_the_target_and_weighs_moving_pixels_like_still_ones():
+    forward = torch.zeros(1, 2, 20, 20)
+    forward[0, 0, 5:7, 5:7] = 4.0
+    target, _ = backward_flow_target(forward)
+    assert last_frame_flow_loss(target, forward) == 0
+    # predicting no motion at all costs half the moving pixels' error, though they are 1% of the image
+    assert last_frame_flow_loss(torch.zeros_like(target), forward) == pytest.approx(4.0 / 2)
+
+
+def test_fresh_warp_model_starts_from_the_source_frame():
+    cfg = dataclasses.replace(model_config_for("cpu-64"), output="warp")
+    torch.manual_seed(0)
+    model = PokeModel(cfg)
+    source = torch.rand(2, 3, 64, 64) * 2 - 1
+    poke_map = torch.zeros(2, 2, 64, 64)
+    poke_map[:, :, 30:33, 30:33] = 5.0
+    prediction = model.predict(source, poke_map, steps=3)
+    assert prediction.backward_flow.shape == (2, 3, 2, 64, 64) and prediction.backward_flow.abs().max() == 0
+    assert (prediction.video - source[:, None]).abs().mean() < 0.05  # 98% warped source at the start
+    assert model.decode(model.encode_object(source)).shape == source.shape
+    prediction.video.square().mean().backward()
+    assert model.decoder.to_rgb.weight.grad[3:].abs().sum() > 0        # the flow and mask maps learn
+
+
+@pytest.mark.parametrize("poke_input", ["coarsest", "every_level"])
+def test_poke_reaches_the_finest_level_only_through_the_hierarchy_unless_every_level(poke_input):
+    cfg = dataclasses.replace(model_config_for("cpu-64"), poke_input=poke_input)
+    torch.manual_seed(0)
+    model = PokeModel(cfg)
+    source = torch.rand(1, 3, 64, 64) * 2 - 1
+    poke_map = torch.zeros(1, 2, 64, 64, requires_grad=True)
+    states = model.dynamics(model.encode_object(source), model.encode_poke(poke_map), 1)
+    finest = states[0][-1]
+    # gradient of the finest state's corner with respect to the poke map: only every_level
+    # connects them without passing through the 8x8 bottleneck; both paths exist there.
+    finest[0, :, 0, 0].sum().backward()
+    has_direct = len(model.dynamics.poke_projections) > 0
+    assert has_direct == (poke_input == "every_level")
+    assert poke_map.grad.abs().sum() > 0
