@@ -47,18 +47,21 @@ WARP = {"output": "warp", "poke_input": "every_level"}
 
 
 @pytest.mark.parametrize("schedule,model_changes", [("alternate", {}), ("single", {}), ("alternate", WARP)])
-def test_one_step_reduces_the_loss_on_a_fixed_batch(tmp_path, store, schedule, model_changes):
-    flow_weight = 1.0 if model_changes else 0.0
+def test_training_steps_reduce_the_loss_on_a_fixed_batch(tmp_path, store, schedule, model_changes):
+    """One step for the pixel decoder. A warp model starts with zero flow, where the flow loss's L1 has
+    no slope on the still pixels: its first steps trade still pixels for moving ones, so it gets 20."""
+    warp = bool(model_changes)
     recipe = load_preset(str(write_preset(tmp_path / "p.yaml", model=model_changes, lr=3e-3, schedule=schedule,
-                                          flow_weight=flow_weight)))
+                                          flow_weight=1.0 if warp else 0.0)))
     torch.manual_seed(0)
     model = PokeModel(recipe.model)
     runner = StepRunner(model, None, recipe.train, DistContext(), torch.Generator().manual_seed(0))
     batch = fixed_batch(store, recipe)
     frame_before, video_before = evaluate_losses(runner, batch)
-    runner(batch, step=0)
+    for step in range(20 if warp else 1):
+        runner(batch, step=step)
     frame_after, video_after = evaluate_losses(runner, batch)
-    assert video_after < video_before
+    assert video_after < (video_before / 2 if warp else video_before)
     if schedule == "alternate":
         assert frame_after < frame_before
 
