@@ -74,7 +74,7 @@ def _inside(xy, width: int, height: int) -> tuple[float, float]:
 def pokesim_case(store: Store, video: int, row: int) -> EvalCase:
     """The simulator's poke of clip (`video`, `row`) with its ground truth."""
     start, T = int(store.starts(video)[row]), store.clip_length
-    clip = np.asarray(store.frames(video)[start:start + T + 1])
+    clip = np.array(store.frames(video)[start:start + T + 1])  # a copy: writable, no hold on the memory map
     height, width = clip.shape[1:3]
     poke = np.asarray(store.array(video, "gt_poke")[row], np.float64)
     source = (float(poke[POKE["x"]]), float(poke[POKE["y"]]))
