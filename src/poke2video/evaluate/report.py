@@ -109,7 +109,7 @@ def metrics_document(evaluation: Evaluation, summary: dict, command: str | None)
     }
 
 
-def _columns(summary: dict) -> list[str]:
+def table_columns(summary: dict) -> list[str]:
     """Metrics with a value or an 'unavailable' for some method (all 'not applicable' columns are dropped)."""
     return [metric for metric in METRICS
             if any(entries[metric]["status"] != "not applicable" for entries in summary.values())]
@@ -131,19 +131,25 @@ def _header(metric: str) -> str:
     return f"{info.label} {arrow}" + (f" ({info.unit})" if info.unit else "")
 
 
-def markdown_table(summary: dict, columns: list[str] | None = None) -> str:
-    """One row per method: means with their 95% intervals in brackets (FVD: one value)."""
-    columns = columns or _columns(summary)
-    lines = ["| method | " + " | ".join(_header(m) for m in columns) + " |",
-             "|---|" + "---|" * len(columns)]
+def markdown_table(summary: dict, columns: list[str] | None = None,
+                   extra_columns: dict[str, dict[str, str]] | None = None) -> str:
+    """One row per method: means with their 95% intervals in brackets (FVD: one value).
+
+    `extra_columns`: {header: {method: text}} appended on the right ("—" where a method has none)."""
+    columns = columns or table_columns(summary)
+    extra_columns = extra_columns or {}
+    headers = [_header(m) for m in columns] + list(extra_columns)
+    lines = ["| method | " + " | ".join(headers) + " |", "|---|" + "---|" * len(headers)]
     for method, entries in summary.items():
-        lines.append(f"| {method} | " + " | ".join(_cell(entries[m], METRICS[m].digits) for m in columns) + " |")
+        cells = [_cell(entries[m], METRICS[m].digits) for m in columns]
+        cells += [texts.get(method, "—") for texts in extra_columns.values()]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def report_markdown(document: dict) -> str:
     summary, options = document["metrics"], document["options"]
-    columns = _columns(summary)
+    columns = table_columns(summary)
     lines = [f"# Evaluation of `{document['data']}`, split `{document['split']}`", ""]
     if document["command"]:
         lines += [f"`{document['command']}`", ""]
