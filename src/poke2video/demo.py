@@ -19,7 +19,8 @@ from tqdm import tqdm
 from poke2video.errors import UserError
 from poke2video.export import draw_poke_overlay, write_video
 from poke2video.fsutil import atomic_path
-from poke2video.poker import DEFAULT_WEIGHTS, Poker
+from poke2video import poker as poker_module
+from poke2video.poker import Poker
 from poke2video.sim.examples import ExampleScene, example_scenes
 
 DISPLAY_SCALE = 4           # videos: 64 px scenes become 256 px
@@ -48,7 +49,7 @@ def run_demo(out: str, checkpoint: str | None = None) -> dict:
 
 
 def _load_poker(checkpoint: str | None) -> Poker:
-    if checkpoint is None and not DEFAULT_WEIGHTS.is_file():
+    if checkpoint is None and not poker_module.DEFAULT_WEIGHTS.is_file():
         raise UserError(
             "this build has no bundled model yet; train one on PokeSim and poke with it: "
             "poke2video simulate --out data/pokesim64 --clips 4000 && "
