@@ -78,9 +78,14 @@ def _scaled(xy, scale: int) -> tuple[float, float]:
     return tuple((v + 0.5) * scale - 0.5 for v in xy)
 
 
+def scene_video(scene: ExampleScene, generated: np.ndarray, scale: int = DISPLAY_SCALE) -> np.ndarray:
+    """uint8 [T + 1, S, S, 3]: the scene's image then the generated frames, upscaled, the poke drawn on each."""
+    video = _upscale(np.concatenate([scene.image[None], generated]), scale)
+    return draw_poke_overlay(video, _scaled(scene.source, scale), _scaled(scene.target, scale))
+
+
 def _write_scene_videos(out_dir: Path, scene: ExampleScene, generated: np.ndarray) -> list[Path]:
-    video = _upscale(np.concatenate([scene.image[None], generated]), DISPLAY_SCALE)
-    video = draw_poke_overlay(video, _scaled(scene.source, DISPLAY_SCALE), _scaled(scene.target, DISPLAY_SCALE))
+    video = scene_video(scene, generated)
     return [write_video(out_dir / f"{scene.name}{suffix}", video) for suffix in (".mp4", ".gif")]
 
 
