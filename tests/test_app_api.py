@@ -86,6 +86,9 @@ def test_upload_scales_to_the_work_size_and_pokes(client):
     assert (info["width"], info["height"]) == (512, 358) and info["name"] == "img.png"
     body = poke(client, info["image_id"], (500, 10), (511, 357)).json()
     assert decode_frame(body["frames"][-1]).shape == (358, 512, 3)
+    body = poke(client, info["image_id"], (500, 10), (511, 357), format="jpeg").json()
+    assert body["format"] == "jpeg" and base64.b64decode(body["frames"][0])[:2] == b"\xff\xd8"
+    assert decode_frame(body["frames"][0]).shape == (358, 512, 3)
 
 
 def test_upload_turns_exif_rotated_photos_upright(client):
@@ -132,6 +135,7 @@ def test_malformed_requests(client):
     assert_error(client.post("/api/poke", json={"source": [1, 1], "target": [2, 2]}), 422, "image_id")
     assert_error(client.post("/api/poke", content="{", headers={"content-type": "application/json"}), 422)
     assert_error(poke(client, mode="sideways"), 422, "mode")
+    assert_error(poke(client, format="bmp"), 422, "format")
     assert_error(poke(client, mode="impulse"), 400, "impulse", "not available")
     assert_error(client.post("/api/video", json={"image_id": "example-willow", "source": [1, 1],
                                                  "target": [2, 2], "format": "avi"}), 422, "format")

@@ -108,7 +108,7 @@ def test_upload_and_error_message(server, browser, tmp_path):
     assert "not an image" in page.inner_text("#error")
 
     from PIL import Image
-    Image.new("RGB", (120, 80), (30, 120, 200)).save(tmp_path / "blue.png")
+    Image.new("RGB", (300, 200), (30, 120, 200)).save(tmp_path / "blue.png")   # > 128 px: jpeg frames
     page.set_input_files("#upload", str(tmp_path / "blue.png"))
     page.wait_for_function("document.querySelector('#error').hidden")
     size = page.evaluate("() => [document.getElementById('canvas').width, document.getElementById('canvas').height]")

@@ -54,14 +54,19 @@ class PokeRequest(BaseModel):
                                                 "default: the model's own")
 
 
+class FramesRequest(PokeRequest):
+    format: Literal["png", "jpeg"] = Field("png", description="frame encoding: png (lossless) or jpeg "
+                                                              "(quality 90; much faster for large images)")
+
+
 class VideoRequest(PokeRequest):
     format: Literal["mp4", "gif"] = "mp4"
     overlay: bool = Field(True, description="draw the poke arrow and target dot on every frame")
 
 
 class PokeResponse(BaseModel):
-    frames: list[str] = Field(description="frames 1..T, each a base64-encoded PNG at the image's size")
-    format: Literal["png"] = "png"
+    frames: list[str] = Field(description="frames 1..T, each a base64-encoded PNG or JPEG at the image's size")
+    format: Literal["png", "jpeg"]
     width: int
     height: int
     count: int = Field(description="number of frames (T)")

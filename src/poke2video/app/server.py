@@ -5,7 +5,8 @@
     GET  /api/examples      PokeSim example scenes (image ids, the simulator's own poke)
     POST /api/images        multipart upload (field `file`) -> {image_id, width, height, ...}
     GET  /api/images/{id}   the stored image as PNG (uploads are scaled to fit 512 px)
-    POST /api/poke          {image_id, source: [x, y], target: [x, y], mode?} -> T frames as base64 PNGs + ms
+    POST /api/poke          {image_id, source: [x, y], target: [x, y], mode?, format?} -> T frames (base64 PNG
+                            or JPEG) + the model's ms
     POST /api/video         the same + format mp4|gif, overlay -> the video file (image + T frames)
 
 Errors are JSON {"detail": "one line"}: 400 bad poke (outside the image, wrong mode), 404 unknown image id,
@@ -162,10 +163,11 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
         return Response(png_bytes(state.images.get(image_id).rgb), media_type="image/png")
 
     @app.post("/api/poke", response_model=schemas.PokeResponse, responses=errors(400, 404, 422, 429),
-              summary="Poke an image: T frames (base64 PNG) and the model's milliseconds")
-    async def poke(request: schemas.PokeRequest):
+              summary="Poke an image: T frames (base64 PNG or JPEG) and the model's milliseconds")
+    async def poke(request: schemas.FramesRequest):
         entry = state.images.get(request.image_id)
-        return await state.queue.run(poke_job, state.poker, entry, request.source, request.target, request.mode)
+        return await state.queue.run(poke_job, state.poker, entry, request.source, request.target, request.mode,
+                                     request.format)
 
     @app.post("/api/video", responses={200: {"content": {t: {} for t in VIDEO_TYPES.values()}},
                                        **errors(400, 404, 422, 429)},
