@@ -121,3 +121,28 @@ def test_upload_and_error_message(server, browser, tmp_path):
     page.wait_for_function("Number(document.querySelector('#status').dataset.applied) >= 1", timeout=30000)
     page.screenshot(path=str(ARTIFACTS / "app_upload.png"))
     page.close()
+
+
+def test_touch_drag(server, browser):
+    """A real touch (Chromium's touch input through CDP) drives the same Pointer Events path."""
+    context = browser.new_context(has_touch=True, viewport={"width": 600, "height": 900})
+    page = context.new_page()
+    page.goto(server)
+    page.wait_for_selector("#example-jelly")
+    page.locator("#example-jelly").tap()
+    page.wait_for_function("document.querySelector('#example-jelly').classList.contains('active')")
+    box = page.locator("#canvas").bounding_box()
+    scrolled = page.evaluate("window.scrollY")
+    cdp = context.new_cdp_session(page)
+    x, y = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    for k in range(1, 9):
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x + 8 * k, "y": y - 5 * k}]})
+        page.wait_for_timeout(40)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    page.wait_for_function("Number(document.querySelector('#status').dataset.applied) >= 1", timeout=30000)
+    mid = (x + 32 - box["x"], y - 20 - box["y"])
+    assert is_arrow_red(canvas_pixel(page, *mid))
+    assert page.evaluate("window.scrollY") == scrolled           # the drag did not scroll the page
+    page.screenshot(path=str(ARTIFACTS / "app_touch.png"))
+    context.close()

@@ -176,7 +176,7 @@ function imagePoint(event) {
 canvas.addEventListener("pointerdown", (event) => {
   if (!state.image || event.button > 0 || state.drag) return;
   event.preventDefault();
-  canvas.setPointerCapture(event.pointerId);
+  try { canvas.setPointerCapture(event.pointerId); } catch (_) { /* not an active pointer: no capture */ }
   state.pointerId = event.pointerId;
   const point = imagePoint(event);
   state.drag = { source: point, target: point };
@@ -232,7 +232,12 @@ async function loadExamples() {
     button.id = `example-${example.name}`;
     button.dataset.imageId = example.image_id;
     button.title = example.background ? "a poke on the background should move nothing" : example.species;
-    button.innerHTML = `<img alt="" src="${example.url}"><span>${example.name}</span>`;
+    const thumbnail = document.createElement("img");
+    thumbnail.alt = "";
+    thumbnail.src = example.url;
+    const label = document.createElement("span");
+    label.textContent = example.name;
+    button.append(thumbnail, label);
     button.addEventListener("click", () => selectImage(example).catch((e) => showError(e.message)));
     $("examples").append(button);
   }
