@@ -27,6 +27,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class GatedModel(PokeModel):
+    """Returns the source frame T times, but only once `gate` is set; raises while `fail` is set."""
+
+    gate = threading.Event()
+    fail = False
+
+    def forward(self, source_frame, poke_map, steps=None):
+        assert self.gate.wait(30)
+        if self.fail:
+            raise RuntimeError("boom")
+        return source_frame[:, None].repeat(1, steps, 1, 1, 1), []
+
+
 class ServerThread:
     """uvicorn serving `app` on 127.0.0.1 in a background thread: `with ServerThread(app) as url: ...`."""
 

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app_support import T, TINY, tiny_checkpoint
+from app_support import TINY, GatedModel, T, tiny_checkpoint
 from poke2video.app.images import Limits
 from poke2video.app.server import create_app
-from poke2video.model import PokeModel
 from poke2video.poker import Poker
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")   # starlette's TestClient over httpx
@@ -175,19 +174,6 @@ def test_old_uploads_are_forgotten(poker):
         assert_error(poke(small, ids[0], (1, 1), (2, 2)), 404, "last 2 uploads")
         assert poke(small, ids[2], (1, 1), (2, 2)).status_code == 200
         assert poke(small, "example-willow").status_code == 200                      # examples stay
-
-
-class GatedModel(PokeModel):
-    """Waits for `gate` before answering; raises while `fail` is set."""
-
-    gate = threading.Event()
-    fail = False
-
-    def forward(self, source_frame, poke_map, steps=None):
-        assert self.gate.wait(30)
-        if self.fail:
-            raise RuntimeError("boom")
-        return source_frame[:, None].repeat(1, steps, 1, 1, 1), []
 
 
 def test_busy_server_answers_429_and_recovers():

@@ -5,7 +5,7 @@ from pathlib import Path
 import av
 import pytest
 
-from app_support import T, ServerThread, tiny_checkpoint
+from app_support import TINY, GatedModel, ServerThread, T, tiny_checkpoint
 from poke2video.app.server import create_app
 from poke2video.poker import Poker
 
@@ -101,7 +101,7 @@ def test_drag_on_an_example_plays_the_response_and_downloads(server, browser, tm
 def test_upload_and_error_message(server, browser, tmp_path):
     page = browser.new_page()
     page.goto(server)
-    page.wait_for_selector("#example-willow")
+    page.wait_for_selector("#example-willow.active")
     (tmp_path / "notes.txt").write_text("not an image")
     page.set_input_files("#upload", str(tmp_path / "notes.txt"))
     page.wait_for_selector("#error:not([hidden])")
@@ -146,3 +146,24 @@ def test_touch_drag(server, browser):
     assert page.evaluate("window.scrollY") == scrolled           # the drag did not scroll the page
     page.screenshot(path=str(ARTIFACTS / "app_touch.png"))
     context.close()
+
+
+def test_a_response_for_the_previous_image_is_dropped(browser):
+    """Drag, switch to another example while the poke is still running: its late answer is not shown."""
+    GatedModel.gate.clear()
+    with ServerThread(create_app(Poker(GatedModel(TINY)), "gated")) as url:
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("#example-willow.active")           # the first example is shown on load
+        box = page.locator("#canvas").bounding_box()
+        page.mouse.move(box["x"] + 100, box["y"] + 100)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 160, box["y"] + 120, steps=4)
+        page.mouse.up()
+        page.wait_for_function("Number(document.querySelector('#status').dataset.requests) >= 1")
+        page.click("#example-doll")
+        page.wait_for_function("document.querySelector('#example-doll').classList.contains('active')")
+        GatedModel.gate.set()
+        page.wait_for_function("Number(document.querySelector('#status').dataset.dropped) >= 1", timeout=30000)
+        assert counter(page, "applied") == 0
+        page.close()
