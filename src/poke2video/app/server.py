@@ -93,6 +93,7 @@ def create_app(poker: Poker, name: str = "model", limits: Limits | None = None, 
                               "Errors are JSON objects with a one-line `detail`.")
     app.state.poke2video = state
     _add_error_handlers(app)
+    _add_upload_guard(app)
     _add_routes(app, state)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
@@ -123,6 +124,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def crashed(_request, exc: Exception):
         log.exception("internal error")
         return _error(500, f"internal error ({type(exc).__name__}: {exc}); the server keeps running")
+
+
+def _add_upload_guard(app: FastAPI) -> None:
+    """Refuse an oversized upload from its Content-Length, before the body is read and parsed."""
 
     @app.middleware("http")
     async def upload_size(request: Request, call_next):
