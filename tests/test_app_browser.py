@@ -167,3 +167,24 @@ def test_a_response_for_the_previous_image_is_dropped(browser):
         page.wait_for_function("Number(document.querySelector('#status').dataset.dropped) >= 1", timeout=30000)
         assert counter(page, "applied") == 0
         page.close()
+
+
+def test_impulse_checkpoints_get_a_mode_switch(browser, tmp_path):
+    poker = Poker.load(tiny_checkpoint(tmp_path / "impulse.safetensors", {"impulse_scale": 0.5}))
+    with ServerThread(create_app(poker, "impulse")) as url:
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("#example-willow.active")
+        assert page.is_visible("#modes") and page.is_checked("input[value=impulse]")
+        box = page.locator("#canvas").bounding_box()
+        page.mouse.move(box["x"] + 200, box["y"] + 200)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 260, box["y"] + 180, steps=4)
+        page.mouse.up()
+        page.wait_for_function("document.querySelector('#status').dataset.busy === '0' && "
+                               "Number(document.querySelector('#status').dataset.applied) >= 1", timeout=30000)
+        with page.expect_request("**/api/poke") as sent:
+            page.check("input[value=displacement]")         # the same poke again, read the other way
+        assert sent.value.post_data_json["mode"] == "displacement"
+        page.wait_for_function("Number(document.querySelector('#status').dataset.applied) >= 2", timeout=30000)
+        page.close()

@@ -79,6 +79,7 @@ function draw() {
 function showCounters() {
   const status = $("status");
   for (const [name, value] of Object.entries(counters)) status.dataset[name] = String(value);
+  status.dataset.busy = state.inFlight || state.timer ? "1" : "0";   // a poke is waiting or running
   status.textContent = `${counters.requests} requests · ${counters.applied} shown · ${counters.dropped} dropped`;
 }
 
@@ -120,7 +121,8 @@ function schedule() {
   if (!poke || !state.image || state.inFlight || state.timer) return;
   const wait = state.lastSent + THROTTLE_MS - performance.now();
   if (wait > 0) {
-    state.timer = setTimeout(() => { state.timer = null; schedule(); }, wait);
+    state.timer = setTimeout(() => { state.timer = null; schedule(); showCounters(); }, wait);
+    showCounters();
     return;
   }
   const request = { image_id: state.image.image_id, source: poke.source, target: poke.target, mode: state.mode };
@@ -135,6 +137,7 @@ async function send(request, key, format) {
   state.inFlight = true;
   state.lastSent = performance.now();
   counters.requests += 1;
+  showCounters();
   const started = performance.now();
   try {
     const body = await (await postJson("/api/poke", { ...request, format })).json();
