@@ -44,6 +44,7 @@ def _add_demo(sub) -> None:
                        description="Render a few PokeSim scenes, poke them with the bundled model and "
                                    "write videos and a contact sheet. Needs no data and no download.")
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
     p.set_defaults(func=_cmd_demo)
 
 
@@ -156,12 +157,25 @@ def _add_correlate(sub) -> None:
     p.set_defaults(func=_cmd_correlate)
 
 
+def _add_app(sub) -> None:
+    p = sub.add_parser("app", help="poke images in your browser",
+                       description="Serve the interactive web app: upload an image or pick an example scene, "
+                                   "press and drag, and watch the response. JSON API at /docs.")
+    p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_positive_int, default=7860, help="port (default 7860)")
+    p.add_argument("--threads", type=_positive_int, default=1, help="torch threads for inference (default 1)")
+    p.set_defaults(func=_cmd_app)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="poke2video", description="Poke one pixel of a still image and get a video of how the object responds.")
     parser.add_argument("--version", action="version", version=f"poke2video {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_demo, _add_simulate, _add_prepare, _add_train, _add_poke, _add_evaluate, _add_correlate):
+    for add in (_add_demo, _add_simulate, _add_prepare, _add_train, _add_poke, _add_evaluate, _add_correlate,
+                _add_app):
         add(sub)
     return parser
 
@@ -171,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_demo(args) -> None:
     from poke2video.demo import run_demo
 
-    run_demo(out=args.out)
+    run_demo(out=args.out, checkpoint=args.checkpoint)
 
 
 def _cmd_simulate(args) -> None:
@@ -223,6 +237,12 @@ def _cmd_correlate(args) -> None:
 
     correlate_to_file(checkpoint=args.checkpoint, image=args.image, at=tuple(args.at), out=args.out,
                       pokes=args.pokes, seed=args.seed)
+
+
+def _cmd_app(args) -> None:
+    from poke2video.app.server import serve
+
+    serve(checkpoint=args.checkpoint, host=args.host, port=args.port, threads=args.threads)
 
 
 def main(argv: list[str] | None = None) -> int:
