@@ -68,6 +68,16 @@ def test_impulse_checkpoints_get_direction_and_strength():
     assert np.allclose(poker.model.poke_map[0, :, 8, 0].numpy(), [1.0, 0.0])
 
 
+def test_modes_follow_the_checkpoint():
+    assert Poker(RecordingModel(TINY), {"impulse_scale": None}).modes == ("displacement",)
+    with pytest.raises(UserError, match="not available"):
+        Poker(RecordingModel(TINY), {}).animate(smooth_image(16, 16), (8, 8), (8, 10), mode="impulse")
+    poker = Poker(RecordingModel(TINY), {"impulse_scale": 1.0})
+    assert poker.modes == ("impulse", "displacement")
+    poker.animate(smooth_image(16, 16), source=(8, 8), target=(8, 14), mode="displacement")   # the drag as is
+    assert np.allclose(poker.model.poke_map[0, :, 8, 8].numpy(), [0.0, 6.0])
+
+
 def test_image_kinds_give_the_same_video(checkpoint, tmp_path):
     poker = Poker.load(checkpoint)
     gray = smooth_image(16, 16)[..., 0]

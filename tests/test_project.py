@@ -27,6 +27,12 @@ def test_ci_runs_the_readme_test_command():
     assert readme_setup_commands()[1] in ci
 
 
+def test_ci_installs_chromium_before_the_tests():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    install = next(i for i, line in enumerate(ci) if "apt-get install" in line and "chromium" in line)
+    assert install < ci.index(readme_setup_commands()[1])
+
+
 def test_constraints_pin_torch_exactly():
     pins = (ROOT / "constraints.txt").read_text().splitlines()
     assert "torch==2.13.0" in pins
@@ -40,7 +46,7 @@ def test_every_command_has_help():
     top = run_cli("--help")
     assert top.returncode == 0
     commands = re.findall(r"^    ([a-z]+)  ", top.stdout, re.M)
-    assert {"demo", "prepare", "simulate", "train", "poke"} <= set(commands)
+    assert {"demo", "prepare", "simulate", "train", "poke", "app"} <= set(commands)
     for command in commands:
         result = run_cli(command, "--help")
         assert result.returncode == 0, command

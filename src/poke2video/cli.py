@@ -29,11 +29,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="poke a few PokeSim scenes with the bundled model",
                        description="Render a few PokeSim scenes, poke them with the bundled model and "
                                    "write videos and a contact sheet. Needs no data and no download.")
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
     p.set_defaults(func=_cmd_demo)
 
 
@@ -104,12 +115,67 @@ def _add_poke(sub) -> None:
     p.set_defaults(func=_cmd_poke)
 
 
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="score a model and baselines on a dataset split",
+                       description="Run the model, the baselines and (on PokeSim) the real clip over a split's "
+                                   "clips with one scoring code; write metrics.json, report.md, plots and "
+                                   "example sheets to --out.")
+    p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
+    p.add_argument("--data", required=True, help="dataset directory (from prepare or simulate)")
+    p.add_argument("--split", default="test", help="split to score (default test; PokeSim also has test_unseen)")
+    p.add_argument("--baselines", default="static,warp", help="comma-separated: static, warp, or none")
+    p.add_argument("--limit", type=_positive_int, default=None, help="score only the first N clips")
+    p.add_argument("--out", required=True, help="report folder to create")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
+    p.add_argument("--structure-clips", type=_non_negative_int, default=4,
+                   help="PokeSim object pokes that get a correlation map scored against the kinematic tree (0: off)")
+    p.add_argument("--structure-pokes", type=_positive_int, default=16, help="random pokes per correlation map")
+    p.add_argument("--examples", type=_non_negative_int, default=4, help="clips on the example sheet")
+    p.add_argument("--no-motion", action="store_true", help="skip the motion error (tracks every object pixel)")
+    p.add_argument("--lpips", choices=["vgg", "alex", "off"], default="vgg", help="LPIPS variant (default vgg)")
+    p.add_argument("--vgg16-weights", default=None, metavar="PATH", help="torchvision VGG16 file (LPIPS vgg)")
+    p.add_argument("--alexnet-weights", default=None, metavar="PATH", help="torchvision AlexNet file (LPIPS alex)")
+    p.add_argument("--lpips-vgg-heads", default=None, metavar="PATH", help="lpips v0.1 vgg.pth linear heads")
+    p.add_argument("--lpips-alex-heads", default=None, metavar="PATH", help="lpips v0.1 alex.pth linear heads")
+    p.add_argument("--i3d-weights", default=None, metavar="PATH", help="i3d_torchscript.pt for FVD")
+    p.add_argument("--no-fvd", action="store_true", help="skip FVD")
+    p.add_argument("--seed", type=int, default=0, help="seed of the correlation pokes and the bootstrap")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _add_correlate(sub) -> None:
+    p = sub.add_parser("correlate", help="map which pixels move with a poked location",
+                       description="Poke --at with N random pokes, track every pixel through each video and map "
+                                   "the inverse variance of its distance to the poke vector (PAPER.md, Analysis).")
+    p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
+    p.add_argument("--image", required=True, help="input image (png, jpg, ...)")
+    p.add_argument("--at", nargs=2, type=_point, required=True, metavar=("X", "Y"),
+                   help="pixel to poke, in the image's pixels (x right, y down)")
+    p.add_argument("--out", required=True, help="output map: .png")
+    p.add_argument("--pokes", type=_positive_int, default=16, help="random pokes (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random pokes")
+    p.set_defaults(func=_cmd_correlate)
+
+
+def _add_app(sub) -> None:
+    p = sub.add_parser("app", help="poke images in your browser",
+                       description="Serve the interactive web app: upload an image or pick an example scene, "
+                                   "press and drag, and watch the response. JSON API at /docs.")
+    p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_positive_int, default=7860, help="port (default 7860)")
+    p.add_argument("--threads", type=_positive_int, default=1, help="torch threads for inference (default 1)")
+    p.set_defaults(func=_cmd_app)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="poke2video", description="Poke one pixel of a still image and get a video of how the object responds.")
     parser.add_argument("--version", action="version", version=f"poke2video {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_demo, _add_simulate, _add_prepare, _add_train, _add_poke):
+    for add in (_add_demo, _add_simulate, _add_prepare, _add_train, _add_poke, _add_evaluate, _add_correlate,
+                _add_app):
         add(sub)
     return parser
 
@@ -119,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_demo(args) -> None:
     from poke2video.demo import run_demo
 
-    run_demo(out=args.out)
+    run_demo(out=args.out, checkpoint=args.checkpoint)
 
 
 def _cmd_simulate(args) -> None:
@@ -151,12 +217,42 @@ def _cmd_poke(args) -> None:
                  target=tuple(args.target), out=args.out, overlay=args.overlay)
 
 
+def _cmd_evaluate(args) -> None:
+    from poke2video.evaluate.evaluator import EvalOptions, evaluate_to_dir
+
+    alex = args.lpips == "alex"
+    options = EvalOptions(limit=args.limit, motion=not args.no_motion, structure_clips=args.structure_clips,
+                          structure_pokes=args.structure_pokes, lpips=args.lpips,
+                          lpips_backbone=args.alexnet_weights if alex else args.vgg16_weights,
+                          lpips_heads=args.lpips_alex_heads if alex else args.lpips_vgg_heads,
+                          fvd=not args.no_fvd, i3d_weights=args.i3d_weights, example_clips=args.examples,
+                          seed=args.seed)
+    evaluate_to_dir(checkpoint=args.checkpoint, data=args.data, out=args.out, split=args.split,
+                    baselines=args.baselines, overwrite=args.overwrite, options=options,
+                    command=" ".join(["poke2video", *args.argv]))
+
+
+def _cmd_correlate(args) -> None:
+    from poke2video.evaluate.correlate import correlate_to_file
+
+    correlate_to_file(checkpoint=args.checkpoint, image=args.image, at=tuple(args.at), out=args.out,
+                      pokes=args.pokes, seed=args.seed)
+
+
+def _cmd_app(args) -> None:
+    from poke2video.app.server import serve
+
+    serve(checkpoint=args.checkpoint, host=args.host, port=args.port, threads=args.threads)
+
+
 def main(argv: list[str] | None = None) -> int:
     # PyTorch's OpenMP workers spin while they wait; on a small or shared CPU that made a cpu-64 video
     # 40x slower (README, "Poking images"). Passive waiting costs little when the machine is idle.
     # Set before torch is imported (the handlers import it); a user's own setting wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         args.func(args)
     except UserError as exc:

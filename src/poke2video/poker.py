@@ -96,21 +96,36 @@ class Poker:
             path = DEFAULT_WEIGHTS
         return cls(*load_model(path, device=device))
 
-    def poke_displacement(self, displacement_model_px: tuple[float, float]) -> tuple[float, float]:
-        """What goes into the poke map: the displacement, or for impulse models (appendix B) its
-        direction times a strength min(1, length / (impulse_scale * T)), impulse_scale being the
-        per-step motion that maps to strength 1 in training."""
+    @property
+    def impulse_scale(self) -> float | None:
+        """The per-step motion that maps to impulse strength 1, or None for a displacement model."""
         scale = self.metadata.get("impulse_scale")
-        if scale is None:
+        return None if scale is None else float(scale)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """Ways to read a drag: the first is this model's own (what it was trained on)."""
+        return ("impulse", "displacement") if self.impulse_scale is not None else ("displacement",)
+
+    def poke_displacement(self, displacement_model_px: tuple[float, float],
+                          mode: str | None = None) -> tuple[float, float]:
+        """What goes into the poke map. "displacement": the drag itself. "impulse" (appendix B, only for
+        models with an impulse_scale): its direction times a strength min(1, length / (impulse_scale * T)),
+        impulse_scale being the per-step motion that maps to strength 1 in training. None: the model's own."""
+        mode = mode or self.modes[0]
+        if mode not in self.modes:
+            raise UserError(f"mode {mode!r} is not available for this model (modes: {', '.join(self.modes)})")
+        if mode == "displacement":
             return displacement_model_px
-        strength = math.hypot(*displacement_model_px) / (float(scale) * self.frames)
+        strength = math.hypot(*displacement_model_px) / (self.impulse_scale * self.frames)
         return impulse_vector(displacement_model_px, strength)
 
-    def animate(self, image, source, target, output_size: str = "image") -> np.ndarray:
+    def animate(self, image, source, target, output_size: str = "image", mode: str | None = None) -> np.ndarray:
         """uint8 [T, H, W, 3]: frames 1..T of the response to moving `source` towards `target`.
 
         `source`, `target`: (x, y) in the image's pixels. `output_size`: "image" (H, W of the input) or
-        "model" (the model's resolution).
+        "model" (the model's resolution). `mode`: "displacement" or "impulse" (see `modes`); None: the
+        model's own.
         """
         if output_size not in ("image", "model"):
             raise UserError(f"output_size must be 'image' or 'model', got {output_size!r}")
@@ -122,7 +137,8 @@ class Poker:
         scale = (res / width, res / height)
         source_model = tuple((v + 0.5) * s - 0.5 for v, s in zip(source_xy, scale))
         displacement = tuple((t - v) * s for t, v, s in zip(target_xy, source_xy, scale))
-        poke_map = make_poke_map(res, source_model, self.poke_displacement(displacement), poke_size_for(res))
+        poke_map = make_poke_map(res, source_model, self.poke_displacement(displacement, mode),
+                                  poke_size_for(res))
         video = self._generate(_resize(rgb, res, res), poke_map)
         if output_size == "model" or (width, height) == (res, res):
             return video

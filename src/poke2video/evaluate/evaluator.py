@@ -1,0 +1,286 @@
+"""`poke2video evaluate`: the model, its ablations, the baselines and the real clip, scored by one code path.
+
+Every method turns an `EvalCase` (a clip's source frame and poke, see `cases.py`) into T frames; every
+method's frames then go through `score_clip`, the same for all. Per-clip metrics (means with seeded 95%
+bootstrap intervals in the summary):
+- psnr, ssim, lpips: against the expected video (the real clip; for a background poke on a flow store
+  the source frame repeated), frame-averaged. Not for the real clip itself.
+- endpoint_error (object pokes): the poked pixel tracked through the video (chained fine DIS flow), its
+  distance at frame T to where the pixel really is.
+- motion_error (PokeSim object pokes): tracked motion of every object pixel vs the ground-truth flow.
+- background_change (background pokes): mean absolute change from the source frame, in units of 255.
+- structure_auc (PokeSim, the first `structure_clips` object pokes): the correlation map's AUC.
+- ms_per_video: wall-clock milliseconds to make the video (batch 1).
+Set metric: fvd, generated videos (source + T frames) against the expected videos.
+LPIPS and FVD need pretrained networks; when they cannot be had they are reported "unavailable" with
+the reason, never replaced.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from poke2video.data.store import Store
+from poke2video.errors import UserError, WeightsUnavailable
+from poke2video.evaluate import metrics
+from poke2video.evaluate.baselines import Baseline, get_baseline
+from poke2video.evaluate.cases import EvalCase, is_pokesim, load_cases, split_size, subtree_mask
+from poke2video.evaluate.correlate import correlation_map, structure_auc
+from poke2video.evaluate.sheets import Example
+
+REAL_CLIP = "real clip"
+CLIP_METRICS = ("psnr", "ssim", "lpips", "endpoint_error", "motion_error", "background_change",
+                "structure_auc", "ms_per_video")
+AGAINST_REAL = ("psnr", "ssim", "lpips", "fvd")  # compare with the real clip: meaningless for the real clip
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named way to make videos: `animate(frame, source_xy, target_xy, T)` -> uint8 [T, H, W, 3], or
+    None for the real clip (the tracker's own floor on PokeSim)."""
+
+    name: str
+    animate: Baseline | None
+    frames: int | None = None  # the T it always makes (models); None: any
+
+    def video_for(self, case: EvalCase) -> np.ndarray:
+        if self.animate is None:
+            return case.expected_video[1:]
+        return self.animate(case.source_frame, case.poke_source, case.poke_target, case.frames)
+
+
+def model_method(checkpoint: str | None, name: str = "model") -> Method:
+    """The model in `checkpoint` (None: the bundled default) through `Poker.animate`."""
+    from poke2video.poker import Poker
+
+    poker = Poker.load(checkpoint)
+    return Method(name, lambda frame, source, target, frames: poker.animate(frame, source, target), poker.frames)
+
+
+def real_clip_method() -> Method:
+    """The real clip as a method: the tracker's own error on PokeSim, a floor for any model."""
+    return Method(REAL_CLIP, None)
+
+
+def baseline_methods(names: str) -> list[Method]:
+    """Methods for `--baselines static,warp` ('' or 'none': no baselines)."""
+    chosen = [n.strip() for n in names.split(",") if n.strip()] if names.strip() != "none" else []
+    if len(set(chosen)) != len(chosen):
+        raise UserError(f"--baselines names a baseline twice: {names!r}")
+    return [Method(name, get_baseline(name)) for name in chosen]
+
+
+@dataclass
+class EvalOptions:
+    limit: int | None = None          # the first N clips of the split (None: all)
+    motion: bool = True               # motion error on PokeSim (tracks every object pixel)
+    structure_clips: int = 4          # PokeSim object pokes that get a correlation map (0: none)
+    structure_pokes: int = 16         # random pokes per correlation map
+    lpips: str = "vgg"                # LPIPS variant: vgg | alex | off
+    lpips_backbone: str | None = None  # torchvision VGG16 / AlexNet file
+    lpips_heads: str | None = None    # lpips v0.1 linear heads file
+    fvd: bool = True
+    i3d_weights: str | None = None
+    example_clips: int = 4
+    seed: int = 0                     # pokes of the correlation maps, bootstrap resampling
+
+
+@dataclass
+class Evaluation:
+    """Everything measured: per-clip scores (None where a metric does not apply), FVD, unavailable metrics."""
+
+    data: str
+    split: str
+    pokesim: bool
+    methods: list[str]
+    options: EvalOptions
+    clips: list[dict] = field(default_factory=list)
+    per_clip: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)
+    fvd: dict[str, float] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    examples: list[Example] = field(default_factory=list)
+    real_methods: list[str] = field(default_factory=list)  # methods that replay the real clip
+
+
+def load_judges(options: EvalOptions):
+    """(LPIPS network or None, I3D network or None, {metric: why unavailable}).
+
+    A file named on the command line that cannot be read is the user's error; a network that is neither
+    cached nor downloadable is reported unavailable."""
+    from poke2video.evaluate.fvd import load_i3d
+    from poke2video.evaluate.perceptual import load_lpips
+
+    unavailable, lpips_model, i3d = {}, None, None
+    if options.lpips not in ("vgg", "alex", "off"):
+        raise UserError(f"--lpips must be vgg, alex or off, got {options.lpips!r}")
+    if options.lpips == "off":
+        unavailable["lpips"] = "turned off (--lpips off)"
+    else:
+        try:
+            lpips_model = load_lpips(options.lpips, options.lpips_backbone, options.lpips_heads)
+        except WeightsUnavailable as exc:
+            if options.lpips_backbone or options.lpips_heads:
+                raise
+            unavailable["lpips"] = str(exc)
+    if not options.fvd:
+        unavailable["fvd"] = "turned off (--no-fvd)"
+    else:
+        try:
+            i3d = load_i3d(options.i3d_weights)
+        except WeightsUnavailable as exc:
+            if options.i3d_weights:
+                raise
+            unavailable["fvd"] = str(exc)
+    return lpips_model, i3d, unavailable
+
+
+def score_clip(case: EvalCase, generated: np.ndarray, against_real: bool, motion: bool, lpips_model=None) -> dict[str, float]:
+    """The per-clip metrics of one video `generated` uint8 [T, H, W, 3] for `case` (see the module docstring)."""
+    with_source = np.concatenate([case.source_frame[None], generated])
+    scores: dict[str, float] = {}
+    if against_real:
+        expected = case.expected_video[1:]
+        scores["psnr"] = metrics.psnr(generated, expected)
+        scores["ssim"] = metrics.ssim(generated, expected)
+        if lpips_model is not None:
+            from poke2video.evaluate.perceptual import lpips_distance
+
+            scores["lpips"] = lpips_distance(generated, expected, lpips_model)
+    if case.is_background:
+        scores["background_change"] = metrics.background_stillness(with_source)
+        return scores
+    scores["endpoint_error"] = metrics.poke_endpoint_error(with_source, case.poke_source, case.true_target)
+    if motion and case.gt_flow is not None and case.object_mask.any():
+        scores["motion_error"] = metrics.motion_error(with_source, case.gt_flow, case.object_mask)
+    return scores
+
+
+def structure_score(method: Method, case: EvalCase, options: EvalOptions, progress=None) -> float:
+    """AUC of the method's correlation map at the case's poke against the poked segment's subtree."""
+    result = correlation_map(method.animate, case.source_frame, case.poke_source, case.frames,
+                             options.structure_pokes, options.seed, progress=progress)
+    return structure_auc(result.inverse_variance, subtree_mask(case), among=case.object_mask)
+
+
+class _ExampleCollector:
+    """Keeps the videos of the first `count` clips, at most one of them a background poke."""
+
+    def __init__(self, count: int):
+        self.count, self.examples, self._has_background = count, [], False
+
+    def wants(self, case: EvalCase) -> bool:
+        if len(self.examples) >= self.count or (case.is_background and self._has_background):
+            return False
+        self._has_background |= case.is_background
+        return True
+
+    def add(self, case: EvalCase) -> Example:
+        kind = "background poke" if case.is_background else "object poke"
+        example = Example(f"clip {case.clip[0]}/{case.clip[1]}\n{kind}", case.source_frame,
+                          case.poke_source, case.poke_target)
+        self.examples.append(example)
+        return example
+
+
+def _check_frames(methods: list[Method], store: Store) -> None:
+    for method in methods:
+        if method.frames is not None and method.frames != store.clip_length:
+            raise UserError(f"{method.name} makes {method.frames} frames but {store.root}'s clips have "
+                            f"{store.clip_length}; evaluate on a store with the model's clip length")
+
+
+def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptions = EvalOptions()) -> Evaluation:
+    """Score every method on the first `options.limit` clips of `split`."""
+    names = [m.name for m in methods]
+    if not methods or len(set(names)) != len(names):
+        raise UserError(f"need at least one method, each named once; got {names}")
+    count = split_size(store, split, options.limit)
+    _check_frames(methods, store)
+    lpips_model, i3d, unavailable = load_judges(options)
+    pokesim = is_pokesim(store)
+    result = Evaluation(str(store.root), split, pokesim, names, options, unavailable=unavailable,
+                        real_methods=[m.name for m in methods if m.animate is None],
+                        per_clip={name: {metric: [] for metric in CLIP_METRICS} for name in names})
+    structure_left = options.structure_clips if pokesim else 0
+    animated = sum(m.animate is not None for m in methods)
+    total = count * len(methods) + min(structure_left, count) * animated * options.structure_pokes
+    collector = _ExampleCollector(options.example_clips)
+    fvd_videos: dict[str, list[np.ndarray]] | None = {name: [] for name in names} if i3d is not None else None
+    expected_videos: list[np.ndarray] = []
+    with tqdm(total=total, desc=f"evaluate {split}", unit="video") as bar:
+        for case in load_cases(store, split, options.limit):
+            with_structure = structure_left > 0 and not case.is_background
+            structure_left -= with_structure
+            example = collector.add(case) if collector.wants(case) else None
+            result.clips.append(case.describe())
+            if fvd_videos is not None:
+                expected_videos.append(case.expected_video)
+            for method in methods:
+                scores, video = _score_method(method, case, options, lpips_model, with_structure, bar.update)
+                for metric in CLIP_METRICS:
+                    result.per_clip[method.name][metric].append(scores.get(metric))
+                if fvd_videos is not None:
+                    fvd_videos[method.name].append(np.concatenate([case.source_frame[None], video]))
+                if example is not None:
+                    example.videos[method.name] = video
+                bar.update(1)
+    result.examples = collector.examples
+    if fvd_videos is not None:
+        result.fvd = _fvd_scores(methods, fvd_videos, expected_videos, i3d)
+    return result
+
+
+def _score_method(method: Method, case: EvalCase, options: EvalOptions, lpips_model, with_structure: bool,
+                  progress) -> tuple[dict[str, float], np.ndarray]:
+    began = time.perf_counter()
+    video = method.video_for(case)
+    elapsed_ms = 1000.0 * (time.perf_counter() - began)
+    is_real = method.animate is None
+    scores = score_clip(case, video, against_real=not is_real, motion=options.motion, lpips_model=lpips_model)
+    if not is_real:
+        scores["ms_per_video"] = elapsed_ms
+        if with_structure:
+            auc = structure_score(method, case, options, progress)
+            if np.isfinite(auc):
+                scores["structure_auc"] = auc
+    return scores, video
+
+
+def _fvd_scores(methods: list[Method], videos: dict[str, list[np.ndarray]], expected_videos: list[np.ndarray],
+                i3d) -> dict[str, float]:
+    """FVD of each method's videos [N, T+1, H, W, 3] against the expected ones (needs N >= 2)."""
+    from poke2video.evaluate.fvd import fvd
+
+    if len(expected_videos) < 2:
+        return {}
+    expected = np.stack(expected_videos)
+    return {m.name: fvd(np.stack(videos[m.name]), expected, i3d) for m in methods if m.animate is not None}
+
+
+def check_output_dir(out: str | Path, overwrite: bool) -> Path:
+    """The report folder `out`, refused up front (before any work) when it exists and is not empty."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"--out {out} is not empty; choose another folder or pass --overwrite")
+    return out
+
+
+def evaluate_to_dir(checkpoint: str | None, data: str, out: str, split: str = "test", baselines: str = "static,warp",
+                    overwrite: bool = False, options: EvalOptions = EvalOptions(), command: str | None = None) -> Path:
+    """`poke2video evaluate`: the model, the baselines and (PokeSim) the real clip on `split`; report in `out`."""
+    from poke2video.evaluate.report import write_report
+
+    out_dir = check_output_dir(out, overwrite)
+    store = Store.open(data)
+    split_size(store, split, options.limit)
+    methods = baseline_methods(baselines)
+    methods.insert(0, model_method(checkpoint))
+    if is_pokesim(store):
+        methods.append(real_clip_method())
+    return write_report(evaluate(store, split, methods, options), out_dir, overwrite=overwrite, command=command)

@@ -1,0 +1,203 @@
+"""The report folder of an evaluation, written under a temporary name and renamed when complete:
+
+    metrics.json     summaries (mean, 95% bootstrap interval, n) per method and metric, the reasons
+                     for unavailable metrics, the options, and every per-clip score
+    report.md        one Markdown table, a row per method
+    plots/*.png      a bar chart per metric (means and intervals)
+    examples.png     example clips: the source frame with the poke arrow, then each method's frames
+    examples.mp4     the same clips side by side over time
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from poke2video.evaluate.evaluator import AGAINST_REAL, Evaluation
+from poke2video.evaluate.metrics import bootstrap_interval
+from poke2video.evaluate.sheets import bar_chart, example_sheet, example_video, save_png
+from poke2video.export import write_video
+from poke2video.fsutil import atomic_path, remove_path
+
+REPORT_FORMAT, REPORT_VERSION = "poke2video-evaluation", 1
+CONFIDENCE = 0.95
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricInfo:
+    label: str
+    unit: str
+    higher_is_better: bool
+    digits: int
+    definition: str
+
+
+METRICS = {
+    "psnr": MetricInfo("PSNR", "dB", True, 2, "peak signal-to-noise ratio against the expected frames, frame-averaged"),
+    "ssim": MetricInfo("SSIM", "", True, 3, "structural similarity (Gaussian 11x11, sigma 1.5) against the expected "
+                                            "frames, frame-averaged"),
+    "lpips": MetricInfo("LPIPS", "", False, 3, "learned perceptual distance to the expected frames, frame-averaged"),
+    "fvd": MetricInfo("FVD", "", False, 1, "Frechet distance of I3D features, generated vs expected clips "
+                                           "(source + T frames stretched to 16 by repeating frames)"),
+    "endpoint_error": MetricInfo("endpoint error", "px", False, 2, "object pokes: the poked pixel tracked through "
+                                 "the video; distance at frame T to where it really is"),
+    "motion_error": MetricInfo("motion error", "px", False, 2, "PokeSim object pokes: tracked motion of every object "
+                               "pixel vs the ground-truth flow, mean over frames and pixels"),
+    "background_change": MetricInfo("background change", "of 255", False, 4, "background pokes: mean absolute change "
+                                    "from the source frame (0 = still)"),
+    "structure_auc": MetricInfo("structure AUC", "", True, 3, "PokeSim: AUC of the correlation map (inverse variance) "
+                                "for 'on the poked segment's subtree', over object pixels; 0.5 = chance"),
+    "ms_per_video": MetricInfo("ms per video", "ms", False, 1, "wall-clock time to make one video, batch 1"),
+}
+
+
+def _not_applicable(evaluation: Evaluation, method: str, metric: str) -> str:
+    """Why `metric` has no value for `method`."""
+    real = method in evaluation.real_methods
+    if real and metric in AGAINST_REAL:
+        return "compares the real clip with itself"
+    if real and metric in ("structure_auc", "ms_per_video"):
+        return "the real clip exists for its own poke only"
+    if metric in ("motion_error", "structure_auc") and not evaluation.pokesim:
+        return "needs PokeSim ground truth"
+    if metric == "motion_error" and not evaluation.options.motion:
+        return "turned off"
+    if metric == "structure_auc" and evaluation.options.structure_clips == 0:
+        return "turned off (--structure-clips 0)"
+    if metric == "background_change":
+        return "no background pokes among the clips"
+    if metric == "fvd":
+        return "needs at least 2 clips"
+    return "no clip it applies to"
+
+
+def summarize(evaluation: Evaluation) -> dict[str, dict[str, dict]]:
+    """{method: {metric: entry}}: {"status": "ok", mean, low, high, n}, FVD {"status": "ok", value, n},
+    {"status": "unavailable", reason} or {"status": "not applicable", reason}."""
+    summary = {}
+    for method in evaluation.methods:
+        entries = {}
+        for metric in METRICS:
+            values = [v for v in evaluation.per_clip[method].get(metric, []) if v is not None]
+            if metric in evaluation.unavailable:
+                entries[metric] = {"status": "unavailable", "reason": evaluation.unavailable[metric]}
+            elif metric == "fvd" and method in evaluation.fvd:
+                entries[metric] = {"status": "ok", "value": evaluation.fvd[method], "n": len(evaluation.clips)}
+            elif values:
+                interval = bootstrap_interval(values, CONFIDENCE, seed=evaluation.options.seed)
+                entries[metric] = {"status": "ok", "mean": interval.mean, "low": interval.low, "high": interval.high,
+                                   "n": len(values)}
+            else:
+                entries[metric] = {"status": "not applicable", "reason": _not_applicable(evaluation, method, metric)}
+        summary[method] = entries
+    return summary
+
+
+def metrics_document(evaluation: Evaluation, summary: dict, command: str | None) -> dict:
+    backgrounds = sum(clip["is_background"] for clip in evaluation.clips)
+    return {
+        "format": REPORT_FORMAT, "version": REPORT_VERSION, "command": command,
+        "data": evaluation.data, "split": evaluation.split, "pokesim": evaluation.pokesim,
+        "clips": len(evaluation.clips), "object_pokes": len(evaluation.clips) - backgrounds,
+        "background_pokes": backgrounds, "confidence": CONFIDENCE,
+        "options": dataclasses.asdict(evaluation.options), "methods": evaluation.methods,
+        "metrics": summary, "unavailable": evaluation.unavailable,
+        "definitions": {name: info.definition for name, info in METRICS.items()},
+        "per_clip": {"clips": evaluation.clips, "scores": evaluation.per_clip},
+    }
+
+
+def table_columns(summary: dict) -> list[str]:
+    """Metrics with a value or an 'unavailable' for some method (all 'not applicable' columns are dropped)."""
+    return [metric for metric in METRICS
+            if any(entries[metric]["status"] != "not applicable" for entries in summary.values())]
+
+
+def _cell(entry: dict, digits: int) -> str:
+    if entry["status"] == "unavailable":
+        return "unavailable"
+    if entry["status"] == "not applicable":
+        return "—"
+    if "value" in entry:
+        return f"{entry['value']:.{digits}f}"
+    return f"{entry['mean']:.{digits}f} ({entry['low']:.{digits}f}–{entry['high']:.{digits}f})"
+
+
+def _header(metric: str) -> str:
+    info = METRICS[metric]
+    arrow = "↑" if info.higher_is_better else "↓"
+    return f"{info.label} {arrow}" + (f" ({info.unit})" if info.unit else "")
+
+
+def markdown_table(summary: dict, columns: list[str] | None = None,
+                   extra_columns: dict[str, dict[str, str]] | None = None) -> str:
+    """One row per method: means with their 95% intervals in brackets (FVD: one value).
+
+    `extra_columns`: {header: {method: text}} appended on the right ("—" where a method has none)."""
+    columns = columns or table_columns(summary)
+    extra_columns = extra_columns or {}
+    headers = [_header(m) for m in columns] + list(extra_columns)
+    lines = ["| method | " + " | ".join(headers) + " |", "|---|" + "---|" * len(headers)]
+    for method, entries in summary.items():
+        cells = [_cell(entries[m], METRICS[m].digits) for m in columns]
+        cells += [texts.get(method, "—") for texts in extra_columns.values()]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report_markdown(document: dict) -> str:
+    summary, options = document["metrics"], document["options"]
+    columns = table_columns(summary)
+    lines = [f"# Evaluation of `{document['data']}`, split `{document['split']}`", ""]
+    if document["command"]:
+        lines += [f"`{document['command']}`", ""]
+    lines += [f"{document['clips']} clips ({document['object_pokes']} object pokes, {document['background_pokes']} "
+              f"background poke{'s' * (document['background_pokes'] != 1)}); {'PokeSim: the simulator’s pokes and ground truth' if document['pokesim'] else 'the dataset’s test pokes (epoch 0)'}. "
+              f"Means over clips with 95% bootstrap intervals (seed {options['seed']}); FVD is one value per set.",
+              "", markdown_table(summary, columns), ""]
+    counts = {m: max((entries[m].get("n", 0) for entries in summary.values()), default=0) for m in columns}
+    lines += ["Clips behind each column: " + ", ".join(f"{METRICS[m].label} {n}" for m, n in counts.items()) + "."]
+    if document["pokesim"] and "structure_auc" in columns:
+        lines += [f"Structure: {options['structure_pokes']} random pokes per correlation map."]
+    for metric, reason in document["unavailable"].items():
+        lines += [f"{METRICS[metric].label} unavailable: {reason}"]
+    dropped = [m for m in METRICS if m not in columns]
+    if dropped:
+        lines += ["Not applicable here: " + ", ".join(METRICS[m].label for m in dropped) + "."]
+    lines += ["", "## Metrics", ""] + [f"- **{METRICS[m].label}**: {METRICS[m].definition}." for m in columns]
+    lines += ["", "Files: `metrics.json` (everything, per clip too), `plots/`, `examples.png`, `examples.mp4`.", ""]
+    return "\n".join(lines)
+
+
+def plots(summary: dict) -> dict[str, np.ndarray]:
+    """{file name: bar chart} for each metric with values."""
+    charts = {}
+    for metric, info in METRICS.items():
+        rows = [(method, e.get("mean", e.get("value")), e.get("low", e.get("value")), e.get("high", e.get("value")))
+                for method, entries in summary.items() if (e := entries[metric])["status"] == "ok"]
+        if rows:
+            arrow = "higher is better" if info.higher_is_better else "lower is better"
+            charts[f"{metric}.png"] = bar_chart(f"{info.label}, {arrow}", rows, info.unit)
+    return charts
+
+
+def write_report(evaluation: Evaluation, out: str | Path, overwrite: bool = False, command: str | None = None) -> Path:
+    """Write the report folder `out` (see the module docstring) atomically; returns it."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    summary = summarize(evaluation)
+    document = metrics_document(evaluation, summary, command)
+    with atomic_path(out) as tmp:
+        (tmp / "plots").mkdir(parents=True)
+        (tmp / "metrics.json").write_text(json.dumps(document, indent=1, allow_nan=False))
+        (tmp / "report.md").write_text(report_markdown(document))
+        for name, chart in plots(summary).items():
+            save_png(tmp / "plots" / name, chart)
+        if evaluation.examples:
+            save_png(tmp / "examples.png", example_sheet(evaluation.examples, evaluation.methods))
+            write_video(tmp / "examples.mp4", example_video(evaluation.examples, evaluation.methods), fps=4.0)
+        if overwrite:
+            remove_path(out)
+    return out

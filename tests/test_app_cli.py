@@ -1,0 +1,70 @@
+"""`poke2video app` as a user starts it: binds 127.0.0.1, serves, stops on Ctrl-C; clear one-line errors."""
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from app_support import free_port, tiny_checkpoint
+from poke2video import poker as poker_module
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.safetensors")
+
+
+def start_app(*args):
+    return subprocess.Popen([sys.executable, "-m", "poke2video", "app", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_ready(url: str, process, seconds: float = 60) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        try:
+            return httpx.get(f"{url}/api/model", timeout=2).json()
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError("the app did not answer")
+
+
+def test_app_serves_on_loopback_and_stops_on_ctrl_c(checkpoint):
+    port = free_port()
+    process = start_app("--checkpoint", checkpoint, "--port", port)
+    try:
+        model = wait_ready(f"http://127.0.0.1:{port}", process)
+        assert model["name"].endswith("model.safetensors") and model["frames"] == 3
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert f"http://127.0.0.1:{port}/" in out
+
+
+def test_port_in_use_is_one_line(checkpoint):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        process = start_app("--checkpoint", checkpoint, "--port", taken.getsockname()[1])
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 2 and err.strip().count("\n") == 0 and "--port" in err
+
+
+def test_missing_checkpoint_is_one_line(tmp_path):
+    process = start_app("--checkpoint", tmp_path / "nope.safetensors", "--port", free_port())
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 2 and "nope.safetensors" in err and err.strip().count("\n") == 0
+
+
+def test_no_bundled_model_is_one_line(tmp_path, monkeypatch, capsys):
+    from poke2video import cli
+
+    monkeypatch.setattr(poker_module, "DEFAULT_WEIGHTS", tmp_path / "missing.safetensors")
+    assert cli.main(["app", "--port", str(free_port())]) == 2
+    assert "no bundled default model" in capsys.readouterr().err
