@@ -36,8 +36,8 @@ def test_flow_loss_is_zero_at_the_target_and_weighs_moving_pixels_like_still_one
     forward[0, 0, 5:7, 5:7] = 4.0
     target, _ = backward_flow_target(forward)
     assert last_frame_flow_loss(target, forward) == 0
-    # predicting no motion at all costs half the moving pixels' error, though they are 1% of the image
-    assert last_frame_flow_loss(torch.zeros_like(target), forward) == pytest.approx(4.0 / 2)
+    # predicting no motion at all costs half the moving pixels' squared error, though they are 1% of the image
+    assert last_frame_flow_loss(torch.zeros_like(target), forward) == pytest.approx(4.0 ** 2 / 2)
 
 
 def test_fresh_warp_model_starts_from_the_source_frame():
@@ -70,3 +70,18 @@ def test_poke_reaches_the_finest_level_only_through_the_hierarchy_unless_every_l
     has_direct = len(model.dynamics.poke_projections) > 0
     assert has_direct == (poke_input == "every_level")
     assert poke_map.grad.abs().sum() > 0
+
+
+def test_bounded_state_keeps_encoded_levels_in_the_gru_range():
+    cfg = dataclasses.replace(model_config_for("cpu-64"), bounded_state=True)
+    torch.manual_seed(0)
+    model = PokeModel(cfg)
+    frames = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        for p in model.object_encoder.parameters():
+            p.mul_(4.0)                          # an encoder whose features grew large in training
+        bounded = model.encode_object(frames)
+        raw = model.object_encoder(frames)[: cfg.levels]
+    assert all(level.abs().max() <= 1 for level in bounded)
+    assert any(level.abs().max() > 1 for level in raw)
+    assert all(torch.allclose(b, torch.tanh(r)) for b, r in zip(bounded, raw))

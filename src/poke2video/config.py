@@ -93,6 +93,7 @@ class ModelConfig:
     rnn_cells: int = 3                        # stacked cells of bottleneck_rnn
     gru_kernel: int = 3
     norm: str = "instance"                    # object encoder and decoder: instance (paper) | affine
+    bounded_state: bool = False               # tanh on the object encoder's levels: the GRUs' own range
     poke_input: str = "coarsest"              # coarsest (paper): the poke code drives the bottleneck GRU;
     #                                           every_level: each finer GRU also reads the poke encoder's map
     output: str = "pixels"                    # pixels (paper): the decoder draws each frame; warp: it also

@@ -59,8 +59,12 @@ class PokeModel(nn.Module):
         self.decoder = Decoder(cfg)
 
     def encode_object(self, frames: torch.Tensor) -> list[torch.Tensor]:
-        """frames [B, 3, H, W] in [-1, 1] -> object_state: K tensors [B, C_n, H_n, W_n], coarse -> fine."""
-        return self.object_encoder(frames)[: self.cfg.levels]
+        """frames [B, 3, H, W] in [-1, 1] -> object_state: K tensors [B, C_n, H_n, W_n], coarse -> fine.
+
+        With `bounded_state` each level goes through tanh: a Conv-GRU's state stays in [-1, 1], so the
+        encoder's states (its starting point and L_traj's targets) then live in the same range."""
+        levels = self.object_encoder(frames)[: self.cfg.levels]
+        return [torch.tanh(level) for level in levels] if self.cfg.bounded_state else levels
 
     def encode_poke(self, poke_map: torch.Tensor) -> list[torch.Tensor]:
         """poke_map [B, 2, H, W] (pixels) -> poke_code: K tensors [B, C_n, H_n, W_n], coarse -> fine."""
