@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from poke2video.config import TrainConfig
+from poke2video.model.warping import backward_flow_target
 
 ReconstructionLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -38,32 +39,6 @@ def changed_pixel_loss(video: torch.Tensor, target: torch.Tensor, source: torch.
     """
     changed = ((target - source.unsqueeze(1)).abs().amax(dim=2, keepdim=True) > threshold).to(video.dtype)
     return ((video - target).abs() * changed).sum() / (3 * changed.sum()).clamp(min=1.0)
-
-
-def backward_flow_target(forward_flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Turn F(0 -> T) [B, 2, H, W] (where each source pixel goes) into the backward flow of frame T
-    (where each pixel of frame T comes from): every source pixel p lands on q = round(p + F(p)) and
-    gives B(q) = -F(p). Where several land on one pixel the fastest wins (a moving part covers the
-    still background; ties are averaged). -> (backward flow [B, 2, H, W], valid [B, 1, H, W]); a
-    pixel nothing lands on (just uncovered) is not valid: its content is new, not moved.
-    """
-    batch, _, height, width = forward_flow.shape
-    flow = forward_flow.float()
-    ys, xs = torch.meshgrid(torch.arange(height, device=flow.device), torch.arange(width, device=flow.device),
-                            indexing="ij")
-    land_x = (xs + flow[:, 0]).round().long()                      # [B, H, W]
-    land_y = (ys + flow[:, 1]).round().long()
-    inside = (land_x >= 0) & (land_x < width) & (land_y >= 0) & (land_y < height)
-    target_index = (land_y.clamp(0, height - 1) * width + land_x.clamp(0, width - 1)).flatten(1)  # [B, HW]
-    speed = torch.where(inside, flow.norm(dim=1), torch.full_like(flow[:, 0], -1.0)).flatten(1)
-    fastest = speed.new_full((batch, height * width), -1.0).scatter_reduce(1, target_index, speed, "amax")
-    wins = (inside.flatten(1) & (speed >= fastest.gather(1, target_index))).float()        # [B, HW]
-    sums = flow.new_zeros(batch, 3, height * width)
-    contribution = torch.cat([-flow.flatten(2), torch.ones_like(flow[:, :1]).flatten(2)], 1) * wins[:, None]
-    sums.scatter_add_(2, target_index[:, None].expand(-1, 3, -1), contribution)
-    count = sums[:, 2:]
-    backward = (sums[:, :2] / count.clamp(min=1.0)).view(batch, 2, height, width)
-    return backward, (count > 0).float().view(batch, 1, height, width)
 
 
 def last_frame_flow_loss(predicted_backward: torch.Tensor, forward_flow: torch.Tensor,
