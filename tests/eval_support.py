@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from poke2video.config import ModelConfig
+from poke2video.data.store import Store
 from poke2video.model import PokeModel, save_model
 from poke2video.sim.generate import simulate_dataset
 
@@ -24,3 +26,16 @@ def make_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     save_model(path, PokeModel(TINY_EVAL_MODEL), {"step": 0})
     return path
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    """A tiny PokeSim store, opened (import this fixture into a test module to use it)."""
+    return Store.open(make_tiny_pokesim(tmp_path_factory.mktemp("sim") / "pokesim"))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny untrained model's weights file."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.safetensors")
+

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from eval_support import make_tiny_checkpoint, make_tiny_pokesim
+from eval_support import checkpoint, sim  # noqa: F401 (fixtures)
 from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
 from poke2video.errors import UserError
@@ -23,16 +23,6 @@ from poke2video.evaluate.report import summarize, write_report
 from train_support import make_tiny_store
 
 OFFLINE_OFF = dict(lpips="off", fvd=False)
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory):
-    return Store.open(make_tiny_pokesim(tmp_path_factory.mktemp("sim") / "pokesim"))
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.safetensors")
 
 
 @pytest.fixture

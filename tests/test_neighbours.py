@@ -6,23 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eval_support import make_tiny_checkpoint, make_tiny_pokesim
-from poke2video.data.store import Store
+from eval_support import checkpoint, sim  # noqa: F401 (fixtures)
 from poke2video.errors import UserError
 from poke2video.evaluate.neighbours import nearest, object_embeddings, source_frames
 from poke2video.poker import Poker
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "nearest_neighbours.py"
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory):
-    return Store.open(make_tiny_pokesim(tmp_path_factory.mktemp("sim") / "pokesim"))
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.safetensors")
 
 
 def test_nearest_by_cosine_and_l2():
