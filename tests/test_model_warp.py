@@ -87,19 +87,3 @@ def test_bounded_state_keeps_encoded_levels_in_the_gru_range():
     assert any(level.abs().max() > 1 for level in raw)
     assert all(torch.allclose(b, torch.tanh(r)) for b, r in zip(bounded, raw))
 
-
-def test_poke_target_draws_the_poke_at_its_target_for_the_encoder():
-    cfg = dataclasses.replace(model_config_for("cpu-64"), poke_target=True)
-    torch.manual_seed(0)
-    model = PokeModel(cfg)
-    poke_map = torch.zeros(1, 2, 64, 64)
-    poke_map[0, 0, 19:22, 9:12], poke_map[0, 1, 19:22, 9:12] = 6.0, -4.0    # (10, 20) -> (16, 16)
-    seen = []
-    model.poke_encoder.stem.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
-    code = model.encode_poke(poke_map)
-    encoder_input = seen[0]
-    assert encoder_input.shape == (1, 4, 64, 64) and len(code) == cfg.levels
-    assert torch.equal(encoder_input[:, :2], poke_map)
-    at_target = encoder_input[0, 2:]
-    assert torch.equal(at_target[:, 15:18, 15:18], torch.tensor([-6.0, 4.0])[:, None, None].expand(2, 3, 3))
-    assert torch.count_nonzero(at_target[0]) == 9

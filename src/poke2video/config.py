@@ -96,7 +96,6 @@ class ModelConfig:
     bounded_state: bool = False               # tanh on the object encoder's levels: the GRUs' own range
     poke_input: str = "coarsest"              # coarsest (paper): the poke code drives the bottleneck GRU;
     #                                           every_level: each finer GRU also reads the poke encoder's map
-    poke_target: bool = False                 # the poke encoder also reads the poke drawn at its target
     output: str = "pixels"                    # pixels (paper): the decoder draws each frame; warp: it also
     #                                           draws a backward flow and a mask that warp the source frame
     frames: int = 10                          # T: default number of generated frames

@@ -24,7 +24,7 @@ from poke2video.config import ModelConfig
 from poke2video.model.decoder import Decoder
 from poke2video.model.dynamics import build_dynamics
 from poke2video.model.encoders import Encoder
-from poke2video.model.warping import backward_flow_target, warp
+from poke2video.model.warping import warp
 
 FLOW_SCALE = 4.0   # pixels per unit of the decoder's flow maps
 MASK_BIAS = 4.0    # a fresh warp model takes 98% of each pixel from the warped source
@@ -43,7 +43,7 @@ class PokeModel(nn.Module):
         cfg.validate()
         self.cfg = cfg
         self.object_encoder = Encoder(3, cfg, norm=cfg.norm)
-        self.poke_encoder = Encoder(4 if cfg.poke_target else 2, cfg, norm="none")
+        self.poke_encoder = Encoder(2, cfg, norm="none")
         self.dynamics = build_dynamics(cfg)
         self.decoder = Decoder(cfg)
 
@@ -56,15 +56,7 @@ class PokeModel(nn.Module):
         return [torch.tanh(level) for level in levels] if self.cfg.bounded_state else levels
 
     def encode_poke(self, poke_map: torch.Tensor) -> list[torch.Tensor]:
-        """poke_map [B, 2, H, W] (pixels) -> poke_code: K tensors [B, C_n, H_n, W_n], coarse -> fine.
-
-        With `poke_target` the encoder also reads the poke's square moved to its target and holding -d:
-        the backward flow the last frame needs there (`backward_flow_target` of the poke map), so the
-        decoder finds where the poked pixel must land next to the value it needs, instead of having to
-        shift the poke by its own vector with convolutions."""
-        if self.cfg.poke_target:
-            at_target, _ = backward_flow_target(poke_map)
-            poke_map = torch.cat([poke_map, at_target], 1)
+        """poke_map [B, 2, H, W] (pixels) -> poke_code: K tensors [B, C_n, H_n, W_n], coarse -> fine."""
         return self.poke_encoder(poke_map)[: self.cfg.levels]
 
     def decode(self, object_state: list[torch.Tensor]) -> torch.Tensor:
