@@ -145,3 +145,14 @@ def test_poke_command_errors_leave_nothing(checkpoint, tmp_path):
         assert result.returncode == 2 and message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.png"]
+
+
+def test_traced_and_eager_videos_agree(checkpoint):
+    traced, eager = Poker.load(checkpoint), Poker.load(checkpoint, trace=False)
+    image = smooth_image(16, 16)
+    first = traced.animate(image, source=(5, 6), target=(9, 3))
+    assert traced._traced is not None and eager._traced is None
+    assert np.abs(first.astype(int) - eager.animate(image, source=(5, 6), target=(9, 3))).max() <= 1
+    other = traced.animate(image, source=(12, 3), target=(2, 9))     # the same trace, another poke
+    assert np.abs(other.astype(int) - eager.animate(image, source=(12, 3), target=(2, 9))).max() <= 1
+    assert not np.array_equal(first, other)
