@@ -156,3 +156,13 @@ def test_traced_and_eager_videos_agree(checkpoint):
     other = traced.animate(image, source=(12, 3), target=(2, 9))     # the same trace, another poke
     assert np.abs(other.astype(int) - eager.animate(image, source=(12, 3), target=(2, 9))).max() <= 1
     assert not np.array_equal(first, other)
+
+
+def test_the_bundled_model_loads_and_has_a_model_card():
+    poker = Poker.load()
+    assert poker_module.DEFAULT_WEIGHTS.is_file() and poker.resolution == 64 and poker.frames == 10
+    assert poker.model.cfg.output == "warp" and poker.metadata["step"] > 0
+    card = poker_module.DEFAULT_WEIGHTS.with_suffix(".md").read_text()
+    assert "poke2video train" in card and "Measured" in card
+    video = poker.animate(smooth_image(64, 64), source=(30, 30), target=(34, 27))
+    assert video.shape == (10, 64, 64, 3) and video.dtype == np.uint8

@@ -51,7 +51,8 @@ def run_demo(out: str, checkpoint: str | None = None) -> dict:
 def _load_poker(checkpoint: str | None) -> Poker:
     if checkpoint is None and not poker_module.DEFAULT_WEIGHTS.is_file():
         raise UserError(
-            "this build has no bundled model yet; train one on PokeSim and poke with it: "
+            f"no bundled model ({poker_module.DEFAULT_WEIGHTS} is missing; reinstall poke2video), or train "
+            "one on PokeSim and poke with it: "
             "poke2video simulate --out data/pokesim64 --clips 4000 && "
             "poke2video train --data data/pokesim64 --out runs/a --max-minutes 30 && "
             "poke2video demo --checkpoint runs/a/model.safetensors")
