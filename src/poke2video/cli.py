@@ -39,12 +39,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _add_checkpoint(p) -> None:
+    p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
+
+
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="poke a few PokeSim scenes with the bundled model",
                        description="Render a few PokeSim scenes, poke them with the bundled model and "
                                    "write videos and a contact sheet. Needs no data and no download.")
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
+    _add_checkpoint(p)
     p.set_defaults(func=_cmd_demo)
 
 
@@ -104,7 +108,7 @@ def _add_train(sub) -> None:
 def _add_poke(sub) -> None:
     p = sub.add_parser("poke", help="animate an image from one poke",
                        description="Move the pixel at --source towards --target and write the response video.")
-    p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
+    _add_checkpoint(p)
     p.add_argument("--image", required=True, help="input image (png, jpg, ...)")
     p.add_argument("--source", nargs=2, type=_point, required=True, metavar=("X", "Y"),
                    help="pixel to poke, in the image's pixels (x right, y down)")
@@ -120,7 +124,7 @@ def _add_evaluate(sub) -> None:
                        description="Run the model, the baselines and (on PokeSim) the real clip over a split's "
                                    "clips with one scoring code; write metrics.json, report.md, plots and "
                                    "example sheets to --out.")
-    p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
+    _add_checkpoint(p)
     p.add_argument("--data", required=True, help="dataset directory (from prepare or simulate)")
     p.add_argument("--split", default="test", help="split to score (default test; PokeSim also has test_unseen)")
     p.add_argument("--baselines", default="static,warp", help="comma-separated: static, warp, or none")
@@ -147,7 +151,7 @@ def _add_correlate(sub) -> None:
     p = sub.add_parser("correlate", help="map which pixels move with a poked location",
                        description="Poke --at with N random pokes, track every pixel through each video and map "
                                    "the inverse variance of its distance to the poke vector (PAPER.md, Analysis).")
-    p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
+    _add_checkpoint(p)
     p.add_argument("--image", required=True, help="input image (png, jpg, ...)")
     p.add_argument("--at", nargs=2, type=_point, required=True, metavar=("X", "Y"),
                    help="pixel to poke, in the image's pixels (x right, y down)")
@@ -161,7 +165,7 @@ def _add_app(sub) -> None:
     p = sub.add_parser("app", help="poke images in your browser",
                        description="Serve the interactive web app: upload an image or pick an example scene, "
                                    "press and drag, and watch the response. JSON API at /docs.")
-    p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
+    _add_checkpoint(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_positive_int, default=7860, help="port (default 7860)")
