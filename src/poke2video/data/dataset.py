@@ -52,14 +52,20 @@ class PokeDataset(Dataset):
         video, row = (int(v) for v in self.clips[index])
         return video, int(self.store.starts(video)[row])
 
-    def sample(self, index: int) -> tuple[tuple[int, int], tuple[float, float], bool]:
-        """The poke of item `index` this epoch: ((x, y), (dx, dy), is_background)."""
+    def clip_flow(self, index: int) -> np.ndarray:
+        """float32 [2, H, W]: the flow F(s -> s+T) of item `index`'s clip, in pixels."""
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} clips")
+        video, row = (int(v) for v in self.clips[index])
+        return np.asarray(self.store.flow(video)[row], np.float32)
+
+    def sample(self, index: int) -> tuple[tuple[int, int], tuple[float, float], bool]:
+        """The poke of item `index` this epoch: ((x, y), (dx, dy), is_background)."""
+        return self._poke_from_flow(index, self.clip_flow(index))
+
+    def _poke_from_flow(self, index: int, flow: np.ndarray) -> tuple[tuple[int, int], tuple[float, float], bool]:
         rng = np.random.default_rng([self.poke.seed & 0xFFFFFFFF, self.epoch, index])
         background = bool(rng.random() < self.poke.background_fraction)
-        video, row = (int(v) for v in self.clips[index])
-        flow = np.asarray(self.store.flow(video)[row], np.float32)  # [2, H, W]
         source_xy, displacement = sample_poke(flow, self.poke.poke_size, rng, background=background,
                                               background_percentile=self.poke.background_percentile)
         if self.poke.impulse:
@@ -67,17 +73,17 @@ class PokeDataset(Dataset):
         return source_xy, displacement, background
 
     def __getitem__(self, index: int):
-        source_xy, displacement, background = self.sample(index)
+        flow = self.clip_flow(index)                  # read once: it gives the poke and the flow target
+        source_xy, displacement, background = self._poke_from_flow(index, flow)
         video, start = self.clip_start(index)
         T = self.store.clip_length
         clip = np.array(self.store.frames(video)[start:start + T + 1])  # uint8 [T+1, H, W, 3]
         targets = np.repeat(clip[:1], T, axis=0) if background else clip[1:]
         poke_map = make_poke_map(self.store.resolution, source_xy, displacement, self.poke.poke_size)
         poke = np.array([*source_xy, *displacement, float(background)], np.float32)
-        row = int(self.clips[index][1])
-        flow = np.zeros((2, *clip.shape[1:3]), np.float32) if background else np.asarray(self.store.flow(video)[row], np.float32)
+        target_flow = np.zeros_like(flow) if background else flow
         return (_to_unit_range(clip[0]), torch.from_numpy(poke_map),
-                _to_unit_range(targets), torch.from_numpy(poke), torch.from_numpy(flow))
+                _to_unit_range(targets), torch.from_numpy(poke), torch.from_numpy(target_flow))
 
 
 def _to_unit_range(frames: np.ndarray) -> torch.Tensor:
