@@ -172,3 +172,9 @@ def test_unknown_preset_keys_are_rejected(tmp_path):
         load_preset(str(write_preset(tmp_path / "p.yaml", learning_rate=1.0)))
     with pytest.raises(UserError, match="schedule"):
         load_preset(str(write_preset(tmp_path / "q.yaml", schedule="backwards")))
+
+
+def test_flow_loss_needs_the_warp_output(tmp_path):
+    with pytest.raises(UserError, match="flow_weight needs model.output: warp"):
+        load_preset(str(write_preset(tmp_path / "p.yaml", flow_weight=1.0)))
+

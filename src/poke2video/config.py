@@ -264,6 +264,9 @@ def load_preset(name_or_path: str) -> Preset:
     preset.train.betas = tuple(preset.train.betas)
     preset.model.validate()
     preset.train.validate()
+    if preset.train.flow_weight > 0 and preset.model.output != "warp":
+        raise UserError(f"preset {name_or_path}: train.flow_weight needs model.output: warp (a pixel decoder "
+                        "draws no flow)")
     return preset
 
 
