@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
-import time
 
 import torch
 from bench_model import _synthetic_batch  # benchmarks/ is on sys.path when run as a script
+from bench_prepare import median_seconds
 
 from poke2video.config import load_preset
 from poke2video.evaluate.perceptual import vgg19_loss_features
@@ -35,16 +34,12 @@ def _sync(device: torch.device) -> None:
 
 
 def _median_ms(run, repeats: int, device: torch.device, warmup: int = 10) -> float:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        began = time.perf_counter()
+    """`median_seconds` in ms, each call ending with a device sync so that it times the GPU work."""
+    def synced():
         run()
         _sync(device)
-        times.append(1000 * (time.perf_counter() - began))
-    return statistics.median(times)
+    _sync(device)
+    return 1000 * median_seconds(synced, repeats, warmup=warmup)
 
 
 def measure(preset: str, bf16: bool, gan: bool, steps: int, device: torch.device) -> dict:
