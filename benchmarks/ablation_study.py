@@ -27,6 +27,7 @@ from poke2video.data.store import Store
 from poke2video.errors import UserError
 from poke2video.evaluate.cases import is_pokesim
 from poke2video.evaluate.evaluator import EvalOptions, baseline_methods, evaluate, model_method, real_clip_method
+from poke2video.evaluate.metrics import TRACKER
 from poke2video.evaluate.report import markdown_table, summarize, write_report
 from poke2video.fsutil import atomic_path, remove_path, write_json
 from poke2video.train.loop import train_run
@@ -117,7 +118,8 @@ def run_study(args: argparse.Namespace, command: str) -> Path:
     trained = {name: train_variant(name, preset, args.data, out, args.minutes_per_model, args.seed)
                for name, preset in presets.items()}
     options = EvalOptions(limit=args.limit, structure_clips=args.structure_clips, structure_pokes=args.structure_pokes,
-                          lpips=args.lpips, fvd=not args.no_fvd, i3d_weights=args.i3d_weights, seed=args.seed)
+                          lpips=args.lpips, fvd=not args.no_fvd, i3d_weights=args.i3d_weights, seed=args.seed,
+                          tracker=args.tracker)
     models = [model_method(str(out / "runs" / name / "model.safetensors"), VARIANTS[name][0]) for name in trained]
     references = baseline_methods(args.baselines) + [real_clip_method()]
     summaries = {}
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--i3d-weights", default=None)
     parser.add_argument("--no-fvd", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tracker", default=TRACKER, help=f"flow that tracks pixels for the metrics (default {TRACKER})")
     args = parser.parse_args(argv)
     command = " ".join(["python benchmarks/ablation_study.py", *(sys.argv[1:] if argv is None else argv)])
     try:

@@ -1,11 +1,13 @@
-"""Point tracking for the metrics: stock DIS against `FineDIS` on small moving parts at 64 px.
+"""Point tracking for the metrics: stock DIS, `FineDIS` and `FineFarneback` on small moving parts at 64 px.
 
-    .venv/bin/python benchmarks/bench_tracking.py [--repeats 5]
+    .venv/bin/python benchmarks/bench_tracking.py [--repeats 5] [--data data/pokesim64 --limit 150]
 
 Each scene is 11 frames at 64 px where a part moves 1 px per frame (10 px in all) over a still
 textured background. Every pixel of the part is tracked by `track_points` and compared with its
 true position at the last frame. Printed per estimator: the mean and median endpoint error (px) per
 scene, and the median time per 64 px frame pair with its ratio to stock DIS measured in the same run.
+With `--data` (a PokeSim store), each estimator also tracks the poked pixel through the true clips of the
+split's first `--limit` object pokes: the floor that estimator sets for any model's endpoint error.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import time
 import cv2
 import numpy as np
 
-from poke2video.data.flow import FineDIS, get_flow_estimator
+from poke2video.data.flow import get_flow_estimator
 from poke2video.evaluate.baselines import WarpBaseline
 from poke2video.evaluate.metrics import track_points
 
@@ -72,13 +74,27 @@ def ms_per_pair(estimator, repeats: int) -> float:
     return statistics.median(times)
 
 
+def pokesim_errors(data: str, split: str, limit: int, estimator) -> np.ndarray:
+    """Endpoint error (px) of the poked pixel tracked through the true PokeSim clips (object pokes)."""
+    from poke2video.data.store import Store
+    from poke2video.evaluate.cases import load_cases
+    from poke2video.evaluate.metrics import poke_endpoint_error
+
+    return np.array([poke_endpoint_error(case.expected_video, case.poke_source, case.true_target, estimator)
+                     for case in load_cases(Store.open(data), split, limit) if not case.is_background])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--data", default=None, help="a PokeSim store: also score tracking on its true clips")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=150, help="clips of the split (with --data)")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     scenes = {name: build() for name, build in SCENES.items()}
-    estimators = {"dis (stock)": get_flow_estimator("dis"), "dis-fine": FineDIS()}
+    estimators = {"dis (stock)": get_flow_estimator("dis"), "dis-fine": get_flow_estimator("dis-fine"),
+                  "farneback-fine": get_flow_estimator("farneback-fine")}
     print("| estimator | " + " | ".join(scenes) + " | ms/pair | time vs stock |")
     print("|---" * (len(scenes) + 3) + "|")
     reference_ms = None
@@ -91,6 +107,13 @@ def main() -> None:
         reference_ms = reference_ms or ms
         print(f"| {name} | " + " | ".join(cells) + f" | {ms:.2f} | {ms / reference_ms:.1f}x |")
     print("cells: mean / median endpoint error in px after 10 px of motion")
+    if args.data:
+        print(f"\n| estimator | true PokeSim clips ({args.split}) | mean | median | 90th percentile |")
+        print("|---|---|---|---|---|")
+        for name, estimator in estimators.items():
+            errors = pokesim_errors(args.data, args.split, args.limit, estimator)
+            print(f"| {name} | {len(errors)} | {errors.mean():.3f} | {np.median(errors):.3f} | "
+                  f"{np.percentile(errors, 90):.3f} |")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import argparse
 
 from poke2video.data.store import Store
 from poke2video.evaluate.evaluator import EvalOptions, baseline_methods, evaluate, model_method, real_clip_method
+from poke2video.evaluate.metrics import TRACKER
 from poke2video.evaluate.report import summarize
 
 ROWS = (("endpoint_error", "model"), ("endpoint_error", "static"), ("endpoint_error", "real clip"),
@@ -26,9 +27,11 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N clips")
+    parser.add_argument("--tracker", default=TRACKER, help=f"flow that tracks the poked pixel (default {TRACKER})")
     args = parser.parse_args()
     methods = [model_method(args.checkpoint), *baseline_methods("static"), real_clip_method()]
-    options = EvalOptions(limit=args.limit, motion=False, structure_clips=0, lpips="off", fvd=False, example_clips=0)
+    options = EvalOptions(limit=args.limit, motion=False, structure_clips=0, lpips="off", fvd=False, example_clips=0,
+                          tracker=args.tracker)
     summary = summarize(evaluate(Store.open(args.data), args.split, methods, options))
     print(f"| {args.split} | clips | mean | 95% interval |")
     print("|---|---|---|---|")

@@ -16,7 +16,7 @@ from eval_support import checkpoint, sim  # noqa: F401 (fixtures)
 from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
 from poke2video.errors import UserError
-from poke2video.evaluate import evaluator, perceptual
+from poke2video.evaluate import evaluator, metrics, perceptual
 from poke2video.evaluate.cases import load_cases
 from poke2video.evaluate.evaluator import EvalOptions, Method, baseline_methods, evaluate, real_clip_method
 from poke2video.evaluate.report import summarize, write_report
@@ -172,8 +172,20 @@ def test_evaluate_command_writes_the_report(sim, checkpoint, tmp_path):
     document = json.loads((out / "metrics.json").read_text())
     assert document["methods"] == ["model", "static", "warp", "real clip"] and document["clips"] == 2
     assert document["command"].startswith("poke2video evaluate --checkpoint")
+    assert document["options"]["tracker"] == "farneback-fine" and "`farneback-fine` flow" in (out / "report.md").read_text()
     again = run_cli("--checkpoint", checkpoint, "--data", sim.root, "--out", out)
     assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+def test_evaluate_tracker_choices_are_the_flow_estimators_and_are_recorded(sim, checkpoint, tmp_path):
+    from poke2video.cli import TRACKERS
+    from poke2video.data.flow import ESTIMATORS
+
+    assert sorted(TRACKERS) == sorted(ESTIMATORS) and TRACKERS[0] == metrics.TRACKER
+    result = run_cli("--checkpoint", checkpoint, "--data", sim.root, "--limit", 2, "--out", tmp_path / "r",
+                     "--lpips", "off", "--no-fvd", "--structure-clips", 0, "--examples", 0, "--tracker", "dis-fine")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["options"]["tracker"] == "dis-fine"
 
 
 @pytest.mark.parametrize("args, message", [

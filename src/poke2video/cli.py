@@ -8,6 +8,8 @@ import sys
 from poke2video import __version__
 from poke2video.errors import UserError
 
+TRACKERS = ["farneback-fine", "dis-fine", "dis"]  # data/flow.py ESTIMATORS, the metrics' default first
+
 
 def _point(text: str) -> float:
     try:
@@ -136,6 +138,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--structure-pokes", type=_positive_int, default=16, help="random pokes per correlation map")
     p.add_argument("--examples", type=_non_negative_int, default=4, help="clips on the example sheet")
     p.add_argument("--no-motion", action="store_true", help="skip the motion error (tracks every object pixel)")
+    p.add_argument("--tracker", choices=TRACKERS, default=TRACKERS[0],
+                   help="optical flow that tracks pixels for the endpoint, motion and structure metrics "
+                        f"(default {TRACKERS[0]}; docs/ablation was measured with dis-fine)")
     p.add_argument("--lpips", choices=["vgg", "alex", "off"], default="vgg", help="LPIPS variant (default vgg)")
     p.add_argument("--vgg16-weights", default=None, metavar="PATH", help="torchvision VGG16 file (LPIPS vgg)")
     p.add_argument("--alexnet-weights", default=None, metavar="PATH", help="torchvision AlexNet file (LPIPS alex)")
@@ -230,7 +235,7 @@ def _cmd_evaluate(args) -> None:
                           lpips_backbone=args.alexnet_weights if alex else args.vgg16_weights,
                           lpips_heads=args.lpips_alex_heads if alex else args.lpips_vgg_heads,
                           fvd=not args.no_fvd, i3d_weights=args.i3d_weights, example_clips=args.examples,
-                          seed=args.seed)
+                          seed=args.seed, tracker=args.tracker)
     evaluate_to_dir(checkpoint=args.checkpoint, data=args.data, out=args.out, split=args.split,
                     baselines=args.baselines, overwrite=args.overwrite, options=options,
                     command=" ".join(["poke2video", *args.argv]))

@@ -2,7 +2,7 @@
 
 For an image and a location l: N random pokes at l (uniform directions, lengths uniform in a range of
 the image side); for each generated video the motion F_{0->T} of every pixel (tracked through the
-video with chained fine DIS flow, `metrics.track_points`) and its distance d = |F_{0->T}(p) - poke| to
+video with flow chained frame to frame, `metrics.track_points`) and its distance d = |F_{0->T}(p) - poke| to
 the poke vector; the map is the variance of d over the pokes. A pixel that moves with l has d near 0
 whatever the poke (low variance); a pixel that stays still has d = |poke|, whose variance is that of
 the poke lengths (`still_variance`). The inverse variance shows the parts tied to the poked one.

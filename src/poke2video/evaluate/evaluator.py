@@ -5,8 +5,8 @@ method's frames then go through `score_clip`, the same for all. Per-clip metrics
 bootstrap intervals in the summary):
 - psnr, ssim, lpips: against the expected video (the real clip; for a background poke on a flow store
   the source frame repeated), frame-averaged. Not for the real clip itself.
-- endpoint_error (object pokes): the poked pixel tracked through the video (chained fine DIS flow), its
-  distance at frame T to where the pixel really is.
+- endpoint_error (object pokes): the poked pixel tracked through the video (flow chained frame to frame by
+  the `tracker`, default `metrics.TRACKER`), its distance at frame T to where the pixel really is.
 - motion_error (PokeSim object pokes): tracked motion of every object pixel vs the ground-truth flow.
 - background_change (background pokes): mean absolute change from the source frame, in units of 255.
 - structure_auc (PokeSim, the first `structure_clips` object pokes): the correlation map's AUC.
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from poke2video.data.flow import FlowEstimator, get_flow_estimator
 from poke2video.data.store import Store
 from poke2video.errors import UserError, WeightsUnavailable
 from poke2video.evaluate import metrics
@@ -87,6 +88,7 @@ class EvalOptions:
     i3d_weights: str | None = None
     example_clips: int = 4
     seed: int = 0                     # pokes of the correlation maps, bootstrap resampling
+    tracker: str = metrics.TRACKER    # flow estimator that tracks pixels (data/flow.py ESTIMATORS)
 
 
 @dataclass
@@ -138,8 +140,10 @@ def load_judges(options: EvalOptions):
     return lpips_model, i3d, unavailable
 
 
-def score_clip(case: EvalCase, generated: np.ndarray, against_real: bool, motion: bool, lpips_model=None) -> dict[str, float]:
-    """The per-clip metrics of one video `generated` uint8 [T, H, W, 3] for `case` (see the module docstring)."""
+def score_clip(case: EvalCase, generated: np.ndarray, against_real: bool, motion: bool, lpips_model=None,
+               tracker: FlowEstimator | None = None) -> dict[str, float]:
+    """The per-clip metrics of one video `generated` uint8 [T, H, W, 3] for `case` (see the module docstring);
+    `tracker` follows pixels (None: `metrics.TRACKER`)."""
     with_source = np.concatenate([case.source_frame[None], generated])
     scores: dict[str, float] = {}
     if against_real:
@@ -153,16 +157,17 @@ def score_clip(case: EvalCase, generated: np.ndarray, against_real: bool, motion
     if case.is_background:
         scores["background_change"] = metrics.background_stillness(with_source)
         return scores
-    scores["endpoint_error"] = metrics.poke_endpoint_error(with_source, case.poke_source, case.true_target)
+    scores["endpoint_error"] = metrics.poke_endpoint_error(with_source, case.poke_source, case.true_target, tracker)
     if motion and case.gt_flow is not None and case.object_mask.any():
-        scores["motion_error"] = metrics.motion_error(with_source, case.gt_flow, case.object_mask)
+        scores["motion_error"] = metrics.motion_error(with_source, case.gt_flow, case.object_mask, flow=tracker)
     return scores
 
 
 def structure_score(method: Method, case: EvalCase, options: EvalOptions, progress=None) -> float:
     """AUC of the method's correlation map at the case's poke against the poked segment's subtree."""
     result = correlation_map(method.animate, case.source_frame, case.poke_source, case.frames,
-                             options.structure_pokes, options.seed, progress=progress)
+                             options.structure_pokes, options.seed, progress=progress,
+                             flow=get_flow_estimator(options.tracker))
     return structure_auc(result.inverse_variance, subtree_mask(case), among=case.object_mask)
 
 
@@ -240,7 +245,8 @@ def _score_method(method: Method, case: EvalCase, options: EvalOptions, lpips_mo
     video = method.video_for(case)
     elapsed_ms = 1000.0 * (time.perf_counter() - began)
     is_real = method.animate is None
-    scores = score_clip(case, video, against_real=not is_real, motion=options.motion, lpips_model=lpips_model)
+    scores = score_clip(case, video, against_real=not is_real, motion=options.motion, lpips_model=lpips_model,
+                        tracker=get_flow_estimator(options.tracker))
     if not is_real:
         scores["ms_per_video"] = elapsed_ms
         if with_structure:

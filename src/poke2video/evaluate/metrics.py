@@ -12,7 +12,9 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from poke2video.data.flow import FineDIS, FlowEstimator
+from poke2video.data.flow import FlowEstimator, get_flow_estimator
+
+TRACKER = "farneback-fine"  # the flow that tracks pixels for every metric unless one is named
 
 PSNR_CAP_DB = 100.0  # per-frame PSNR of identical frames (infinite by definition) is reported as this
 SSIM_SIGMA = 1.5  # Gaussian window of Wang et al. 2004: sigma 1.5, 11x11 (truncated at 3.5 sigma)
@@ -114,12 +116,12 @@ def _bilinear(field: np.ndarray, points: np.ndarray) -> np.ndarray:
 def track_points(video: np.ndarray, points, flow: FlowEstimator | None = None) -> np.ndarray:
     """Follow pixels of frame 0, points [N, 2] = (x, y), through the video; -> float64 [T, N, 2].
 
-    Chains optical flow frame to frame (`FineDIS` unless `flow` is given), reading each flow
+    Chains optical flow frame to frame (the `TRACKER` estimator unless `flow` is given), reading each flow
     bilinearly at the current positions; positions stay inside the image. Chaining small steps
     follows parts that move further than their own size, which one flow from frame 0 does not.
     """
     video = _check_video(video, "video")
-    estimator = flow if flow is not None else FineDIS()
+    estimator = flow if flow is not None else get_flow_estimator(TRACKER)
     limits = np.array([video.shape[2] - 1.0, video.shape[1] - 1.0])  # (x, y) maxima
     positions = np.zeros((len(video), len(points), 2), np.float64)
     positions[0] = np.clip(np.asarray(points, np.float64).reshape(-1, 2), 0.0, limits)

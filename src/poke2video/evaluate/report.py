@@ -156,6 +156,7 @@ def report_markdown(document: dict) -> str:
     lines += [f"{document['clips']} clips ({document['object_pokes']} object pokes, {document['background_pokes']} "
               f"background poke{'s' * (document['background_pokes'] != 1)}); {'PokeSim: the simulator’s pokes and ground truth' if document['pokesim'] else 'the dataset’s test pokes (epoch 0)'}. "
               f"Means over clips with 95% bootstrap intervals (seed {options['seed']}); FVD is one value per set.",
+              f"Pixels are tracked with `{options['tracker']}` flow chained frame to frame.",
               "", markdown_table(summary, columns), ""]
     counts = {m: max((entries[m].get("n", 0) for entries in summary.values()), default=0) for m in columns}
     lines += ["Clips behind each column: " + ", ".join(f"{METRICS[m].label} {n}" for m, n in counts.items()) + "."]
