@@ -5,10 +5,14 @@ import socket
 import time
 
 import numpy as np
+import pytest
 import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from poke2video.train.distributed import DistContext, epoch_batches
+from poke2video.errors import UserError
+from poke2video.train import distributed
+from poke2video.train.distributed import DistContext, epoch_batches, init_distributed, launch_env, shutdown
 from train_support import assert_same_weights, make_tiny_store, weights_of, write_preset
 
 WORLD = 2
@@ -63,3 +67,46 @@ def test_two_processes_end_with_identical_weights(tmp_path):
     assert [r["step"] for r in rows if "loss/total" in r] == [1, 2]  # one writer
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
         "config.json", "metrics.jsonl", "model.safetensors", "resume.pt", "tb"]
+
+
+def test_launch_environment_of_a_multi_node_run(monkeypatch):
+    # torchrun --nnodes 2 --nproc-per-node 8: the 12th process overall is the 4th on the second machine
+    assert launch_env({"RANK": "11", "LOCAL_RANK": "3", "WORLD_SIZE": "16"}) == (11, 3, 16)
+    assert launch_env({}) == (0, 0, 1)
+    for bad in ({"WORLD_SIZE": "16"}, {"RANK": "16", "WORLD_SIZE": "16"}, {"RANK": "x", "WORLD_SIZE": "2"}):
+        with pytest.raises(UserError, match="torchrun environment"):
+            launch_env(bad)
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    assert distributed._local_device(3) == torch.device("cuda", 3) and chosen == [3]  # LOCAL_RANK picks the GPU
+
+
+NODES, PER_NODE = 2, 2
+
+
+def _node_process(rank: int, port: int, out: str) -> None:
+    """One process of a simulated 2-machine x 2-process torchrun launch (gloo, on this CPU)."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(NODES * PER_NODE),
+                      LOCAL_RANK=str(rank % PER_NODE), LOCAL_WORLD_SIZE=str(PER_NODE), GROUP_RANK=str(rank // PER_NODE))
+    ctx = init_distributed()
+    ranks = torch.tensor([float(ctx.rank)])
+    dist.all_reduce(ranks)
+    shard = epoch_batches(40, 3, seed=1, epoch=0, ctx=ctx)
+    torch.save({"rank": ctx.rank, "world": ctx.world_size, "sum": ranks, "shard": torch.from_numpy(shard)},
+               os.path.join(out, f"node{rank}.pt"))
+    shutdown(ctx)
+
+
+def test_ranks_of_a_two_machine_launch_join_one_group_and_split_the_data(tmp_path):
+    world = NODES * PER_NODE
+    context = mp.start_processes(_node_process, args=(_free_port(), str(tmp_path)), nprocs=world, join=False,
+                                 start_method="fork")
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=2):
+        assert time.monotonic() < deadline, "the processes did not finish within 120 s"
+    results = [torch.load(tmp_path / f"node{r}.pt", weights_only=True) for r in range(world)]
+    assert [(r["rank"], r["world"]) for r in results] == [(r, world) for r in range(world)]
+    assert all(r["sum"].item() == sum(range(world)) for r in results)  # all four in one process group
+    shards = np.concatenate([r["shard"].numpy().reshape(-1) for r in results])
+    assert len(set(shards.tolist())) == len(shards) == 3 * 3 * world  # 40 // 12 = 3 steps, disjoint shards

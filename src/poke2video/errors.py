@@ -12,3 +12,8 @@ class UserError(Exception):
 
 class WeightsUnavailable(UserError):
     """A pretrained network (VGG, I3D, LPIPS heads) cannot be loaded; the message names the option that supplies it."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (library errors can span many), or its type's name."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

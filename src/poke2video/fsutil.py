@@ -5,6 +5,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -12,8 +13,32 @@ from typing import Iterator
 from poke2video.errors import UserError
 
 
+# Test hook for the fault tests (tests/test_train_faults.py): when this variable holds "NAME:N", the
+# process kills itself with SIGKILL the N-th time it is about to rename a finished temporary onto a file
+# called NAME (N defaults to 1), leaving the temporary behind as a real crash would. Inert when unset.
+KILL_BEFORE_RENAME_ENV = "POKE2VIDEO_TEST_KILL_BEFORE_RENAME"
+_renames_seen: dict[str, int] = {}
+
+
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Temporaries that `atomic_path` left in `folder` when its process was killed."""
+    folder = Path(folder)
+    return sorted(folder.glob(".*.tmp-*")) if folder.is_dir() else []
+
+
+def _test_kill_point(final: Path) -> None:
+    spec = os.environ.get(KILL_BEFORE_RENAME_ENV)
+    if not spec:
+        return
+    name, _, count = spec.partition(":")
+    if name == final.name:
+        _renames_seen[name] = _renames_seen.get(name, 0) + 1
+        if _renames_seen[name] == int(count or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 @contextmanager
@@ -27,12 +52,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     remove_path(tmp)
     try:
         yield tmp
+        _test_kill_point(final)
         os.replace(tmp, final)
     except BaseException as exc:
         remove_path(tmp)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise UserError(f"disk full while writing {final}") from exc
         raise
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flush a written file to the disk (before renaming it into place, so a crash never leaves it torn)."""
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
 
 
 def remove_path(path: str | os.PathLike) -> None:

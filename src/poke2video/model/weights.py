@@ -1,8 +1,11 @@
 """Model weights as safetensors: tensors plus the model config and caller metadata as JSON strings.
 
 Metadata keys: `format` = "poke2video-model", `format_version`, `model_config` (ModelConfig as JSON),
-`metadata` (the caller's dict as JSON, e.g. {"impulse_scale": 12.0, "train": {...}}).
-Loading reads only tensors and strings: no pickle, no code.
+`metadata` (the caller's dict as JSON, e.g. {"impulse_scale": 12.0, "train": {...}}) and `sha256`, the
+content digest (`poke2video.integrity`) of {"model_config", "metadata", "tensors"}, checked on every
+load: a truncated file, a changed byte in a tensor or in the metadata is an error naming the file.
+Version 1 files (written before the digest existed) carry no `sha256` and load unchecked; a version 2
+file must carry it. Loading reads only tensors and strings: no pickle, no code.
 """
 from __future__ import annotations
 
@@ -16,62 +19,97 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from poke2video.config import ModelConfig
-from poke2video.errors import UserError
-from poke2video.fsutil import atomic_path
+from poke2video.errors import UserError, first_line
+from poke2video.fsutil import atomic_path, fsync_file
+from poke2video.integrity import content_sha256
 from poke2video.model.poke_model import PokeModel
 
 WEIGHTS_FORMAT = "poke2video-model"
-WEIGHTS_VERSION = "1"
+WEIGHTS_VERSION = "2"            # what save_model writes: version 1 + the `sha256` digest
+READABLE_VERSIONS = ("1", "2")
 
 
 def save_model(path: str | os.PathLike, model: PokeModel, metadata: dict[str, Any] | None = None) -> None:
     """Write `model`'s weights, config and `metadata` (JSON-serialisable) to `path` atomically."""
-    header = {
-        "format": WEIGHTS_FORMAT,
-        "format_version": WEIGHTS_VERSION,
-        "model_config": json.dumps(model.cfg.to_dict(), sort_keys=True),
-        "metadata": json.dumps(metadata or {}, sort_keys=True),
-    }
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
+    write_weights(path, tensors, json.dumps(model.cfg.to_dict(), sort_keys=True),
+                  json.dumps(metadata or {}, sort_keys=True))
+
+
+def write_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], model_config: str,
+                  metadata: str) -> None:
+    """Write a weights file from its parts (JSON strings as stored), with their digest, atomically."""
+    header = {"format": WEIGHTS_FORMAT, "format_version": WEIGHTS_VERSION, "model_config": model_config,
+              "metadata": metadata, "sha256": _digest(tensors, model_config, metadata)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=header)
+        fsync_file(tmp)
 
 
-def read_header(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any]]:
-    """The model config and caller metadata stored in `path`, without loading tensors."""
-    path = Path(path)
+def _digest(tensors: dict[str, torch.Tensor], model_config: str, metadata: str) -> str:
+    return content_sha256({"model_config": model_config, "metadata": metadata, "tensors": tensors})
+
+
+def _read_raw_header(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable safetensors file ({exc})") from None
+        raise UserError(f"{path} is not a readable safetensors file ({first_line(exc)})") from None
     if header.get("format") != WEIGHTS_FORMAT:
         raise UserError(f"{path} is not a poke2video model (no '{WEIGHTS_FORMAT}' header)")
-    if header.get("format_version") != WEIGHTS_VERSION:
-        raise UserError(f"{path} has model format version {header.get('format_version')!r}; "
-                        f"this poke2video reads version {WEIGHTS_VERSION}")
+    version = header.get("format_version")
+    if version not in READABLE_VERSIONS:
+        raise UserError(f"{path} has model format version {version!r}; this poke2video reads versions "
+                        f"{', '.join(READABLE_VERSIONS)}")
+    if version != "1" and "sha256" not in header:
+        raise UserError(f"{path} is damaged: a version {version} weights file must carry its sha256")
+    return header
+
+
+def read_header(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any]]:
+    """The model config and caller metadata stored in `path`, without loading (or checking) tensors."""
+    path = Path(path)
+    return _parse_header(path, _read_raw_header(path))
+
+
+def _parse_header(path: Path, header: dict[str, str]) -> tuple[ModelConfig, dict[str, Any]]:
     try:
         cfg = ModelConfig.from_dict(json.loads(header["model_config"]))
         metadata = json.loads(header.get("metadata", "{}"))
     except (KeyError, json.JSONDecodeError, TypeError, UserError) as exc:
-        raise UserError(f"{path} has a corrupt model config ({exc})") from None
+        raise UserError(f"{path} has a corrupt model config ({first_line(exc)})") from None
     return cfg, metadata
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[PokeModel, dict[str, Any]]:
-    """Build the model stored in `path` and load its weights -> (model in eval mode, metadata)."""
-    cfg, metadata = read_header(path)
-    model = PokeModel(cfg)
+def read_verified(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(CPU tensors, raw header) of `path` after checking its sha256; a UserError naming the file if the
+    file is missing, not safetensors, truncated or altered."""
+    path = Path(path)
+    header = _read_raw_header(path)
     try:
-        with safe_open(str(path), framework="pt", device=str(device)) as f:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
             tensors = {name: f.get_tensor(name) for name in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{path} has corrupt tensors ({exc})") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise UserError(f"{path} has corrupt tensors ({first_line(exc)})") from None
+    stored = header.get("sha256")
+    if stored is not None and stored != _digest(tensors, header.get("model_config", ""),
+                                                header.get("metadata", "{}")):
+        raise UserError(f"{path} is damaged: its content does not match the sha256 it was saved with "
+                        "(truncated, altered or a disk error)")
+    return tensors, header
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[PokeModel, dict[str, Any]]:
+    """Build the model stored in `path` and load its verified weights -> (model in eval mode, metadata)."""
+    path = Path(path)
+    tensors, header = read_verified(path)
+    cfg, metadata = _parse_header(path, header)
+    model = PokeModel(cfg)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise UserError(f"{path} does not match its model config: {first_line}") from None
+        raise UserError(f"{path} does not match its model config: {first_line(exc)}") from None
     return model.to(device).eval(), metadata

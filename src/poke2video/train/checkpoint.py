@@ -6,21 +6,26 @@
                            plain values only: read back with torch.load(weights_only=True), no pickled code)
     RUN/metrics.jsonl      one line per logged step with every scalar; RUN/tb/ TensorBoard events
 
-resume.pt holds the generator weights too, so a run killed between the two writes still resumes from a
-consistent state; model.safetensors is the export.
+Both weights files carry a sha256 of their content (`poke2video.integrity`), checked when they are read:
+a truncated or altered file is a one-line error naming it. resume.pt holds the generator weights too and
+is written first, so a run killed anywhere resumes from a consistent state: `--resume` starts from
+resume.pt (from step 0 when the run was killed before its first checkpoint), rewrites model.safetensors
+from it (a kill between the two writes leaves the export one checkpoint behind) and removes the
+temporaries a killed write left.
 """
 from __future__ import annotations
 
 import json
-import os
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from poke2video.config import Preset, preset_from_dict, to_dict
-from poke2video.errors import UserError
-from poke2video.fsutil import atomic_path, write_json
+from poke2video.errors import UserError, first_line
+from poke2video.fsutil import atomic_path, fsync_file, remove_path, stale_temporaries, write_json
+from poke2video.integrity import content_sha256
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -28,13 +33,26 @@ RESUME_FILE = "resume.pt"
 
 
 def check_new_run_dir(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    """A new run needs an empty (or absent) directory; temporaries of a run killed at its start do not count."""
+    if out.exists() and (not out.is_dir() or set(out.iterdir()) - set(stale_temporaries(out))):
         raise UserError(f"{out} is not empty: pass --resume to continue that run, or choose another --out")
 
 
-def check_resume_dir(out: Path) -> None:
-    if not (out / RESUME_FILE).is_file() or not (out / CONFIG_FILE).is_file():
-        raise UserError(f"{out} has no resume state ({RESUME_FILE}); start a new run without --resume")
+def check_resume_dir(out: Path) -> bool:
+    """Can `out` be resumed? True when it holds resume.pt; False when the run was killed before its first
+    checkpoint (config.json only: it starts again at step 0); otherwise a UserError."""
+    if not (out / CONFIG_FILE).is_file():
+        raise UserError(f"{out} has no resume state (no {CONFIG_FILE}); start a new run without --resume")
+    if (out / RESUME_FILE).is_file():
+        return True
+    if (out / WEIGHTS_FILE).exists():
+        raise UserError(f"{out / RESUME_FILE} is missing although the run has {WEIGHTS_FILE}; start a new run")
+    return False
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    for path in stale_temporaries(out):
+        remove_path(path)
 
 
 def write_run_config(out: Path, preset: Preset, seed: int, data: str) -> None:
@@ -52,18 +70,27 @@ def read_run_config(out: Path) -> tuple[Preset, int, str]:
 
 
 def save_resume_state(out: Path, state: dict[str, Any]) -> None:
+    """torch.save `state` (tensors and plain values) plus its content digest under the key `sha256`."""
     with atomic_path(out / RESUME_FILE) as tmp:
-        torch.save(state, tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        torch.save({**state, "sha256": content_sha256(state)}, tmp)
+        fsync_file(tmp)
 
 
 def load_resume_state(out: Path) -> dict[str, Any]:
+    """The state `save_resume_state` wrote, after checking its digest (a file without one, written before
+    the digest existed, loads unchecked)."""
     path = out / RESUME_FILE
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise UserError(f"{path} is damaged or unreadable ({exc}); start a new run") from None
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        raise UserError(f"{path} is damaged or unreadable ({first_line(exc)}); start a new run") from None
+    if not isinstance(state, dict):
+        raise UserError(f"{path} is not a poke2video resume state; start a new run")
+    stored = state.pop("sha256", None)
+    if stored is not None and stored != content_sha256(state):
+        raise UserError(f"{path} is damaged: its content does not match the sha256 it was saved with; "
+                        "start a new run")
+    return state
 
 
 def save_weights(out: Path, model: torch.nn.Module, metadata: dict[str, Any]) -> None:

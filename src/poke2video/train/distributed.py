@@ -33,12 +33,27 @@ class DistContext:
         return self.world_size > 1
 
 
+def launch_env(environ=os.environ) -> tuple[int, int, int]:
+    """(rank, local rank, world size) that torchrun sets for each process: RANK counts processes over
+    all machines (it picks the data shard), LOCAL_RANK within this machine (it picks the GPU),
+    WORLD_SIZE all of them. A plain run is (0, 0, 1)."""
+    try:
+        world_size = int(environ.get("WORLD_SIZE", "1"))
+        if world_size == 1:
+            return 0, 0, 1
+        rank, local_rank = int(environ["RANK"]), int(environ.get("LOCAL_RANK", "0"))
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"bad torchrun environment (WORLD_SIZE, RANK, LOCAL_RANK): {exc!r}") from None
+    if not (world_size > 1 and 0 <= rank < world_size and local_rank >= 0):
+        raise UserError(f"bad torchrun environment: RANK {rank}, LOCAL_RANK {local_rank}, WORLD_SIZE {world_size}")
+    return rank, local_rank, world_size
+
+
 def init_distributed() -> DistContext:
     """Join the process group that torchrun describes in the environment; a plain run is rank 0 of 1."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank, world_size = launch_env()
     if world_size == 1:
         return DistContext(device=_local_device(0))
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     device = _local_device(local_rank)
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"

@@ -4,8 +4,10 @@
     train_run(data="data/pokesim64", out="runs/a", resume=True, steps=20000)   # continue to step 20000
 
 `steps` is the step the run ends at (counted from the run's start, across resumes); `max_minutes` is
-this invocation's wall-clock budget. The first Ctrl-C (SIGINT/SIGTERM) finishes the current step, writes
-a checkpoint and exits; `--resume` then continues bit for bit: same data order, RNG, optimizer state.
+this invocation's wall-clock budget; `workers` the processes loading batches (None: `default_workers`).
+The first Ctrl-C (SIGINT/SIGTERM) finishes the current step, writes a checkpoint and exits; `--resume`
+then continues bit for bit: same data order, RNG, optimizer state; also after a SIGKILL at any moment,
+a checkpoint write included (tests/test_train_faults.py).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from poke2video.errors import UserError
 from poke2video.train import checkpoint as ckpt
 from poke2video.train.distributed import (DistContext, any_rank, barrier, broadcast_state, epoch_batches,
                                           init_distributed, shutdown)
+from poke2video.train.feed import batch_loader, default_workers
 from poke2video.train.runlog import RunLogger
 from poke2video.train.steps import Batch, StepRunner
 from poke2video.train.validate import Validator, held_back_positions
@@ -33,15 +36,15 @@ from poke2video.train.validate import Validator, held_back_positions
 
 def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = None,
               max_minutes: float | None = None, resume: bool = False, seed: int = 0,
-              vgg_weights: str | None = None) -> "Trainer":
+              vgg_weights: str | None = None, workers: int | None = None) -> "Trainer":
     """Train into run directory `out`; returns the finished Trainer (its `.model` holds the weights)."""
     if max_minutes is not None and not max_minutes > 0:
         raise UserError(f"--max-minutes must be positive, got {max_minutes}")
     ctx = init_distributed()
     try:
         run_dir = Path(out)
+        has_state = resume and ckpt.check_resume_dir(run_dir)
         if resume:
-            ckpt.check_resume_dir(run_dir)
             recipe, seed, _ = ckpt.read_run_config(run_dir)
         else:
             ckpt.check_new_run_dir(run_dir)
@@ -49,11 +52,14 @@ def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = N
         if vgg_weights is not None:
             recipe.train.vgg_weights = vgg_weights
         recipe.train.poke = dataclasses.replace(recipe.train.poke, seed=seed)
+        if ctx.is_main:
+            ckpt.remove_stale_temporaries(run_dir)
         barrier(ctx)  # every rank has checked the run directory before rank 0 writes into it
-        trainer = Trainer(recipe, Store.open(data), run_dir, seed, ctx)
-        if resume:
+        trainer = Trainer(recipe, Store.open(data), run_dir, seed, ctx, workers, resumed=resume)
+        if has_state:
             trainer.load_state(ckpt.load_resume_state(run_dir))
-        elif ctx.is_main:
+            trainer.save_export()  # a kill between the two checkpoint writes left it a checkpoint behind
+        elif ctx.is_main and not resume:
             ckpt.write_run_config(run_dir, recipe, seed, str(Path(data).resolve()))
         trainer.fit(steps=steps if steps is not None else (None if max_minutes else recipe.train.steps),
                     max_minutes=max_minutes)
@@ -72,7 +78,8 @@ def _build_discriminators(recipe: Preset) -> torch.nn.ModuleDict | None:
 
 
 class Trainer:
-    def __init__(self, recipe: Preset, store: Store, out: Path, seed: int, ctx: DistContext):
+    def __init__(self, recipe: Preset, store: Store, out: Path, seed: int, ctx: DistContext,
+                 workers: int | None = None, resumed: bool = False):
         from poke2video.model import PokeModel
 
         cfg = recipe.train
@@ -80,6 +87,8 @@ class Trainer:
             raise UserError(f"{store.root} is {store.resolution} px but the preset's model is "
                             f"{recipe.model.resolution} px; pick a matching --preset or dataset")
         self.recipe, self.cfg, self.out, self.seed, self.ctx = recipe, cfg, out, seed, ctx
+        self.workers = default_workers(ctx.device) if workers is None else workers
+        self.resumed = resumed
         # Subnormal floats appear in the GRU gradients after a few steps and slow CPU kernels ~6x.
         torch.set_flush_denormal(True)
         torch.manual_seed(seed)
@@ -94,8 +103,9 @@ class Trainer:
                           if ctx.is_main and cfg.val_clips else None)
         held_back = held_back_positions(store, cfg.val_clips)
         self.train_positions = np.setdiff1d(np.arange(len(self.dataset)), held_back)  # int64 [M']
+        self.steps_per_epoch = len(epoch_batches(len(self.train_positions), cfg.batch_size, seed, 0, ctx))
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
-        self._epoch_order: np.ndarray | None = None
+        self._batches = None  # the loader's iterator, made at the first batch (`_next_batch`)
         self._stop_requested = False
         self._sync_ranks()
 
@@ -121,7 +131,7 @@ class Trainer:
             optimizer.load_state_dict(state["optimizers"][name])
         ckpt.restore_rng_state(state["rng"])
         self.generator.set_state(state["generator"])
-        self._epoch_order = None
+        self._batches = None
         self._sync_ranks()
 
     def weights_metadata(self) -> dict:
@@ -132,28 +142,31 @@ class Trainer:
                 "train": to_dict(self.cfg)}
 
     def save(self) -> None:
+        """A checkpoint: resume.pt first, then the export (a kill between them is repaired on resume)."""
         if self.ctx.is_main:
             ckpt.save_resume_state(self.out, self.state())
+        self.save_export()
+
+    def save_export(self) -> None:
+        if self.ctx.is_main:
             ckpt.save_weights(self.out, self.model, self.weights_metadata())
         barrier(self.ctx)
 
     # data -----------------------------------------------------------------------------------------
     def _next_batch(self) -> Batch:
-        if self._epoch_order is None:
-            self._epoch_order = epoch_batches(len(self.train_positions), self.cfg.batch_size, self.seed,
-                                              self.epoch, self.ctx)
-            self.dataset.set_epoch(self.epoch)
-            self.runner.set_lr_for_epoch(self.epoch)
-        positions = self._epoch_order[self.batch_in_epoch]
-        batch = Batch.collate([self.dataset[int(self.train_positions[p])] for p in positions], self.ctx.device)
+        if self._batches is None:
+            self._batches = iter(batch_loader(self.dataset, self.train_positions, self.cfg.batch_size, self.seed,
+                                              self.ctx, (self.epoch, self.batch_in_epoch), self.workers))
+        self.runner.set_lr_for_epoch(self.epoch)
+        batch = Batch.on_device(next(self._batches), self.ctx.device)
         self.batch_in_epoch += 1
-        if self.batch_in_epoch == len(self._epoch_order):
-            self.epoch, self.batch_in_epoch, self._epoch_order = self.epoch + 1, 0, None
+        if self.batch_in_epoch == self.steps_per_epoch:
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
         return batch
 
     # the loop -------------------------------------------------------------------------------------
     def fit(self, steps: int | None, max_minutes: float | None) -> None:
-        logger = RunLogger(self.out, self.ctx.is_main, resume_step=self.step if self.step else None)
+        logger = RunLogger(self.out, self.ctx.is_main, resume_step=self.step if self.resumed else None)
         deadline = time.monotonic() + max_minutes * 60 if max_minutes else None
         progress = tqdm(total=steps, initial=self.step, desc="train", unit="step", file=sys.stderr,
                         disable=not self.ctx.is_main, dynamic_ncols=True)
@@ -171,6 +184,7 @@ class Trainer:
                 self._periodic(logger, window, samples_per_s)
             self._finish(logger)
         finally:
+            self._batches = None  # ends the loader's worker processes
             progress.close()
             logger.close()
             self._restore_signals(previous_handlers)

@@ -1,8 +1,12 @@
 """Training logs: TensorBoard event files plus RUN/metrics.jsonl with every logged scalar.
 
 metrics.jsonl holds one JSON object per logged step: {"step": int, "time": unix seconds, "<tag>": value}.
-On resume, lines after the resumed step (logged by the killed run after its last checkpoint) are dropped
-and TensorBoard purges them too, so the logs read like one uninterrupted run.
+On resume, lines after the resumed step (logged by the killed run after its last checkpoint) are dropped,
+and so is a line torn by a kill in mid-write; TensorBoard purges those steps too. So the logs read like
+one uninterrupted run: every logged step once, in order, with the same values (`time` and
+`perf/samples_per_s` aside) as long as `checkpoint_every` is a multiple of `log_every` (otherwise the
+first window after a resume averages only the steps since the resume). An invocation that ends between
+validation steps (a step or minute budget, Ctrl-C) adds a validation line at the step where it ended.
 """
 from __future__ import annotations
 
@@ -55,10 +59,17 @@ class RunLogger:
 def _truncate_after(path: Path, step: int) -> None:
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines(keepends=True)
-            if line.strip() and json.loads(line)["step"] <= step]
+    kept = [line for line in path.read_text().splitlines(keepends=True) if _logged_step(line) <= step]
     with atomic_path(path) as tmp:
         tmp.write_text("".join(kept))
+
+
+def _logged_step(line: str) -> float:
+    """The step of a complete line; infinity for a blank or torn one (a write cut short by a kill)."""
+    try:
+        return int(json.loads(line)["step"]) if line.endswith("\n") else float("inf")
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return float("inf")
 
 
 def filmstrip(source: np.ndarray, real: np.ndarray, generated: np.ndarray) -> np.ndarray:

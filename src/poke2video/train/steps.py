@@ -29,8 +29,17 @@ class Batch:
 
     @classmethod
     def collate(cls, items, device: torch.device) -> "Batch":
-        columns = [torch.stack(column).to(device) for column in zip(*items)]
-        return cls(*columns)
+        return cls.on_device(stack_items(items), device)
+
+    @classmethod
+    def on_device(cls, columns, device: torch.device) -> "Batch":
+        """From stacked columns (`stack_items`); pinned CPU tensors copy to a GPU without blocking."""
+        return cls(*(column.to(device, non_blocking=True) for column in columns))
+
+
+def stack_items(items) -> tuple[torch.Tensor, ...]:
+    """Dataset items (tuples of tensors) -> one stacked tensor per field (a DataLoader collate_fn)."""
+    return tuple(torch.stack(column) for column in zip(*items))
 
 
 def _optimizer_parameters(optimizer: torch.optim.Optimizer) -> list[nn.Parameter]:
