@@ -12,3 +12,7 @@ class UserError(Exception):
 
 class WeightsUnavailable(UserError):
     """A pretrained network (VGG, I3D, LPIPS heads) cannot be loaded; the message names the option that supplies it."""
+
+
+class DiskFull(UserError):
+    """The disk filled up while writing an output (not the input's fault: never skipped as a bad input)."""

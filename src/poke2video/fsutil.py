@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from poke2video.errors import UserError
+from poke2video.errors import DiskFull
 
 
 def _tmp_name(path: Path) -> Path:
@@ -20,7 +20,7 @@ def _tmp_name(path: Path) -> Path:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it onto `path`, on failure remove it.
 
-    Works for files and directories. A full disk becomes a `UserError` naming the output.
+    Works for files and directories. A full disk becomes a `DiskFull` (a `UserError`) naming the output.
     """
     final = Path(path)
     tmp = _tmp_name(final)
@@ -31,7 +31,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException as exc:
         remove_path(tmp)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise UserError(f"disk full while writing {final}") from exc
+            raise DiskFull(f"disk full while writing {final}") from exc
         raise
 
 
@@ -53,7 +53,7 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 
 def disk_full_guard(path: str | os.PathLike):
-    """Context manager turning ENOSPC raised inside into a one-line `UserError` about `path`."""
+    """Context manager turning ENOSPC raised inside into a one-line `DiskFull` error about `path`."""
     return _DiskFullGuard(Path(path))
 
 
@@ -66,5 +66,5 @@ class _DiskFullGuard:
 
     def __exit__(self, exc_type, exc, tb):
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise UserError(f"disk full while writing {self.path}") from exc
+            raise DiskFull(f"disk full while writing {self.path}") from exc
         return False
