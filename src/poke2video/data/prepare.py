@@ -94,8 +94,10 @@ def _prepare_videos(writer: StoreWriter, jobs: list[tuple[int, VideoSource]], op
         record = _still_valid(writer.completed(index), source)
         if record is None:
             try:
-                with writer.video(index, source_meta(source)) as files:
+                meta: dict[str, Any] = {}
+                with writer.video(index, meta) as files:
                     write_video_arrays(files, source.path, options.data, estimator)
+                    meta.update(source_meta(source))  # hash the input only once it proved readable
                 record = files.record
             except DiskFull:
                 raise

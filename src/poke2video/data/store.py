@@ -101,8 +101,8 @@ class StoreWriter:
         """Write one video's arrays atomically: `with writer.video(i, meta) as files: files.save(...)`.
 
         Inside, arrays are saved whole (`files.save`) or streamed row by row (`files.stream`); on a clean
-        exit the hashes and record.json are written and the directory appears under its final name
-        (`files.record` is its manifest record). On an error nothing of it is left.
+        exit the hashes and record.json (`meta`, read then, plus the arrays) are written and the directory
+        appears under its final name (`files.record` is its manifest record). On an error nothing is left.
         """
         name = video_dir_name(index)
         final = self.work / "videos" / name
