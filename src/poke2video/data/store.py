@@ -12,6 +12,10 @@
 A split is a list of segments `[video, first_frame, end_frame)`; a clip belongs to the split when all of
 its T + 1 frames lie in one segment. Writing happens in `DATA.partial/`, which is renamed to `DATA`
 only when complete, so `DATA` is never half-written and a re-run resumes from `DATA.partial/`.
+
+Opening a store (train, evaluate) checks the manifest, every listed file's presence, exact size (from
+its .npy header), shape and dtype: milliseconds, whatever the store's size. Reading every byte to
+compare sha256s (`verify_hashes`, `poke2video verify`) costs about a second per GB and is on request.
 """
 from __future__ import annotations
 
