@@ -71,9 +71,9 @@ def cycle_frames(size: int, seed: int = 0) -> np.ndarray:
     return frames
 
 
-def write_long_video(path: Path, frames: int, size: int) -> Path:
+def write_long_video(path: Path, frames: int, size: int, seed: int = 0) -> Path:
     """An mp4 of `frames` frames, the cycle repeated; encoded frame by frame (never held whole)."""
-    cycle = cycle_frames(size)
+    cycle = cycle_frames(size, seed)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=25)
         stream.width = stream.height = size
