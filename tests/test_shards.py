@@ -140,3 +140,15 @@ def test_shard_option_on_the_command_line(tiny_shards):
     done = run("merge", "shard0", "shard1", "shard2", "--out", "merged")
     assert done.returncode == 0, done.stderr
     assert len(Store.open("merged").videos) == 3
+
+
+def test_a_shard_whose_videos_were_all_skipped_is_still_a_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for i in (0, 2):
+        write_video(tmp_path / "in" / f"v{i}.mp4", moving_square_frames(count=10, size=32, seed=i))
+    (tmp_path / "in" / "v1.mp4").write_bytes(b"garbage" * 50)
+    options = dict(TINY, skip_bad=True)
+    shards = prepare_shards("in", 3, **options)
+    empty = Store.open(shards[1])
+    assert empty.videos == [] and [s["name"] for s in empty.manifest["skipped"]] == ["in/v1.mp4"]
+    assert store_bytes(merge_shards(shards, "merged")) == store_bytes(prepare_dataset(["in"], "all", **options))

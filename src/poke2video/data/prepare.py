@@ -94,11 +94,7 @@ def _prepare_videos(writer: StoreWriter, jobs: list[tuple[int, VideoSource]], op
         record = _still_valid(writer.completed(index), source)
         if record is None:
             try:
-                meta: dict[str, Any] = {}
-                with writer.video(index, meta) as files:
-                    write_video_arrays(files, source.path, options.data, estimator)
-                    meta.update(source_meta(source))  # hash the input only once it proved readable
-                record = files.record
+                record = _prepare_one(writer, index, source, options.data, estimator)
             except DiskFull:
                 raise
             except UserError as exc:
@@ -112,6 +108,15 @@ def _prepare_videos(writer: StoreWriter, jobs: list[tuple[int, VideoSource]], op
         done.kept.append(source)
         done.kept_index.append(index)
     return done
+
+
+def _prepare_one(writer: StoreWriter, index: int, source: VideoSource, data: DataConfig,
+                 estimator: FlowEstimator) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    with writer.video(index, meta) as files:
+        write_video_arrays(files, source.path, data, estimator)
+        meta.update(source_meta(source))  # hash the input only once it proved readable
+    return files.record
 
 
 def _still_valid(record: dict[str, Any] | None, source: VideoSource) -> dict[str, Any] | None:
