@@ -4,10 +4,11 @@
 
 Per command: one uninterrupted run makes the reference store. Then the same command is started and
 killed again and again (SIGKILL to its whole process group, as a crash or a lost machine would): the
-first kill comes 0-50 ms after the start (while Python is still importing), every later one at a
-seeded random moment: once one more video of the store is finished, after a random 0-300 ms delay, so
-kills land inside video writes, between them and in the final rename. The command is then run to completion and every file of the result (manifest, records,
-every array) is compared byte for byte with the reference. It prints one row per command.
+first kill comes 0-50 ms after the start (while Python is still importing), every later one at a seeded
+random moment: once one more video of the store is finished, after a random 0-300 ms delay, so kills
+land inside video writes, between them and in the final rename. The command is then run to completion
+and every file of the result (manifest, records, every array) is compared byte for byte with the
+reference. It prints one row per command.
 """
 from __future__ import annotations
 

@@ -109,7 +109,8 @@ def tiny_shards(tmp_path, monkeypatch):
 
 def test_bad_shard_sets_are_refused_with_one_line(tiny_shards):
     cases = [
-        (tiny_shards[:1] + tiny_shards[2:], r"shard 1/3 missing: merge needs all 3 shards of the run \(given: 0/3, 2/3\)"),
+        (tiny_shards[:1] + tiny_shards[2:],
+         r"shard 1/3 missing: merge needs all 3 shards of the run \(given: 0/3, 2/3\)"),
         (tiny_shards + tiny_shards[1:2], r"shard 1/3 is given twice: shard1 and shard1"),
         (tiny_shards[:2] + [prepare_dataset(["in"], "other2", shard=(2, 3), **dict(TINY, resolution=48))],
          r"shard0 and other2 were prepared with different options \(data_config.resolution: 32 vs 48\)"),

@@ -206,8 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="poke2video", description="Poke one pixel of a still image and get a video of how the object responds.")
     parser.add_argument("--version", action="version", version=f"poke2video {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_demo, _add_simulate, _add_prepare, _add_merge_verify, _add_train, _add_poke, _add_evaluate, _add_correlate,
-                _add_app):
+    for add in (_add_demo, _add_simulate, _add_prepare, _add_merge_verify, _add_train, _add_poke, _add_evaluate,
+                _add_correlate, _add_app):
         add(sub)
     return parser
 

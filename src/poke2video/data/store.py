@@ -334,7 +334,8 @@ def _check_array_file(where: str, file: Path, info: dict, verify_hashes: bool) -
     if size != needed:
         raise UserError(f"{where}: {file} is damaged or truncated ({size} bytes where its header needs {needed})")
     if list(shape) != info["shape"] or str(dtype) != info["dtype"]:
-        raise UserError(f"{where}: {file} has shape {list(shape)} {dtype}, manifest says {info['shape']} {info['dtype']}")
+        raise UserError(f"{where}: {file} has shape {list(shape)} {dtype}, "
+                        f"manifest says {info['shape']} {info['dtype']}")
     if verify_hashes:
         check_hash(where, file, info)
 
