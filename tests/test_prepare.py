@@ -14,7 +14,7 @@ import pytest
 from conftest import moving_square_frames, textured_background, write_video
 from poke2video.data import prepare as prepare_module
 from poke2video.data.prepare import prepare_dataset
-from poke2video.data.store import Store, StoreWriter
+from poke2video.data.store import Store
 from poke2video.errors import UserError
 
 SMALL = {"resolution": 32, "clip_length": 4, "start_step": 2}
@@ -59,25 +59,25 @@ def test_killed_run_resumes_to_identical_bytes(tmp_path, monkeypatch):
     inputs = make_inputs(tmp_path / "in")
     reference = prepare_dataset([inputs], tmp_path / "ref", **SMALL)
     calls = []
-    real_add = StoreWriter.add_video
 
-    def add_then_die(self, index, arrays, meta):
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # killed while writing the third video
-        calls.append(index)
-        return real_add(self, index, arrays, meta)
+    def write_then_die(files, path, *args):
+        calls.append(path.name)
+        real_write(files, path, *args)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed after writing the third video's arrays, before its record
 
-    monkeypatch.setattr(StoreWriter, "add_video", add_then_die)
+    monkeypatch.setattr(prepare_module, "write_video_arrays", write_then_die)
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset([inputs], tmp_path / "run", **SMALL)
     assert not (tmp_path / "run").exists() and (tmp_path / "run.partial").is_dir()
+    assert sorted(p.name for p in (tmp_path / "run.partial" / "videos").iterdir()) == ["000000", "000001"]
     stale = tmp_path / "run.partial" / "videos" / ".000002.tmp-99999"  # left by a SIGKILL mid-write
     stale.mkdir()
     (stale / "frames.npy").write_bytes(b"half")
-    monkeypatch.setattr(StoreWriter, "add_video", real_add)
+    (tmp_path / "run.partial" / ".manifest.json.tmp-99999").write_text("{")
     resumed_calls = []
-    monkeypatch.setattr(prepare_module, "video_arrays",
-                        lambda path, *a: resumed_calls.append(path.name) or real_video_arrays(path, *a))
+    monkeypatch.setattr(prepare_module, "write_video_arrays",
+                        lambda files, path, *a: resumed_calls.append(path.name) or real_write(files, path, *a))
     out = prepare_dataset([inputs], tmp_path / "run", **SMALL)
     assert resumed_calls == ["clip2.mp4"]  # the two finished videos were not redone
     assert store_bytes(out) == store_bytes(reference)
@@ -104,23 +104,22 @@ def test_sigkilled_cli_run_resumes_to_identical_bytes(tmp_path, monkeypatch):
 
 def test_resume_redoes_an_input_that_changed(tmp_path, monkeypatch):
     inputs = make_inputs(tmp_path / "in", count=2)
-    real_add = StoreWriter.add_video
 
-    def add_first_only(self, index, arrays, meta):
-        if index > 0:
+    def write_first_only(files, path, *args):
+        if path.name != "clip0.mp4":
             raise KeyboardInterrupt
-        return real_add(self, index, arrays, meta)
+        real_write(files, path, *args)
 
-    monkeypatch.setattr(StoreWriter, "add_video", add_first_only)
+    monkeypatch.setattr(prepare_module, "write_video_arrays", write_first_only)
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset([inputs], tmp_path / "run", **SMALL)
-    monkeypatch.setattr(StoreWriter, "add_video", real_add)
+    monkeypatch.setattr(prepare_module, "write_video_arrays", real_write)
     write_video(inputs / "clip0.mp4", moving_square_frames(count=12, size=32, seed=9))
     store = Store.open(prepare_dataset([inputs], tmp_path / "run", **SMALL))
     assert store.videos[0]["num_frames"] == 12
 
 
-real_video_arrays = prepare_module.video_arrays
+real_write = prepare_module.write_video_arrays
 
 
 def test_bad_videos_stop_or_are_skipped(tmp_path, capsys):

@@ -46,7 +46,7 @@ def test_every_command_has_help():
     top = run_cli("--help")
     assert top.returncode == 0
     commands = re.findall(r"^    ([a-z]+)(?:  |$)", top.stdout, re.M)
-    assert {"demo", "prepare", "simulate", "train", "poke", "evaluate", "correlate", "app"} <= set(commands)
+    assert {"demo", "prepare", "merge", "verify", "simulate", "train", "poke", "evaluate", "correlate", "app"} <= set(commands)
     for command in commands:
         result = run_cli(command, "--help")
         assert result.returncode == 0, command

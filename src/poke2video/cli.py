@@ -41,6 +41,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit()) or not 0 <= int(index) < int(count):
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N (e.g. 0/4), got {text!r}")
+    return int(index), int(count)
+
+
 def _add_checkpoint(p) -> None:
     p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
 
@@ -67,6 +74,7 @@ def _add_simulate(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.add_argument("--sway", type=float, default=0.0,
                    help="ambient sway of every joint in radians, 0 to 0.1 (default 0: only the poke moves things)")
+    p.add_argument("--chunk-clips", type=_positive_int, default=100, help="clips per store video (default 100)")
     p.set_defaults(func=_cmd_simulate)
 
 
@@ -86,7 +94,27 @@ def _add_prepare(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the generic 80/20 split")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable videos and list them")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
+    p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                   help="prepare only the inputs at positions g (0-based, in the order prepare lists them: arguments "
+                        "as given, folders in natural order) with g mod N = I, as one of N machines or processes; "
+                        "join the N stores with `poke2video merge`")
     p.set_defaults(func=_cmd_prepare)
+
+
+def _add_merge_verify(sub) -> None:
+    p = sub.add_parser("merge", help="join the stores of `prepare --shard I/N` into one dataset",
+                       description="Join the N shard stores of one `prepare --shard` run into one store, equal "
+                                   "to running prepare once on all inputs (splits recomputed over all videos). "
+                                   "Array files are hard-linked where possible, else copied.")
+    p.add_argument("shards", nargs="+", metavar="SHARD_DIR", help="the shard stores, all N of them")
+    p.add_argument("--out", required=True, help="dataset directory to create")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
+    p.set_defaults(func=_cmd_merge)
+    p = sub.add_parser("verify", help="check every array of a dataset store against its sha256",
+                       description="Check a store like train and evaluate do (manifest, files, sizes, shapes), "
+                                   "then read every array and compare its sha256 with the manifest.")
+    p.add_argument("data", metavar="DATA", help="dataset directory")
+    p.set_defaults(func=_cmd_verify)
 
 
 def _add_train(sub) -> None:
@@ -186,8 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="poke2video", description="Poke one pixel of a still image and get a video of how the object responds.")
     parser.add_argument("--version", action="version", version=f"poke2video {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_demo, _add_simulate, _add_prepare, _add_train, _add_poke, _add_evaluate, _add_correlate,
-                _add_app):
+    for add in (_add_demo, _add_simulate, _add_prepare, _add_merge_verify, _add_train, _add_poke, _add_evaluate,
+                _add_correlate, _add_app):
         add(sub)
     return parser
 
@@ -204,7 +232,7 @@ def _cmd_simulate(args) -> None:
     from poke2video.sim.generate import simulate_dataset
 
     simulate_dataset(out=args.out, clips=args.clips, resolution=args.res, seed=args.seed, kind=args.kind,
-                     workers=args.workers, overwrite=args.overwrite, sway=args.sway)
+                     workers=args.workers, overwrite=args.overwrite, sway=args.sway, chunk_clips=args.chunk_clips)
 
 
 def _cmd_prepare(args) -> None:
@@ -212,7 +240,19 @@ def _cmd_prepare(args) -> None:
 
     prepare_dataset(inputs=args.inputs, out=args.out, preset=args.preset, resolution=args.res,
                     stride=args.stride, clip_length=args.clip_length, start_step=args.start_step,
-                    seed=args.seed, skip_bad=args.skip_bad, overwrite=args.overwrite)
+                    seed=args.seed, skip_bad=args.skip_bad, overwrite=args.overwrite, shard=args.shard)
+
+
+def _cmd_merge(args) -> None:
+    from poke2video.data.shards import merge_shards
+
+    merge_shards(args.shards, out=args.out, overwrite=args.overwrite)
+
+
+def _cmd_verify(args) -> None:
+    from poke2video.data.store import verify_store
+
+    verify_store(args.data)
 
 
 def _cmd_train(args) -> None:

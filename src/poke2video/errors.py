@@ -17,3 +17,7 @@ class WeightsUnavailable(UserError):
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (library errors can span many), or its type's name."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class DiskFull(UserError):
+    """The disk filled up while writing an output (not the input's fault: never skipped as a bad input)."""

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from poke2video.errors import UserError
+from poke2video.errors import DiskFull
 
 
 # Test hook for the fault tests (tests/test_train_faults.py): when this variable holds "NAME:N", the
@@ -45,7 +45,7 @@ def _test_kill_point(final: Path) -> None:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it onto `path`, on failure remove it.
 
-    Works for files and directories. A full disk becomes a `UserError` naming the output.
+    Works for files and directories. A full disk becomes a `DiskFull` (a `UserError`) naming the output.
     """
     final = Path(path)
     tmp = _tmp_name(final)
@@ -57,7 +57,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException as exc:
         remove_path(tmp)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise UserError(f"disk full while writing {final}") from exc
+            raise DiskFull(f"disk full while writing {final}") from exc
         raise
 
 
@@ -85,7 +85,7 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 
 def disk_full_guard(path: str | os.PathLike):
-    """Context manager turning ENOSPC raised inside into a one-line `UserError` about `path`."""
+    """Context manager turning ENOSPC raised inside into a one-line `DiskFull` error about `path`."""
     return _DiskFullGuard(Path(path))
 
 
@@ -98,5 +98,5 @@ class _DiskFullGuard:
 
     def __exit__(self, exc_type, exc, tb):
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise UserError(f"disk full while writing {self.path}") from exc
+            raise DiskFull(f"disk full while writing {self.path}") from exc
         return False

@@ -4,8 +4,9 @@ Each input video, in a fixed order, is read at the store's resolution, then:
     motion[t] = mean over pixels of |F(t -> t+1)|            float32 [N-1]  (impulse mode, appendix B)
     flow[k]   = F(s -> s+T) for s = starts[k] = k * start_step  float16 [K, 2, H, W]  (pokes are drawn here),
                 the per-step flows F(t -> t+1) chained over the clip (data/flow.py, chain_flows)
-and written atomically by StoreWriter. A re-run resumes after the last finished video and ends with
-the same bytes as an uninterrupted run. Bad videos stop the run (finished work stays in OUT.partial)
+streamed (one frame and the last T step flows in memory, whatever the video's length) into one atomic
+video directory by StoreWriter. A re-run resumes after the last finished video and ends with the same
+bytes as an uninterrupted run. Bad videos stop the run (finished work stays in OUT.partial)
 or, with skip_bad, are listed in the manifest's `skipped` and on stderr.
 """
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,10 @@ from tqdm import tqdm
 from poke2video.config import DataConfig, to_dict
 from poke2video.data.flow import FlowEstimator, chain_flows, get_flow_estimator
 from poke2video.data.presets import DatasetPreset, VideoSource, collect_sources, get_preset, make_splits
-from poke2video.data.store import StoreWriter, file_sha256
+from poke2video.data.shards import shard_header, shard_indices
+from poke2video.data.store import StoreWriter, VideoFiles, file_sha256
 from poke2video.data.video import Sampling, image_files, iter_frames
-from poke2video.errors import UserError
+from poke2video.errors import DiskFull, UserError
 
 STILL_FLOW_PX = 0.5  # a video whose clip flow never reaches this magnitude anywhere has no foreground
 
@@ -46,8 +49,11 @@ class PrepareOptions:
 
 def prepare_dataset(inputs, out, preset: str = "generic", resolution: int = 64, stride: int | None = None,
                     clip_length: int = 10, start_step: int = 1, seed: int = 0, skip_bad: bool = False,
-                    overwrite: bool = False) -> Path:
-    """Build the store at `out` from `inputs` (video files / folders); returns its path."""
+                    overwrite: bool = False, shard: tuple[int, int] | None = None) -> Path:
+    """Build the store at `out` from `inputs` (video files / folders); returns its path.
+
+    `shard=(i, n)` prepares only the inputs at positions g with g mod n = i (see data/shards.py).
+    """
     dataset_preset = get_preset(preset)
     data = DataConfig(resolution=resolution, clip_length=clip_length,
                       frame_stride=stride or dataset_preset.frame_stride,
@@ -55,33 +61,62 @@ def prepare_dataset(inputs, out, preset: str = "generic", resolution: int = 64, 
     data.validate()
     options = PrepareOptions(dataset_preset, data, seed)
     sources = collect_sources(dataset_preset, [str(p) for p in inputs])
-    writer = StoreWriter(out, options.header(), overwrite=overwrite)
-    records, kept, skipped = _prepare_videos(writer, sources, options, skip_bad)
-    if not records:
+    header, indices = options.header(), list(range(len(sources)))
+    if shard is not None:
+        indices = shard_indices(len(sources), shard)
+        header["shard"] = shard_header(sources, shard)
+    writer = StoreWriter(out, header, overwrite=overwrite)
+    done = _prepare_videos(writer, [(g, sources[g]) for g in indices], options, skip_bad)
+    if not done.records and shard is None:
         raise UserError(f"no usable video among {len(sources)} input(s); see the messages above")
-    splits = make_splits(dataset_preset, kept, [r["num_frames"] for r in records], seed)
-    return writer.finalize(records, splits, skipped)
+    splits = make_splits(dataset_preset, done.kept, [r["num_frames"] for r in done.records], seed)
+    fields = None if shard is None else {"shard": dict(header["shard"], videos=done.kept_index,
+                                                       skipped=done.skipped_index)}
+    return writer.finalize(done.records, splits, done.skipped, fields=fields)
 
 
-def _prepare_videos(writer: StoreWriter, sources: list[VideoSource], options: PrepareOptions,
-                    skip_bad: bool) -> tuple[list[dict], list[VideoSource], list[dict]]:
+@dataclass
+class _Prepared:
+    """The outcome per input: records of the kept videos, the skipped ones, and their global positions."""
+
+    records: list[dict] = field(default_factory=list)
+    kept: list[VideoSource] = field(default_factory=list)
+    kept_index: list[int] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    skipped_index: list[int] = field(default_factory=list)
+
+
+def _prepare_videos(writer: StoreWriter, jobs: list[tuple[int, VideoSource]], options: PrepareOptions,
+                    skip_bad: bool) -> _Prepared:
     estimator = get_flow_estimator(options.data.flow_method)
-    records, kept, skipped = [], [], []
-    for index, source in enumerate(tqdm(sources, desc="prepare: videos", unit="video", file=sys.stderr)):
+    done = _Prepared()
+    for index, source in tqdm(jobs, desc="prepare: videos", unit="video", file=sys.stderr):
         record = _still_valid(writer.completed(index), source)
         if record is None:
             try:
-                arrays = video_arrays(source.path, options.data, estimator)
+                record = _prepare_one(writer, index, source, options.data, estimator)
+            except DiskFull:
+                raise
             except UserError as exc:
                 if not skip_bad:
                     raise UserError(f"{exc} (--skip-bad skips bad videos)") from exc
                 print(f"poke2video prepare: skipping {exc}", file=sys.stderr)
-                skipped.append({"source": str(source.path), "name": source.name, "reason": str(exc)})
+                done.skipped.append({"source": str(source.path), "name": source.name, "reason": str(exc)})
+                done.skipped_index.append(index)
                 continue
-            record = writer.add_video(index, arrays, source_meta(source))
-        records.append(record)
-        kept.append(source)
-    return records, kept, skipped
+        done.records.append(record)
+        done.kept.append(source)
+        done.kept_index.append(index)
+    return done
+
+
+def _prepare_one(writer: StoreWriter, index: int, source: VideoSource, data: DataConfig,
+                 estimator: FlowEstimator) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    with writer.video(index, meta) as files:
+        write_video_arrays(files, source.path, data, estimator)
+        meta.update(source_meta(source))  # hash the input only once it proved readable
+    return files.record
 
 
 def _still_valid(record: dict[str, Any] | None, source: VideoSource) -> dict[str, Any] | None:
@@ -117,23 +152,40 @@ def _sha256_of_lines(lines) -> str:
     return h.hexdigest()
 
 
-def video_arrays(path: Path, data: DataConfig, estimator: FlowEstimator) -> dict[str, np.ndarray]:
-    """frames, starts, flow and motion of one video; UserError if it is too short or still."""
-    sampling = Sampling(data.resolution, data.frame_stride, data.target_fps)
-    frame_list = list(tqdm(iter_frames(path, sampling), desc=f"read {path.name}", unit="frame",
-                           leave=False, file=sys.stderr))
-    T = data.clip_length
-    if len(frame_list) < T + 1:
-        raise UserError(f"{path}: too short, {len(frame_list)} frame(s) after sampling; a clip needs {T + 1}")
-    frames = np.stack(frame_list)  # uint8 [N, H, W, 3]
-    starts = np.arange(0, len(frames) - T, data.start_step, dtype=np.int32)
-    step_flows = np.stack([estimator(frames[t], frames[t + 1])  # F(t -> t+1): [N-1, 2, H, W]
-                           for t in tqdm(range(len(frames) - 1), desc="flow", leave=False, file=sys.stderr)])
-    motion = np.hypot(step_flows[:, 0], step_flows[:, 1]).mean(axis=(1, 2)).astype(np.float32)  # [N-1]
-    flow = np.empty((len(starts), 2, *frames.shape[1:3]), np.float16)  # [K, 2, H, W]
-    for k, s in enumerate(starts):
-        flow[k] = chain_flows(step_flows[s:s + T])
-    if float(np.hypot(flow[:, 0], flow[:, 1], dtype=np.float32).max()) < STILL_FLOW_PX:
-        raise UserError(f"{path}: still video (no pixel moves {STILL_FLOW_PX} px within a clip): nothing to poke")
-    return {"frames": frames, "starts": starts, "flow": flow, "motion": motion}
+def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimator: FlowEstimator) -> None:
+    """Stream one video into `files` (frames, starts, flow, motion); UserError if it is too short or still.
 
+    Frames are decoded, written and forgotten one at a time; only the last T per-step flows are kept, to
+    chain each clip's flow as soon as its last frame has arrived. Memory does not grow with the video.
+    """
+    res, T = data.resolution, data.clip_length
+    frames = files.stream("frames", np.uint8, (res, res, 3))      # [N, H, W, 3]
+    flow = files.stream("flow", np.float16, (2, res, res))        # [K, 2, H, W]
+    motion = files.stream("motion", np.float32, ())              # [N-1]
+    window: deque[np.ndarray] = deque(maxlen=T)                   # F(t -> t+1) for the last T steps
+    previous, fastest = None, 0.0
+    sampling = Sampling(data.resolution, data.frame_stride, data.target_fps)
+    for frame in tqdm(iter_frames(path, sampling), desc=f"read {path.name}", unit="frame", leave=False,
+                      file=sys.stderr):
+        frames.append(frame[None])
+        if previous is not None:
+            step = estimator(previous, frame)
+            motion.append(np.hypot(step[0], step[1])[None].mean(axis=(1, 2)))
+            window.append(step)
+            start = frames.rows - 1 - T
+            if len(window) == T and start % data.start_step == 0:
+                clip = chain_flows(np.stack(window)).astype(np.float16)
+                flow.append(clip[None])
+                fastest = max(fastest, float(np.hypot(clip[0], clip[1], dtype=np.float32).max()))
+        previous = frame
+    _check_length(path, frames.rows, T)
+    files.save("starts", np.arange(0, frames.rows - T, data.start_step, dtype=np.int32))
+    if fastest < STILL_FLOW_PX:
+        raise UserError(f"{path}: still video (no pixel moves {STILL_FLOW_PX} px within a clip): nothing to poke")
+
+
+def _check_length(path: Path, count: int, T: int) -> None:
+    if count == 0:
+        raise UserError(f"{path}: contains no frames")
+    if count < T + 1:
+        raise UserError(f"{path}: too short, {count} frame(s) after sampling; a clip needs {T + 1}")

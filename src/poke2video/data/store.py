@@ -12,18 +12,28 @@
 A split is a list of segments `[video, first_frame, end_frame)`; a clip belongs to the split when all of
 its T + 1 frames lie in one segment. Writing happens in `DATA.partial/`, which is renamed to `DATA`
 only when complete, so `DATA` is never half-written and a re-run resumes from `DATA.partial/`.
+
+Opening a store (train, evaluate) checks the manifest, every listed file's presence, exact size (from
+its .npy header), shape and dtype: milliseconds, whatever the store's size. Reading every byte to
+compare sha256s (`verify_hashes`, `poke2video verify`) costs about a second per GB and is on request.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
+import sys
+import time
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
+from tqdm import tqdm
 
+from poke2video.data.npyfile import NpyAppender
 from poke2video.errors import UserError
 from poke2video.fsutil import atomic_path, disk_full_guard, remove_path, write_json
 
@@ -63,8 +73,8 @@ class StoreWriter:
         with disk_full_guard(self.work):
             (self.work / "videos").mkdir(parents=True, exist_ok=True)
             self._check_or_write_header()
-        for stale in (self.work / "videos").glob(".*.tmp-*"):  # a killed run's half-written video
-            remove_path(stale)
+        for stale in [*self.work.glob(".*.tmp-*"), *(self.work / "videos").glob(".*.tmp-*")]:
+            remove_path(stale)  # a killed run's half-written video or JSON file
 
     def _check_or_write_header(self) -> None:
         path = self.work / "header.json"
@@ -90,31 +100,49 @@ class StoreWriter:
         except json.JSONDecodeError:
             return None
 
-    def add_video(self, index: int, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> dict[str, Any]:
-        """Write one video's arrays atomically; returns its manifest record."""
-        missing = [name for name in CORE_ARRAYS if name not in arrays]
-        if missing:
-            raise ValueError(f"video arrays missing {missing}")
+    @contextmanager
+    def video(self, index: int, meta: dict[str, Any]) -> Iterator["VideoFiles"]:
+        """Write one video's arrays atomically: `with writer.video(i, meta) as files: files.save(...)`.
+
+        Inside, arrays are saved whole (`files.save`) or streamed row by row (`files.stream`); on a clean
+        exit the hashes and record.json (`meta`, read then, plus the arrays) are written and the directory
+        appears under its final name (`files.record` is its manifest record). On an error nothing is left.
+        """
         name = video_dir_name(index)
         final = self.work / "videos" / name
         remove_path(final)  # a stale directory without record.json
-        record = dict(meta, dir=f"videos/{name}", num_frames=int(arrays["frames"].shape[0]),
-                      num_clips=int(arrays["starts"].shape[0]), arrays={})
         with atomic_path(final) as tmp:
             tmp.mkdir()
+            files = VideoFiles(tmp)
+            try:
+                yield files
+            finally:
+                files.close_streams()
+            files.finish(dict(meta, dir=f"videos/{name}"))
+
+    def add_video(self, index: int, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> dict[str, Any]:
+        """Write one video's in-memory arrays atomically; returns its manifest record."""
+        with self.video(index, meta) as files:
             for key, array in arrays.items():
-                file = tmp / f"{key}.npy"
-                np.save(file, np.ascontiguousarray(array))
-                record["arrays"][key] = {"shape": list(array.shape), "dtype": str(array.dtype),
-                                         "sha256": file_sha256(file)}
-            write_json(tmp / "record.json", record)
-        return record
+                files.save(key, array)
+        return files.record
+
+    def adopt_video(self, index: int, source: Path, record: dict[str, Any]) -> None:
+        """Place a finished video directory of another store (its files hard-linked, else copied)."""
+        final = self.work / "videos" / video_dir_name(index)
+        remove_path(final)
+        with atomic_path(final) as tmp:
+            tmp.mkdir()
+            for name in [f"{key}.npy" for key in record["arrays"]] + ["record.json"]:
+                link_or_copy(source / name, tmp / name)
 
     def finalize(self, records: list[dict[str, Any]], splits: dict[str, list[list[int]]],
-                 skipped: list[dict[str, str]] | None = None, extra: dict[str, Any] | None = None) -> Path:
-        """Write the manifest and move the finished store to OUT."""
+                 skipped: list[dict[str, str]] | None = None, extra: dict[str, Any] | None = None,
+                 fields: dict[str, Any] | None = None) -> Path:
+        """Write the manifest (`fields` added at its top level, over the header's) and move the store to OUT."""
         manifest = {"format": STORE_FORMAT, "version": STORE_VERSION, **self.header,
-                    "videos": records, "splits": splits, "skipped": skipped or [], "extra": extra or {}}
+                    "videos": records, "splits": splits, "skipped": skipped or [], "extra": extra or {},
+                    **(fields or {})}
         _check_splits(manifest, Path(self.work))
         write_json(self.work / "manifest.json", manifest)
         remove_path(self.work / "header.json")
@@ -122,6 +150,49 @@ class StoreWriter:
             remove_path(self.out)
         os.replace(self.work, self.out)
         return self.out
+
+
+class VideoFiles:
+    """The array files of one video being written into a temporary directory (see StoreWriter.video)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.record: dict[str, Any] = {}
+        self._shapes: dict[str, tuple[list[int], str]] = {}
+        self._streams: dict[str, NpyAppender] = {}
+
+    def save(self, name: str, array: np.ndarray) -> None:
+        np.save(self.folder / f"{name}.npy", np.ascontiguousarray(array))
+        self._shapes[name] = (list(array.shape), str(array.dtype))
+
+    def stream(self, name: str, dtype, row_shape: tuple[int, ...]) -> NpyAppender:
+        """A new array written row by row (`.append(rows)`); its shape is [rows appended, *row_shape]."""
+        self._streams[name] = NpyAppender(self.folder / f"{name}.npy", dtype, row_shape)
+        return self._streams[name]
+
+    def close_streams(self) -> None:
+        for name, stream in self._streams.items():
+            stream.close()
+            self._shapes[name] = (list(stream.shape), str(stream.dtype))
+        self._streams = {}
+
+    def finish(self, meta: dict[str, Any]) -> None:
+        missing = [name for name in CORE_ARRAYS if name not in self._shapes]
+        if missing:
+            raise ValueError(f"video arrays missing {missing}")
+        arrays = {name: {"shape": shape, "dtype": dtype, "sha256": file_sha256(self.folder / f"{name}.npy")}
+                  for name, (shape, dtype) in self._shapes.items()}
+        self.record = dict(meta, num_frames=arrays["frames"]["shape"][0], num_clips=arrays["starts"]["shape"][0],
+                           arrays=arrays)
+        write_json(self.folder / "record.json", self.record)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link `source` at `target`; copy it (in chunks, by the OS) where links are not possible."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 class Store:
@@ -140,9 +211,13 @@ class Store:
     def open(cls, path: str | os.PathLike, *, verify_hashes: bool = False) -> "Store":
         root = Path(path)
         manifest = _read_manifest(root)
-        for index, record in enumerate(manifest["videos"]):
-            _check_video(root, index, record, manifest, verify_hashes)
-        _check_splits(manifest, root)
+        try:
+            for index, record in enumerate(manifest["videos"]):
+                _check_video(root, index, record, manifest, verify_hashes)
+            _check_splits(manifest, root)
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:  # fields of the wrong kind
+            raise UserError(f"{root / 'manifest.json'} is damaged: unexpected content "
+                            f"({type(exc).__name__}: {exc})") from exc
         return cls(root, manifest)
 
     # arrays ---------------------------------------------------------------------------------------
@@ -209,26 +284,37 @@ def _read_manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
+def verify_store(path: str | os.PathLike) -> dict[str, float]:
+    """`poke2video verify`: Store.open's checks, then every array's sha256 against the manifest."""
+    start = time.perf_counter()
+    store = Store.open(path)
+    files = [(_where(store.root, index, record), store.root / record["dir"] / f"{name}.npy", info)
+             for index, record in enumerate(store.videos) for name, info in record["arrays"].items()]
+    total = sum(file.stat().st_size for _, file, _ in files)
+    with tqdm(total=total, unit="B", unit_scale=True, desc="verify", file=sys.stderr) as bar:
+        for where, file, info in files:
+            check_hash(where, file, info)
+            bar.update(file.stat().st_size)
+    summary = {"videos": len(store.videos), "files": len(files), "bytes": total,
+               "seconds": time.perf_counter() - start}
+    print(f"{store.root}: ok, {summary['videos']} videos, {summary['files']} arrays, {total / 1e9:.3f} GB, "
+          f"every sha256 matches the manifest ({summary['seconds']:.1f} s)")
+    return summary
+
+
+def _where(root: Path, index: int, record: dict) -> str:
+    return f"{root}: video {index} ({record.get('name', '?')})"
+
+
 def _check_video(root: Path, index: int, record: dict, manifest: dict, verify_hashes: bool) -> None:
     res, T = manifest["resolution"], manifest["clip_length"]
-    where = f"{root}: video {index} ({record.get('name', '?')})"
+    where = _where(root, index, record)
     arrays = record.get("arrays", {})
     for name in CORE_ARRAYS:
         if name not in arrays:
             raise UserError(f"{where}: array {name!r} is not listed in the manifest")
     for name, info in arrays.items():
-        file = root / record["dir"] / f"{name}.npy"
-        if not file.is_file():
-            raise UserError(f"{where}: {file} is missing")
-        try:
-            array = np.load(file, mmap_mode="r")
-        except (ValueError, OSError) as exc:
-            raise UserError(f"{where}: {file} is damaged or truncated ({exc})") from exc
-        if list(array.shape) != info["shape"] or str(array.dtype) != info["dtype"]:
-            raise UserError(f"{where}: {file} has shape {list(array.shape)} {array.dtype}, "
-                            f"manifest says {info['shape']} {info['dtype']}")
-        if verify_hashes and file_sha256(file) != info["sha256"]:
-            raise UserError(f"{where}: {file} was altered (sha256 differs from the manifest)")
+        _check_array_file(where, root / record["dir"] / f"{name}.npy", info, verify_hashes)
     n, k = arrays["frames"]["shape"][0], arrays["starts"]["shape"][0]
     expected = {"frames": [n, res, res, 3], "flow": [k, 2, res, res], "motion": [max(n - 1, 0)]}
     for name, shape in expected.items():
@@ -237,6 +323,40 @@ def _check_video(root: Path, index: int, record: dict, manifest: dict, verify_ha
     starts = np.load(root / record["dir"] / "starts.npy", mmap_mode="r")
     if k and (starts.min() < 0 or starts.max() + T >= n):
         raise UserError(f"{where}: clip starts run past the end of the video")
+
+
+def _check_array_file(where: str, file: Path, info: dict, verify_hashes: bool) -> None:
+    """Presence, exact size, shape and dtype of one array file (and its sha256 when asked)."""
+    if not file.is_file():
+        raise UserError(f"{where}: {file} is missing")
+    shape, dtype, needed = _npy_layout(where, file)
+    size = file.stat().st_size
+    if size != needed:
+        raise UserError(f"{where}: {file} is damaged or truncated ({size} bytes where its header needs {needed})")
+    if list(shape) != info["shape"] or str(dtype) != info["dtype"]:
+        raise UserError(f"{where}: {file} has shape {list(shape)} {dtype}, "
+                        f"manifest says {info['shape']} {info['dtype']}")
+    if verify_hashes:
+        check_hash(where, file, info)
+
+
+def check_hash(where: str, file: Path, info: dict) -> None:
+    if file_sha256(file) != info["sha256"]:
+        raise UserError(f"{where}: {file} was altered (sha256 differs from the manifest)")
+
+
+def _npy_layout(where: str, file: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and the exact file size an .npy header promises (reads only the header)."""
+    fmt = np.lib.format
+    try:
+        with open(file, "rb") as f:
+            version = fmt.read_magic(f)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read(f)
+            offset = f.tell()
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise UserError(f"{where}: {file} is damaged or truncated (no valid .npy header: {exc})") from exc
+    return shape, dtype, offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
 
 def _check_splits(manifest: dict, root: Path) -> None:

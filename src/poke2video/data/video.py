@@ -3,11 +3,17 @@
 Frames are streamed: each decoded frame is converted to RGB, centre-cropped to a square and resized
 with area interpolation to the store's resolution before the next one is decoded, so a long video is
 never held at full size. Grayscale, 16-bit and alpha inputs all become RGB uint8.
+
+A source larger than MAX_SOURCE_PIXELS (width x height) is refused before any of its frames is
+decoded: a video by the size its container declares (and every decoded frame again before it is
+converted), an image by the size in its file header. Unsupported codecs, empty and cut-short files
+each end in one line naming the file.
 """
 from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -15,9 +21,11 @@ from typing import Iterator
 import av
 import cv2
 import numpy as np
+from PIL import Image
 
 from poke2video.errors import UserError
 
+MAX_SOURCE_PIXELS = 40_000_000  # 8K UHD (7680 x 4320, 33 Mpx) passes; one RGB frame at the limit is 120 MB
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -124,12 +132,32 @@ def source_fps(path: str | os.PathLike) -> float | None:
 def _open_container(path: Path):
     try:
         container = av.open(str(path))
+    except av.error.EOFError as exc:
+        raise UserError(f"{path}: cannot open as a video (the file ends early or holds no frames)") from exc
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot open as a video ({_reason(exc)})") from exc
-    if not container.streams.video:
+    try:
+        _check_stream(path, container)
+    except UserError:
         container.close()
-        raise UserError(f"{path}: has no video stream")
+        raise
     return container
+
+
+def _check_stream(path: Path, container) -> None:
+    if not container.streams.video:
+        raise UserError(f"{path}: has no video stream")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise UserError(f"{path}: unsupported video codec (this FFmpeg build has no decoder for it)")
+    check_size(path, stream.codec_context.width, stream.codec_context.height)
+
+
+def check_size(where, width: int, height: int) -> None:
+    """Refuse a source whose frames exceed MAX_SOURCE_PIXELS, before decoding them."""
+    if width * height > MAX_SOURCE_PIXELS:
+        raise UserError(f"{where}: {width}x{height} pixels per frame, over the limit of "
+                        f"{MAX_SOURCE_PIXELS / 1e6:g} million; scale it down first")
 
 
 def _iter_video_file(path: Path, sampling: Sampling) -> Iterator[np.ndarray]:
@@ -140,6 +168,7 @@ def _iter_video_file(path: Path, sampling: Sampling) -> Iterator[np.ndarray]:
         try:
             for index, frame in enumerate(container.decode(stream)):
                 if keep(index):
+                    check_size(path, frame.width, frame.height)
                     yield square_resize(to_rgb_uint8(_frame_array(frame)), sampling.resolution)
         except av.error.FFmpegError as exc:
             raise UserError(f"{path}: corrupt video data ({_reason(exc)})") from exc
@@ -163,6 +192,7 @@ def _iter_image_folder(folder: Path, sampling: Sampling) -> Iterator[np.ndarray]
 
 
 def _read_image(file: Path) -> np.ndarray:
+    check_size(file, *_image_size(file))
     image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise UserError(f"{file}: cannot read this image (corrupt or unsupported)")
@@ -172,6 +202,21 @@ def _read_image(file: Path) -> np.ndarray:
         return to_rgb_uint8(image)
     except ValueError as exc:
         raise UserError(f"{file}: {exc}") from exc
+
+
+def _image_size(file: Path) -> tuple[int, int]:
+    """(width, height) from the image's header, without decoding it; (0, 0) when Pillow cannot tell
+    (OpenCV then tries the file, under its own limit of 2^30 pixels)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(file) as image:
+                return image.size
+        except Image.DecompressionBombError as exc:  # over twice Pillow's own limit
+            raise UserError(f"{file}: over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} million pixels, over the limit "
+                            f"of {MAX_SOURCE_PIXELS / 1e6:g} million; scale it down first") from exc
+        except (OSError, ValueError, SyntaxError):
+            return 0, 0
 
 
 def _reason(exc: BaseException) -> str:
