@@ -19,7 +19,6 @@ import argparse
 import io
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -29,7 +28,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_app import free_port, percentile, resolve_checkpoint, start_server  # noqa: E402
+from bench_app import percentile, served_app  # noqa: E402
 
 ALLOWED = {200, 429}
 
@@ -203,24 +202,15 @@ def main() -> int:
     parser.add_argument("--think-ms", type=float, default=80.0, help="the page's throttle: one request per N ms")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds before the 'after warm-up' RSS")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        checkpoint, described = resolve_checkpoint(args.checkpoint, Path(folder))
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        server = start_server(checkpoint, port)
+    with served_app(args.checkpoint) as (url, described, server):
+        with httpx.Client(base_url=url, timeout=60) as client:
+            images = client.get("/api/examples").json()
+            images += [upload(client, 512, 384, "JPEG", 0), upload(client, 160, 120, "PNG", 1)]
+        result = run_load(url, images, args.clients, args.seconds, args.think_ms / 1000, server.pid, args.warmup)
         try:
-            with httpx.Client(base_url=url, timeout=60) as client:
-                images = client.get("/api/examples").json()
-                images += [upload(client, 512, 384, "JPEG", 0), upload(client, 160, 120, "PNG", 1)]
-            result = run_load(url, images, args.clients, args.seconds, args.think_ms / 1000, server.pid,
-                              args.warmup)
-            try:
-                result["alive"] = httpx.get(f"{url}/api/model", timeout=30).status_code == 200
-            except httpx.HTTPError:
-                result["alive"] = False
-        finally:
-            server.terminate()
-            server.wait(30)
+            result["alive"] = httpx.get(f"{url}/api/model", timeout=30).status_code == 200
+        except httpx.HTTPError:
+            result["alive"] = False
     failures = report(result, args.clients, args.think_ms, described)
     for failure in failures:
         print(f"FAIL: {failure}", file=sys.stderr)

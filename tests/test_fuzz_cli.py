@@ -143,7 +143,7 @@ def check_run(argv: list[str], root: Path, written: str) -> None:
         assert lines == [], err
         assert outs and (root / outs[-1] / written).exists()
         return
-    assert len(lines) == 1 and lines[0].startswith(f"poke2video") and ": error: " in lines[0], err
+    assert len(lines) == 1 and lines[0].startswith("poke2video") and ": error: " in lines[0], err
     if not any(before.values()):                                # nothing new, not even a temporary file
         assert sorted(p.name for p in root.iterdir()) == listing, err
 
