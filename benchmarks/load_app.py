@@ -79,7 +79,7 @@ def drag(rng: np.random.Generator, image: dict):
     steps = int(rng.integers(4, 16))
     fmt = "jpeg" if max(w, h) > 128 else "png"
     for k in range(1, steps + 1):
-        target = source + (end - source) * k / steps
+        target = np.clip(source + (end - source) * k / steps, 0, [w - 1, h - 1])   # no -1e-15 past the edge
         yield {"image_id": image["image_id"], "source": [float(v) for v in source],
                "target": [float(v) for v in target], "format": fmt}
 
