@@ -19,7 +19,7 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from app_support import TINY, T
-from fuzz_support import assert_one_line, fuzz
+from fuzz_support import assert_one_line, fuzz, subnormal_floats
 from poke2video.app.images import AppError, Limits, decode_upload
 from poke2video.errors import UserError
 from poke2video.model import PokeModel
@@ -33,6 +33,8 @@ WRITABLE = [("PNG", m) for m in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16")] + 
     ("TIFF", "1"), ("TIFF", "LA"), ("TIFF", "RGBA"), ("TIFF", "CMYK"), ("TIFF", "I;16"), ("TIFF", "F"),
     ("TIFF", "YCbCr"), ("WEBP", "RGBA"), ("ICO", "RGBA"), ("PPM", "I"), ("TGA", "LA"), ("PCX", "RGB"),
     ("SGI", "RGBA"), ("DDS", "RGBA"), ("QOI", "RGB"), ("XBM", "1"), ("SPIDER", "F")]
+
+pytestmark = pytest.mark.usefixtures(subnormal_floats.__name__)
 
 
 @lru_cache(maxsize=None)
