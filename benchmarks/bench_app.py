@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -69,6 +70,20 @@ def start_server(checkpoint: str, port: int) -> subprocess.Popen:
             time.sleep(0.2)
     process.kill()
     raise SystemExit("the app did not start within 120 s")
+
+
+@contextmanager
+def served_app(checkpoint: str | None):
+    """(url, model description, process): `poke2video app` on a free loopback port, stopped on exit."""
+    with tempfile.TemporaryDirectory() as folder:
+        path, described = resolve_checkpoint(checkpoint, Path(folder))
+        port = free_port()
+        server = start_server(path, port)
+        try:
+            yield f"http://127.0.0.1:{port}", described, server
+        finally:
+            server.terminate()
+            server.wait(30)
 
 
 def random_poke(rng, image: dict, fmt: str = "png") -> dict:
@@ -151,23 +166,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=15.0, help="length of the throughput run")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        checkpoint, described = resolve_checkpoint(args.checkpoint, Path(folder))
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        load = os.getloadavg()[0]
-        server = start_server(checkpoint, port)
-        try:
-            with httpx.Client(base_url=url, timeout=60) as client:
-                examples = client.get("/api/examples").json()
-                upload = upload_square(client, 512)
-                rows = [("64 px examples, png frames", latency(client, examples, args.requests, 0)),
-                        ("512 px upload, png frames", latency(client, [upload], args.requests, 1)),
-                        ("512 px upload, jpeg frames", latency(client, [upload], args.requests, 2, "jpeg"))]
-            busy = throughput(url, examples, args.clients, args.seconds, args.requests)
-        finally:
-            server.terminate()
-            server.wait(30)
+    load = os.getloadavg()[0]
+    with served_app(args.checkpoint) as (url, described, _):
+        with httpx.Client(base_url=url, timeout=60) as client:
+            examples = client.get("/api/examples").json()
+            upload = upload_square(client, 512)
+            rows = [("64 px examples, png frames", latency(client, examples, args.requests, 0)),
+                    ("512 px upload, png frames", latency(client, [upload], args.requests, 1)),
+                    ("512 px upload, jpeg frames", latency(client, [upload], args.requests, 2, "jpeg"))]
+        busy = throughput(url, examples, args.clients, args.seconds, args.requests)
     print(f"model: {described}; load average before {load:.2f}, after {os.getloadavg()[0]:.2f}; "
           f"{os.cpu_count()} CPUs")
     print("| image | round trip p50 (ms) | p95 (ms) | model p50 (ms) | model p95 (ms) |")

@@ -11,6 +11,16 @@ from poke2video.errors import UserError
 TRACKERS = ["farneback-fine", "dis-fine", "dis"]  # data/flow.py ESTIMATORS, the metrics' default first
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the product's error style: one line on stderr (no usage block), exit status 2.
+
+    Subcommand parsers are made from the same class, so `poke2video poke --source x 1 ...` says
+    `poke2video poke: error: argument --source: not a number: 'x' (see poke2video poke --help)`."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def _point(text: str) -> float:
     try:
         value = float(text)
@@ -48,6 +58,13 @@ def _shard(text: str) -> tuple[int, int]:
     return int(index), int(count)
 
 
+def _path(text: str) -> str:
+    """A file or folder argument: anything but the empty string (which would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def _add_checkpoint(p) -> None:
     p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
 
@@ -56,7 +73,7 @@ def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="poke a few PokeSim scenes with the bundled model",
                        description="Render a few PokeSim scenes, poke them with the bundled model and "
                                    "write videos and a contact sheet. Needs no data and no download.")
-    p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    p.add_argument("--out", type=_path, default="demo_out", help="output folder (default: demo_out)")
     _add_checkpoint(p)
     p.set_defaults(func=_cmd_demo)
 
@@ -65,10 +82,10 @@ def _add_simulate(sub) -> None:
     p = sub.add_parser("simulate", help="generate a PokeSim dataset with exact ground truth",
                        description="Render procedural articulated objects being poked, in the same store "
                                    "format as `prepare`, with ground-truth flow, masks and poke targets.")
-    p.add_argument("--out", required=True, help="dataset directory to create")
+    p.add_argument("--out", type=_path, required=True, help="dataset directory to create")
     p.add_argument("--clips", type=_positive_int, required=True, help="number of clips")
     p.add_argument("--res", type=_positive_int, default=64, help="resolution in pixels (64 or 128)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (same seed, same bytes)")
     p.add_argument("--kind", choices=["plants", "figures", "mixed"], default="mixed")
     p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
@@ -83,7 +100,7 @@ def _add_prepare(sub) -> None:
                        description="Read videos (mp4/avi/mkv/webm or folders of numbered images), resize and "
                                    "centre-crop them, compute optical flow, and write a dataset store.")
     p.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR", help="video files or directories")
-    p.add_argument("--out", required=True, help="dataset directory to create")
+    p.add_argument("--out", type=_path, required=True, help="dataset directory to create")
     p.add_argument("--preset", default="generic", choices=["generic", "plants", "iper", "taichi", "h36m"],
                    help="dataset layout and split rules (default: generic)")
     p.add_argument("--res", type=_positive_int, default=64, help="square resolution in pixels (default 64)")
@@ -107,7 +124,7 @@ def _add_merge_verify(sub) -> None:
                                    "to running prepare once on all inputs (splits recomputed over all videos). "
                                    "Array files are hard-linked where possible, else copied.")
     p.add_argument("shards", nargs="+", metavar="SHARD_DIR", help="the shard stores, all N of them")
-    p.add_argument("--out", required=True, help="dataset directory to create")
+    p.add_argument("--out", type=_path, required=True, help="dataset directory to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.set_defaults(func=_cmd_merge)
     p = sub.add_parser("verify", help="check every array of a dataset store against its sha256",
@@ -121,7 +138,7 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model on a dataset store",
                        description="Train the poke-to-video model. Kill it at any time; --resume continues.")
     p.add_argument("--data", required=True, help="dataset directory (from prepare or simulate)")
-    p.add_argument("--out", required=True, help="run directory (weights, logs, resume state)")
+    p.add_argument("--out", type=_path, required=True, help="run directory (weights, logs, resume state)")
     p.add_argument("--preset", default="cpu-64",
                    help="cpu-64, paper-64, paper-128 or a preset YAML file (default cpu-64; ignored with --resume)")
     budget = p.add_mutually_exclusive_group()
@@ -147,7 +164,7 @@ def _add_poke(sub) -> None:
                    help="pixel to poke, in the image's pixels (x right, y down)")
     p.add_argument("--target", nargs=2, type=_point, required=True, metavar=("X", "Y"),
                    help="where that pixel should end up")
-    p.add_argument("--out", required=True, help="output video: .mp4 or .gif")
+    p.add_argument("--out", type=_path, required=True, help="output video: .mp4 or .gif")
     p.add_argument("--overlay", action="store_true", help="draw the poke arrow and target dot")
     p.set_defaults(func=_cmd_poke)
 
@@ -162,7 +179,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--split", default="test", help="split to score (default test; PokeSim also has test_unseen)")
     p.add_argument("--baselines", default="static,warp", help="comma-separated: static, warp, or none")
     p.add_argument("--limit", type=_positive_int, default=None, help="score only the first N clips")
-    p.add_argument("--out", required=True, help="report folder to create")
+    p.add_argument("--out", type=_path, required=True, help="report folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
     p.add_argument("--structure-clips", type=_non_negative_int, default=4,
                    help="PokeSim object pokes that get a correlation map scored against the kinematic tree (0: off)")
@@ -179,7 +196,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--lpips-alex-heads", default=None, metavar="PATH", help="lpips v0.1 alex.pth linear heads")
     p.add_argument("--i3d-weights", default=None, metavar="PATH", help="i3d_torchscript.pt for FVD")
     p.add_argument("--no-fvd", action="store_true", help="skip FVD")
-    p.add_argument("--seed", type=int, default=0, help="seed of the correlation pokes and the bootstrap")
+    p.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the correlation pokes and the bootstrap")
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -191,9 +209,9 @@ def _add_correlate(sub) -> None:
     p.add_argument("--image", required=True, help="input image (png, jpg, ...)")
     p.add_argument("--at", nargs=2, type=_point, required=True, metavar=("X", "Y"),
                    help="pixel to poke, in the image's pixels (x right, y down)")
-    p.add_argument("--out", required=True, help="output map: .png")
+    p.add_argument("--out", type=_path, required=True, help="output map: .png")
     p.add_argument("--pokes", type=_positive_int, default=16, help="random pokes (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random pokes")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the random pokes")
     p.set_defaults(func=_cmd_correlate)
 
 
@@ -210,7 +228,7 @@ def _add_app(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="poke2video", description="Poke one pixel of a still image and get a video of how the object responds.")
     parser.add_argument("--version", action="version", version=f"poke2video {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

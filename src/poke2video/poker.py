@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,17 +30,38 @@ from poke2video.export import check_video_path, draw_poke_overlay, write_video
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
 
+# What Pillow raises on a broken or hostile file besides OSError: fuzzing (tests/test_fuzz_images.py) found
+# EOFError, NotImplementedError, SyntaxError and TypeError coming out of its format plugins.
+IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, NotImplementedError, TypeError, IndexError,
+                struct.error)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (for UserError and the app's JSON `detail`)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _shown(value) -> str:
+    """A value's repr for an error line: one line, at most 100 characters."""
+    return " ".join(repr(value).split())[:100]
+
 
 def load_image(image) -> np.ndarray:
-    """uint8 [H, W, 3] RGB from a path, a PIL image or an array (gray, gray+1, RGB, RGBA; uint8 or [0, 1] float)."""
+    """uint8 [H, W, 3] RGB from a path, a PIL image or an array (gray, gray+1, RGB, RGBA; uint8 or [0, 1] float).
+
+    Anything else (a broken file, a PIL mode without an RGB conversion, NaN pixels, other dtypes or shapes)
+    is a UserError saying what was wrong."""
     if isinstance(image, (str, os.PathLike)):
         try:
             with Image.open(image) as opened:
                 image = opened.convert("RGB")
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise UserError(f"cannot read image {image}: {exc}") from None
+        except (*IMAGE_ERRORS, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+            raise UserError(f"cannot read image {image}: {one_line(exc)}") from None
     if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
+        try:
+            image = np.asarray(image.convert("RGB"))
+        except IMAGE_ERRORS as exc:
+            raise UserError(f"cannot convert the {image.mode} image to RGB: {one_line(exc)}") from None
     array = np.asarray(image)
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
@@ -60,9 +82,11 @@ def load_image(image) -> np.ndarray:
 def check_point(name: str, xy, width: int, height: int) -> tuple[float, float]:
     """(x, y) as floats inside the image (0 <= x <= W-1, 0 <= y <= H-1); else a UserError naming it."""
     try:
+        if isinstance(xy, (str, bytes)):         # "12" would otherwise iterate into (1, 2)
+            raise TypeError
         x, y = (float(v) for v in xy)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be two numbers (x, y), got {xy!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise UserError(f"{name} must be two numbers (x, y), got {_shown(xy)}") from None
     if not (math.isfinite(x) and math.isfinite(y)):
         raise UserError(f"{name} must be finite, got ({x}, {y})")
     if not (0 <= x <= width - 1 and 0 <= y <= height - 1):
@@ -116,7 +140,15 @@ class Poker:
     def impulse_scale(self) -> float | None:
         """The per-step motion that maps to impulse strength 1, or None for a displacement model."""
         scale = self.metadata.get("impulse_scale")
-        return None if scale is None else float(scale)
+        if scale is None:
+            return None
+        try:
+            value = float(scale)
+        except (TypeError, ValueError, OverflowError):
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise UserError(f"the checkpoint's impulse_scale must be a positive number, got {_shown(scale)}")
+        return value
 
     @property
     def modes(self) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from poke2video.errors import UserError
-from poke2video.poker import load_image
+from poke2video.poker import IMAGE_ERRORS, load_image, one_line
 
 
 READABLE = "png, jpeg, webp, gif, bmp or tiff"
@@ -72,8 +72,8 @@ def decode_upload(data: bytes, limits: Limits) -> np.ndarray:
         raise AppError(413, f"the image has too many pixels; the limit is {limits.max_pixels:,}") from None
     except UnidentifiedImageError:
         raise AppError(415, f"the upload is not an image this server can read ({READABLE})") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise AppError(415, f"the upload is a broken or unsupported image ({exc}); send {READABLE}") from None
+    except IMAGE_ERRORS as exc:
+        raise AppError(415, f"the upload is a broken or unsupported image ({one_line(exc)}); send {READABLE}") from None
     image = _fit(image, limits.work_side)
     return load_image(image)
 

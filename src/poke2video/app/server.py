@@ -16,10 +16,12 @@ too many requests waiting for the model. The OpenAPI page is /docs.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -97,6 +99,14 @@ def create_app(poker: Poker, name: str = "model", limits: Limits | None = None, 
     _add_routes(app, state)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def attachment(filename: str) -> str:
+    """Content-Disposition of a download: an ASCII `filename` (what the page reads) and the UTF-8 `filename*`.
+
+    Headers are latin-1: an upload named in another script (植物.png) made /api/video answer 500 (fuzzing)."""
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", filename)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def _error(status: int, detail: str) -> JSONResponse:
@@ -183,7 +193,7 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
                                      request.mode, request.format, request.overlay)
         filename = f"poke2video-{Path(entry.name).stem or 'poke'}.{request.format}"
         return Response(data, media_type=VIDEO_TYPES[request.format],
-                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+                        headers={"Content-Disposition": attachment(filename)})
 
 
 def _check_port(host: str, port: int) -> None:

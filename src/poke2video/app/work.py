@@ -31,8 +31,8 @@ class WorkQueue:
 
     def __init__(self, max_waiting: int, threads: int = 1):
         self.max_waiting = max_waiting
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poke2video-work",
-                                            initializer=torch.set_num_threads, initargs=(threads,))
+        self.threads = threads
+        self._executor: ThreadPoolExecutor | None = None        # started on the first job, again after close()
         self._futures: set[Future] = set()
 
     @property
@@ -46,12 +46,19 @@ class WorkQueue:
         if pending > self.max_waiting:
             raise AppError(429, f"the server is busy: {pending} requests are running or waiting "
                                 f"(limit {self.max_waiting + 1}); try again in a moment")
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poke2video-work",
+                                                initializer=torch.set_num_threads, initargs=(self.threads,))
         future = self._executor.submit(fn, *args)
         self._futures.add(future)
         return await asyncio.wrap_future(future)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop the worker (the app's shutdown). A later job starts a new one: an ASGI host may run the app's
+        lifespan again (a second test client did, and every job after it answered 500)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:

@@ -12,13 +12,24 @@ import numpy as np
 def make_poke_map(resolution: int, source_xy, displacement_xy, poke_size: int) -> np.ndarray:
     """float32 [2, H, W] with `displacement_xy` in the square of side `poke_size` around `source_xy`.
 
-    The square is clipped at the image border; `source_xy` is rounded to the nearest pixel.
+    The square is clipped at the image border (a source far outside leaves the map zero); `source_xy` is
+    rounded to the nearest pixel. `poke_size` must be odd and positive, the values finite (else ValueError).
     """
-    x, y = (int(round(float(v))) for v in source_xy)
+    if not (isinstance(poke_size, (int, np.integer)) and poke_size >= 1 and poke_size % 2 == 1):
+        raise ValueError(f"poke_size must be a positive odd integer, got {poke_size!r}")
+    values = [float(v) for v in (*source_xy, *displacement_xy)]
+    if len(values) != 4 or not np.isfinite(values).all():
+        raise ValueError(f"poke source and displacement must be two finite numbers each, got "
+                         f"{tuple(source_xy)!r} and {tuple(displacement_xy)!r}")
+    with np.errstate(over="ignore"):
+        fits = np.isfinite(np.float32(values[2:])).all()
+    if not fits:
+        raise ValueError(f"poke displacement {tuple(displacement_xy)!r} does not fit in float32")
+    x, y = (int(round(v)) for v in values[:2])
     half = poke_size // 2
     poke_map = np.zeros((2, resolution, resolution), np.float32)
-    y0, y1 = max(0, y - half), min(resolution, y + half + 1)
-    x0, x1 = max(0, x - half), min(resolution, x + half + 1)
+    y0, y1 = (min(max(v, 0), resolution) for v in (y - half, y + half + 1))   # clipped, never wrapped
+    x0, x1 = (min(max(v, 0), resolution) for v in (x - half, x + half + 1))
     poke_map[0, y0:y1, x0:x1] = float(displacement_xy[0])
     poke_map[1, y0:y1, x0:x1] = float(displacement_xy[1])
     return poke_map
@@ -27,9 +38,10 @@ def make_poke_map(resolution: int, source_xy, displacement_xy, poke_size: int) -
 # Sampling training pokes from flow ---------------------------------------------------------------
 
 def flow_magnitude(flow: np.ndarray) -> np.ndarray:
-    """|F| float32 [H, W] of flow [2, H, W]."""
-    flow = np.asarray(flow, np.float32)
-    return np.hypot(flow[0], flow[1])
+    """|F| float32 [H, W] of flow [2, H, W]; finite for finite flow (computed in float64, capped at float32's max)."""
+    flow = np.asarray(flow, np.float64)
+    with np.errstate(over="ignore"):
+        return np.minimum(np.hypot(flow[0], flow[1]), np.finfo(np.float32).max).astype(np.float32)
 
 
 def inner_region(shape: tuple[int, int], margin: int) -> np.ndarray:
@@ -49,7 +61,7 @@ def foreground_mask(magnitude: np.ndarray, margin: int) -> np.ndarray:
     When even the mean leaves no inner pixel (a uniform map), the largest inner magnitudes are used.
     """
     region = inner_region(magnitude.shape, margin)
-    mean, std = float(magnitude.mean()), float(magnitude.std())
+    mean, std = magnitude.mean(dtype=np.float64), magnitude.std(dtype=np.float64)   # float64: no overflow
     for threshold in (mean + 2 * std, mean + std, mean):
         mask = region & (magnitude > threshold)
         if mask.any():
@@ -75,8 +87,14 @@ def sample_poke(flow: np.ndarray, poke_size: int, rng: np.random.Generator, *, b
     """((x, y), (dx, dy)) from clip flow [2, H, W].
 
     Foreground: a moving pixel and its own flow. Background: a still pixel carrying the flow vector
-    (magnitude and angle) of a randomly chosen foreground pixel.
+    (magnitude and angle) of a randomly chosen foreground pixel. Both lie at least `poke_size` from the
+    border where the image leaves room. ValueError for a flow that is not [2, H, W] or not finite.
     """
+    flow = np.asarray(flow)
+    if flow.ndim != 3 or flow.shape[0] != 2 or flow.shape[1] < 1 or flow.shape[2] < 1:
+        raise ValueError(f"flow must be [2, H, W] with H, W >= 1, got shape {flow.shape}")
+    if not np.isfinite(flow).all():
+        raise ValueError("flow has NaN or infinite values; a poke needs finite flow")
     magnitude = flow_magnitude(flow)
     foreground = foreground_mask(magnitude, poke_size)
     fx, fy = pick_pixel(foreground, rng)

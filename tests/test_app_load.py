@@ -1,0 +1,58 @@
+"""The app under load, briefly: 8 clients dragging for a few seconds (benchmarks/load_app.py's loop).
+
+Only 200 and the documented 429 may come back, and the server must still answer afterwards. The full
+minute against the bundled model is `benchmarks/load_app.py` (README, "App under load").
+"""
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+
+from app_support import TINY, ServerThread
+from poke2video.app.images import Limits
+from poke2video.app.server import create_app
+from poke2video.model import PokeModel
+from poke2video.poker import Poker
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from load_app import drag, memory_summary, run_load  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.mark.parametrize("think_ms, max_waiting", [(80, 4), (0, 1)])   # the page's pace; hammering a short queue
+def test_eight_dragging_clients_get_only_200_and_429(think_ms, max_waiting):
+    torch.manual_seed(0)
+    app = create_app(Poker(PokeModel(TINY), trace=True), "tiny", Limits(max_waiting=max_waiting))
+    with ServerThread(app) as url:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            images = client.get("/api/examples").json()
+            uploaded = app.state.poke2video.images.add_upload("big.png", np.zeros((300, 400, 3), np.uint8))
+            images.append(uploaded.describe())
+            result = run_load(url, images, clients=8, seconds=2.5, think_s=think_ms / 1000)
+            assert set(result["statuses"]) <= {200, 429}, result["problems"]
+            assert result["ok"] >= 5 and result["problems"] == []
+            if max_waiting == 1:
+                assert result["busy"] > 0                         # the bound held under real concurrency
+            assert client.get("/api/model").status_code == 200    # alive afterwards
+            body = {"image_id": "example-willow", "source": [30, 20], "target": [34, 22]}
+            assert client.post("/api/poke", json=body).status_code == 200
+
+
+def test_drags_stay_inside_the_image_and_memory_verdicts():
+    rng = np.random.default_rng(0)
+    for _ in range(500):                                  # the last target once came out at -1e-15: a 400
+        width, height = (int(v) for v in rng.integers(1, 600, 2))
+        image = {"image_id": "x", "width": width, "height": height, "source": [width - 1, 0]}
+        bodies = list(drag(rng, image))
+        assert 4 <= len(bodies) <= 15 and len({tuple(b["source"]) for b in bodies}) == 1
+        for body in bodies:
+            for x, y in (body["source"], body["target"]):
+                assert 0 <= x <= width - 1 and 0 <= y <= height - 1
+            assert body["format"] == ("jpeg" if max(width, height) > 128 else "png")
+    samples = [(t, 300.0 + t) for t in range(60)]                    # 1 MB a second: growing
+    assert not memory_summary(samples, 10)["flat"]
+    assert memory_summary([(t, 300.0 + (t < 10) * t) for t in range(60)], 10)["flat"]
