@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-import torch
 from hypothesis import HealthCheck, settings
 
 SCALE = float(os.environ.get("POKE2VIDEO_FUZZ_SCALE", "1"))
@@ -28,11 +26,3 @@ def assert_one_line(message: str, *words: str) -> None:
     assert "Traceback" not in message, message
     for word in words:
         assert word in message, message
-
-
-@pytest.fixture
-def subnormal_floats():
-    """Subnormal floats on: training turns them off for the whole process (`torch.set_flush_denormal` in
-    train/loop.py), and hypothesis then refuses to draw floats (FloatingPointError) in later tests."""
-    torch.set_flush_denormal(False)
-    yield

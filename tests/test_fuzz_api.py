@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from app_support import TINY
-from fuzz_support import assert_one_line, fuzz, subnormal_floats
+from fuzz_support import assert_one_line, fuzz
 from poke2video.app.server import create_app
 from poke2video.model import PokeModel
 from poke2video.poker import Poker
@@ -30,8 +30,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, negativ
                                                response_headers_conformance, response_schema_conformance,
                                                status_code_conformance)
 
-pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-              pytest.mark.usefixtures(subnormal_floats.__name__)]
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
 POKES = ("POST /api/poke", "POST /api/video")

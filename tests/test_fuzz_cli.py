@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from app_support import tiny_checkpoint
-from fuzz_support import fuzz, subnormal_floats
+from fuzz_support import fuzz
 from poke2video.cli import main
 from poke2video.config import ModelConfig
 from poke2video.model import PokeModel, save_model
@@ -30,7 +30,6 @@ NUMBERS = ["0", "1", "3", "-1", "2.5", "nan", "NaN", "inf", "-inf", "1e400", "x"
            "99999999999999999999", "-0", "1e-320"]
 fresh_names = itertools.count()
 
-pytestmark = pytest.mark.usefixtures(subnormal_floats.__name__)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from app_support import TINY, T
-from fuzz_support import assert_one_line, fuzz, subnormal_floats
+from fuzz_support import assert_one_line, fuzz
 from poke2video.app.images import AppError, Limits, decode_upload
 from poke2video.errors import UserError
 from poke2video.model import PokeModel
@@ -34,7 +34,6 @@ WRITABLE = [("PNG", m) for m in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16")] + 
     ("TIFF", "YCbCr"), ("WEBP", "RGBA"), ("ICO", "RGBA"), ("PPM", "I"), ("TGA", "LA"), ("PCX", "RGB"),
     ("SGI", "RGBA"), ("DDS", "RGBA"), ("QOI", "RGB"), ("XBM", "1"), ("SPIDER", "F")]
 
-pytestmark = pytest.mark.usefixtures(subnormal_floats.__name__)
 
 
 @lru_cache(maxsize=None)

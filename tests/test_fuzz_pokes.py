@@ -14,13 +14,12 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fuzz_support import fuzz, subnormal_floats
+from fuzz_support import fuzz
 from poke2video.data.pokes import impulse_vector, inner_region, make_poke_map, sample_poke
 
 F32_MAX = float(np.finfo(np.float32).max)
 odd_sizes = st.sampled_from([1, 3, 5, 7])
 
-pytestmark = pytest.mark.usefixtures(subnormal_floats.__name__)
 
 
 @st.composite
