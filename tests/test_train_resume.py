@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from poke2video.errors import UserError
 from poke2video.model import load_model
 from poke2video.train.loop import train_run
 from poke2video.train.steps import StepRunner
@@ -102,3 +103,16 @@ def test_train_command_end_to_end(tmp_path, setup):
     more = run_cli("train", "--data", str(store), "--out", str(out), "--resume", "--steps", "3")
     assert more.returncode == 0, more.stderr
     assert load_model(out / "model.safetensors")[1]["step"] == 3
+
+
+def test_resume_with_no_run_yet_starts_one_so_a_restarted_command_can_repeat_it(tmp_path, setup):
+    store, preset, straight = setup
+    out = tmp_path / "run"
+    first = train_run(str(store), str(out), str(preset), steps=2, resume=True)  # nothing there: a new run
+    assert first.step == 2 and (out / "config.json").is_file()
+    resumed = train_run(str(store), str(out), str(preset), steps=STEPS, resume=True)
+    assert_same_weights(full_state(resumed), full_state(straight))
+    (tmp_path / "stray").mkdir()
+    (tmp_path / "stray" / "notes.txt").write_text("not a run")
+    with pytest.raises(UserError, match="no resume state"):  # a folder with other things is not taken over
+        train_run(str(store), str(tmp_path / "stray"), str(preset), steps=2, resume=True)

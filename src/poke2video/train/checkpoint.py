@@ -34,8 +34,13 @@ RESUME_FILE = "resume.pt"
 
 def check_new_run_dir(out: Path) -> None:
     """A new run needs an empty (or absent) directory; temporaries of a run killed at its start do not count."""
-    if out.exists() and (not out.is_dir() or set(out.iterdir()) - set(stale_temporaries(out))):
+    if not holds_no_run(out):
         raise UserError(f"{out} is not empty: pass --resume to continue that run, or choose another --out")
+
+
+def holds_no_run(out: Path) -> bool:
+    """True when `out` is absent or empty (temporaries of a run killed at its very start do not count)."""
+    return not out.exists() or (out.is_dir() and not set(out.iterdir()) - set(stale_temporaries(out)))
 
 
 def check_resume_dir(out: Path) -> bool:

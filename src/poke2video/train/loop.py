@@ -46,6 +46,10 @@ def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = N
     torch.set_flush_denormal(True)
     try:
         run_dir = Path(out)
+        if resume and ckpt.holds_no_run(run_dir):  # e.g. torchrun --max-restarts repeats the first command
+            if ctx.is_main:
+                print(f"poke2video train: no run in {run_dir} yet: starting it (--resume)", file=sys.stderr)
+            resume = False
         has_state = resume and ckpt.check_resume_dir(run_dir)
         if resume:
             recipe, seed, _ = ckpt.read_run_config(run_dir)
