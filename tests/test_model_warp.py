@@ -1,4 +1,4 @@
-"""The warp and splat outputs (model.output), the poke at every level, and the flow loss that trains them."""
+"""The warp output (model.output: warp), the poke at every level, and the flow loss that trains them."""
 import dataclasses
 
 import pytest
@@ -6,7 +6,8 @@ import torch
 
 from poke2video.config import model_config_for
 from poke2video.model import PokeModel
-from poke2video.model.warping import backward_flow_target, splat, warp
+from poke2video.model.warping import warp
+from poke2video.model.warping import backward_flow_target
 from poke2video.train.losses import last_frame_flow_loss
 
 torch.set_num_threads(1)
@@ -19,37 +20,6 @@ def test_warp_with_zero_flow_is_the_identity_and_an_integer_flow_shifts():
     flow[:, 0], flow[:, 1] = -3.0, 2.0        # each output pixel comes from 3 px left, 2 px down
     shifted = warp(image, flow)
     assert torch.allclose(shifted[:, :, 4:14, 3:], image[:, :, 6:16, :13], atol=1e-4)
-
-
-def test_splat_with_zero_flow_is_the_identity_and_an_integer_flow_shifts_leaving_a_hole():
-    image = torch.rand(2, 3, 16, 16)
-    same, coverage = splat(image, torch.zeros(2, 2, 16, 16))
-    assert torch.allclose(same, image, atol=1e-5) and torch.allclose(coverage, torch.ones_like(coverage))
-    flow = torch.zeros(2, 2, 16, 16)
-    flow[:, 0], flow[:, 1] = 3.0, -2.0        # every pixel goes 3 px right and 2 px up
-    shifted, coverage = splat(image, flow)
-    assert torch.allclose(shifted[:, :, :14, 3:], image[:, :, 2:, :13], atol=1e-5)
-    assert coverage[:, :, :, :3].max() == 0 and coverage[:, :, 14:].max() == 0   # nothing lands there
-
-
-def test_splat_lets_a_moving_square_cover_the_still_background_and_passes_gradients():
-    image = torch.zeros(1, 3, 20, 20)
-    image[:, 0, 5:9, 5:9] = 1.0                                 # a red 4x4 square on black
-    flow = torch.zeros(1, 2, 20, 20, requires_grad=True)
-    moved = flow.detach().clone()
-    moved[0, 0, 5:9, 5:9] = 2.0                                  # the square moves 2 px right, over black
-    frame, coverage = splat(image, moved.requires_grad_())
-    assert frame[0, 0, 5:9, 7:11].min() > 0.99                   # the square where it landed, on top
-    assert frame[0, 0, 5:9, 5:7].max() == 0 and coverage[0, 0, 5:9, 5:7].max() == 0  # uncovered behind it
-    frame[0, 0, 5:9, 10].sum().backward()
-    assert moved.grad.abs().sum() > 0
-
-
-def test_splat_flow_loss_compares_the_forward_flow_directly():
-    forward = torch.zeros(1, 2, 20, 20)
-    forward[0, 0, 5:7, 5:7] = 4.0
-    assert last_frame_flow_loss(forward, forward, "splat") == 0
-    assert last_frame_flow_loss(torch.zeros_like(forward), forward, "splat") == pytest.approx(4.0 ** 2 / 2)
 
 
 def test_backward_target_of_a_moving_square():
@@ -71,16 +41,15 @@ def test_flow_loss_is_zero_at_the_target_and_weighs_moving_pixels_like_still_one
     assert last_frame_flow_loss(torch.zeros_like(target), forward) == pytest.approx(4.0 ** 2 / 2)
 
 
-@pytest.mark.parametrize("output", ["warp", "splat"])
-def test_fresh_flow_model_starts_from_the_source_frame(output):
-    cfg = dataclasses.replace(model_config_for("cpu-64"), output=output)
+def test_fresh_warp_model_starts_from_the_source_frame():
+    cfg = dataclasses.replace(model_config_for("cpu-64"), output="warp")
     torch.manual_seed(0)
     model = PokeModel(cfg)
     source = torch.rand(2, 3, 64, 64) * 2 - 1
     poke_map = torch.zeros(2, 2, 64, 64)
     poke_map[:, :, 30:33, 30:33] = 5.0
     prediction = model.predict(source, poke_map, steps=3)
-    assert prediction.flow.shape == (2, 3, 2, 64, 64) and prediction.flow.abs().max() == 0
+    assert prediction.backward_flow.shape == (2, 3, 2, 64, 64) and prediction.backward_flow.abs().max() == 0
     assert (prediction.video - source[:, None]).abs().mean() < 0.05  # 98% warped source at the start
     assert model.decode(model.encode_object(source)).shape == source.shape
     prediction.video.square().mean().backward()

@@ -97,8 +97,7 @@ class ModelConfig:
     poke_input: str = "coarsest"              # coarsest (paper): the poke code drives the bottleneck GRU;
     #                                           every_level: each finer GRU also reads the poke encoder's map
     output: str = "pixels"                    # pixels (paper): the decoder draws each frame; warp: it also
-    #                                           draws a backward flow and a mask that warp the source frame;
-    #                                           splat: a forward flow and a mask that splat it
+    #                                           draws a backward flow and a mask that warp the source frame
     frames: int = 10                          # T: default number of generated frames
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
@@ -113,8 +112,8 @@ class ModelConfig:
             raise UserError(f"model.norm must be instance or affine, got {self.norm!r}")
         if self.poke_input not in ("coarsest", "every_level"):
             raise UserError(f"model.poke_input must be coarsest or every_level, got {self.poke_input!r}")
-        if self.output not in ("pixels", "warp", "splat"):
-            raise UserError(f"model.output must be pixels, warp or splat, got {self.output!r}")
+        if self.output not in ("pixels", "warp"):
+            raise UserError(f"model.output must be pixels or warp, got {self.output!r}")
         if not 1 <= self.levels <= self.level_count():
             raise UserError(f"model.levels must be between 1 and {self.level_count()}, got {self.levels}")
         if not self.channels or min(self.channels + [self.stem_channels, self.bottleneck_channels]) < 1:
@@ -218,7 +217,7 @@ class TrainConfig:
     dynamics_rec_weight: float = 5.0  # reconstruction of the predicted video
     traj_weight: float = 0.1        # L_traj (Eq. 7); 0 is the "without L_traj" ablation
     motion_weight: float = 0.0      # extra L1 on the pixels that change from the source frame (0: off)
-    flow_weight: float = 0.0        # model.output warp/splat: squared error of the last frame's flow vs the clip's (0: off)
+    flow_weight: float = 0.0        # model.output warp: squared error of the last frame's flow vs the clip's flow (0: off)
     gan: GanConfig = field(default_factory=GanConfig)
     poke: PokeConfig = field(default_factory=PokeConfig)
     bf16: bool = False              # bf16 autocast (CPU and CUDA)
@@ -265,9 +264,9 @@ def load_preset(name_or_path: str) -> Preset:
     preset.train.betas = tuple(preset.train.betas)
     preset.model.validate()
     preset.train.validate()
-    if preset.train.flow_weight > 0 and preset.model.output == "pixels":
-        raise UserError(f"preset {name_or_path}: train.flow_weight needs model.output: warp or splat (a pixel "
-                        "decoder draws no flow)")
+    if preset.train.flow_weight > 0 and preset.model.output != "warp":
+        raise UserError(f"preset {name_or_path}: train.flow_weight needs model.output: warp (a pixel decoder "
+                        "draws no flow)")
     return preset
 
 

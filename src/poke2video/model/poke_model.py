@@ -4,13 +4,11 @@
     object_state = model.encode_object(frames)             # K tensors, coarse -> fine
     frame = model.decode(object_state)                     # [B, 3, H, W] in [-1, 1]
     video, predicted_states = model(source, poke_map, steps=T)   # [B, T, 3, H, W]; T lists of K tensors
-    prediction = model.predict(source, poke_map, steps=T)  # the same plus the flows (output: warp, splat)
+    prediction = model.predict(source, poke_map, steps=T)  # the same plus the warp flows (output: warp)
 
 `output: pixels` (the paper) decodes every frame from the predicted state. `output: warp` also decodes a
 backward flow and a mask per frame: frame_t = mask * source(p + flow_t(p)) + (1 - mask) * rgb_t, so a
 part moves by moving pixels rather than by redrawing them, and newly seen pixels come from rgb_t.
-`output: splat` decodes a forward flow instead (where each source pixel goes, so the flow lives on the
-source's own shapes): frame_t = m * splat(source, flow_t) + (1 - m) * rgb_t, m = mask * coverage.
 
 Parameter groups for the two training stages: `object_encoder` + `decoder` (stage 1),
 `poke_encoder` + `dynamics` (+ `decoder`) (stage 2).
@@ -26,7 +24,7 @@ from poke2video.config import ModelConfig
 from poke2video.model.decoder import Decoder
 from poke2video.model.dynamics import build_dynamics
 from poke2video.model.encoders import Encoder
-from poke2video.model.warping import splat, warp
+from poke2video.model.warping import warp
 
 FLOW_SCALE = 4.0   # pixels per unit of the decoder's flow maps
 MASK_BIAS = 4.0    # a fresh warp model takes 98% of each pixel from the warped source
@@ -35,9 +33,8 @@ MASK_BIAS = 4.0    # a fresh warp model takes 98% of each pixel from the warped 
 class Prediction(NamedTuple):
     video: torch.Tensor                      # [B, T, 3, H, W] in [-1, 1]
     states: list[list[torch.Tensor]]         # [t][level] [B, C_n, H_n, W_n]
-    flow: torch.Tensor | None                # [B, T, 2, H, W] px. warp: where each pixel of frame t comes
-    #                                          from in the source; splat: where each source pixel goes
-    #                                          by frame t; None for pixels
+    backward_flow: torch.Tensor | None       # [B, T, 2, H, W] px: where each pixel of frame t comes from
+    #                                          in the source (output: warp; None for pixels)
 
 
 class PokeModel(nn.Module):
@@ -76,16 +73,11 @@ class PokeModel(nn.Module):
         head = self.decoder(stacked)                                     # [T*B, 3 or 6, H, W]
         frames = torch.tanh(head[:, :3])
         flow = None
-        if self.cfg.output != "pixels":
+        if self.cfg.output == "warp":
             flow = FLOW_SCALE * head[:, 3:5]
             mask = torch.sigmoid(head[:, 5:6] + MASK_BIAS)
-            sources = source_frame.repeat(steps, 1, 1, 1)
-            if self.cfg.output == "warp":
-                moved = warp(sources, flow)
-            else:
-                moved, coverage = splat(sources, flow)
-                mask = mask * coverage
-            frames = mask * moved + (1.0 - mask) * frames
+            warped = warp(source_frame.repeat(steps, 1, 1, 1), flow)
+            frames = mask * warped + (1.0 - mask) * frames
             flow = flow.view(steps, batch, *flow.shape[1:]).transpose(0, 1)
         video = frames.view(steps, batch, *frames.shape[1:]).transpose(0, 1)
         return Prediction(video, predicted_states, flow)

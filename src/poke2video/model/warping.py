@@ -1,5 +1,4 @@
-"""Flow helpers of the warp and splat outputs: backward warping, forward splatting, and turning a forward
-flow into a backward one.
+"""Flow helpers of the warp output: backward warping, and turning a forward flow into a backward one.
 
 Flow is [N, 2, H, W] in pixels, channel 0 = x (right), 1 = y (down). A forward flow says where each
 source pixel goes; a backward flow says, for each pixel of the new frame, where in the source it comes from.
@@ -19,42 +18,6 @@ def warp(image: torch.Tensor, backward_flow: torch.Tensor) -> torch.Tensor:
     grid_y = (ys + backward_flow[:, 1]) * (2.0 / max(height - 1, 1)) - 1.0
     grid = torch.stack([grid_x, grid_y], dim=-1)  # [N, H, W, 2]
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
-
-
-SPLAT_PRIORITY = 5.0  # per pixel of motion: where pixels land together, one 1 px faster counts e^5 = 148x more
-
-
-def splat(image: torch.Tensor, forward_flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward-warp image [N, C, H, W]: every pixel p is spread bilinearly over the four pixels around
-    p + forward_flow(p) [N, 2, H, W]. Where several land on one pixel their colours are averaged with
-    weights e^(SPLAT_PRIORITY * |flow|), so a moving part covers the still background it passes over.
-    -> (splatted [N, C, H, W], coverage [N, 1, H, W]: the plain bilinear weight that landed, 0 where
-    nothing did (just uncovered), about 1 where one pixel's worth did; differentiable in both inputs).
-    """
-    batch, channels, height, width = image.shape
-    ys, xs = torch.meshgrid(torch.arange(height, device=image.device, dtype=image.dtype),
-                            torch.arange(width, device=image.device, dtype=image.dtype), indexing="ij")
-    land_x, land_y = xs + forward_flow[:, 0], ys + forward_flow[:, 1]          # [N, H, W]
-    left, top = land_x.floor(), land_y.floor()
-    frac_x, frac_y = land_x - left, land_y - top
-    speed = forward_flow.detach().norm(dim=1).clamp(max=12.0)                  # [N, H, W]; e^60 fits float32
-    importance = torch.exp(SPLAT_PRIORITY * speed)
-    # what each source pixel carries: its colour and its weight, both times importance, and plain weight
-    carried = torch.cat([image * importance[:, None], importance[:, None], torch.ones_like(importance)[:, None]], 1)
-    indices, shares = [], []
-    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
-        corner_x, corner_y = left + dx, top + dy
-        bilinear = (frac_x if dx else 1 - frac_x) * (frac_y if dy else 1 - frac_y)
-        inside = (corner_x >= 0) & (corner_x <= width - 1) & (corner_y >= 0) & (corner_y <= height - 1)
-        indices.append((corner_y.clamp(0, height - 1) * width + corner_x.clamp(0, width - 1)).long().flatten(1))
-        shares.append((bilinear * inside).flatten(1))
-    index = torch.cat(indices, 1)[:, None].expand(-1, channels + 2, -1)        # [N, C+2, 4HW]
-    contributions = carried.flatten(2).repeat(1, 1, 4) * torch.cat(shares, 1)[:, None]
-    sums = image.new_zeros(batch, channels + 2, height * width).scatter_add(2, index, contributions)
-    sums = sums.view(batch, channels + 2, height, width)
-    weight = sums[:, channels:channels + 1]
-    splatted = sums[:, :channels] / weight.clamp(min=1e-6)
-    return splatted, sums[:, channels + 1:].clamp(max=1.0)
 
 
 def backward_flow_target(forward_flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

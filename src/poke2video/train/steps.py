@@ -138,8 +138,8 @@ class StepRunner:
             motion = losses.changed_pixel_loss(video, batch.target, batch.source)
             loss = loss + cfg.dynamics_rec_weight * cfg.motion_weight * motion
             logs["loss/changed_pixels"] = motion.item()
-        if cfg.flow_weight > 0:  # load_preset allows it only with model.output warp or splat
-            flow = losses.last_frame_flow_loss(prediction.flow[:, -1].float(), batch.flow, self.model.cfg.output)
+        if cfg.flow_weight > 0:  # load_preset allows it only with model.output: warp
+            flow = losses.last_frame_flow_loss(prediction.backward_flow[:, -1].float(), batch.flow)
             loss = loss + cfg.flow_weight * flow
             logs["loss/flow"] = flow.item()
         if cfg.traj_weight > 0:
