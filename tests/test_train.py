@@ -76,7 +76,6 @@ ABLATIONS = {
     "bf16": ({}, {"bf16": True}),
     "gan": ({}, {"gan": {"start_step": 0, "patch_frames": 4}}),
     "warp_flow": (WARP, {"flow_weight": 1.0}),
-    "splat_flow": (SPLAT, {"flow_weight": 1.0}),
 }
 
 
@@ -95,7 +94,7 @@ def test_each_switch_trains_and_writes_loadable_weights(tmp_path, store, name):
         assert metadata["impulse_scale"] == pytest.approx(trainer.dataset.impulse_scale) and metadata["impulse_scale"] > 0
     else:
         assert metadata["impulse_scale"] is None
-    if name in ("warp_flow", "splat_flow"):
+    if name == "warp_flow":
         logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
         assert all(row["loss/flow"] > 0 for row in logged if "loss/total" in row)
     if name == "gan":
