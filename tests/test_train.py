@@ -140,9 +140,6 @@ def test_step_budget_and_minute_budget(tmp_path, store):
 
 def test_run_directory_rules(tmp_path, store):
     preset = write_preset(tmp_path / "p.yaml")
-    with pytest.raises(UserError, match="no resume state"):
-        train_run(str(store), str(tmp_path / "empty"), str(preset), steps=1, resume=True)
-    assert not (tmp_path / "empty").exists()
     train_run(str(store), str(tmp_path / "run"), str(preset), steps=1)
     with pytest.raises(UserError, match="not empty"):
         train_run(str(store), str(tmp_path / "run"), str(preset), steps=1)
