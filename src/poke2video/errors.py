@@ -14,6 +14,11 @@ class WeightsUnavailable(UserError):
     """A pretrained network (VGG, I3D, LPIPS heads) cannot be loaded; the message names the option that supplies it."""
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's whole message on one line (for a UserError or the app's JSON `detail`)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (library errors can span many), or its type's name."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

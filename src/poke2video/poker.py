@@ -25,7 +25,7 @@ from PIL import Image, UnidentifiedImageError
 
 from poke2video.config import poke_size_for
 from poke2video.data.pokes import impulse_vector, make_poke_map
-from poke2video.errors import UserError
+from poke2video.errors import UserError, one_line
 from poke2video.export import check_video_path, draw_poke_overlay, write_video
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
@@ -34,11 +34,6 @@ DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
 # EOFError, NotImplementedError, SyntaxError and TypeError coming out of its format plugins.
 IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, NotImplementedError, TypeError, IndexError,
                 struct.error)
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message on one line (for UserError and the app's JSON `detail`)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _shown(value) -> str:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from poke2video.errors import UserError
-from poke2video.poker import IMAGE_ERRORS, load_image, one_line
+from poke2video.errors import UserError, one_line
+from poke2video.poker import IMAGE_ERRORS, load_image
 
 
 READABLE = "png, jpeg, webp, gif, bmp or tiff"
