@@ -140,13 +140,15 @@ def _add_train(sub) -> None:
     p.add_argument("--data", required=True, help="dataset directory (from prepare or simulate)")
     p.add_argument("--out", type=_path, required=True, help="run directory (weights, logs, resume state)")
     p.add_argument("--preset", default="cpu-64",
-                   help="cpu-64, paper-64, paper-128 or a preset YAML file (default cpu-64; a resumed run keeps its own)")
+                   help="cpu-64, paper-64, paper-128 or a preset YAML file (default cpu-64; a resumed run keeps "
+                        "its own)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=_positive_int,
                         help="train until this step (counted across resumes; default: the preset's train.steps)")
     budget.add_argument("--max-minutes", type=float, help="wall-clock budget of this invocation in minutes")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped (with no run there yet, start it: "
-                        "a command that torchrun --max-restarts can repeat)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out where it stopped (with no run there yet, start it: a command "
+                        "that torchrun --max-restarts can repeat)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, data order and pokes (default 0)")
     p.add_argument("--vgg-weights", default=None, metavar="PATH",
                    help="VGG19 weights file for the perceptual loss of the paper presets")

@@ -163,11 +163,11 @@ def score_clip(case: EvalCase, generated: np.ndarray, against_real: bool, motion
     return scores
 
 
-def structure_score(method: Method, case: EvalCase, options: EvalOptions, progress=None) -> float:
+def structure_score(method: Method, case: EvalCase, options: EvalOptions, tracker: FlowEstimator | None = None,
+                    progress=None) -> float:
     """AUC of the method's correlation map at the case's poke against the poked segment's subtree."""
     result = correlation_map(method.animate, case.source_frame, case.poke_source, case.frames,
-                             options.structure_pokes, options.seed, progress=progress,
-                             flow=get_flow_estimator(options.tracker))
+                             options.structure_pokes, options.seed, flow=tracker, progress=progress)
     return structure_auc(result.inverse_variance, subtree_mask(case), among=case.object_mask)
 
 
@@ -206,6 +206,7 @@ def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptio
     count = split_size(store, split, options.limit)
     _check_frames(methods, store)
     lpips_model, i3d, unavailable = load_judges(options)
+    tracker = get_flow_estimator(options.tracker)
     pokesim = is_pokesim(store)
     result = Evaluation(str(store.root), split, pokesim, names, options, unavailable=unavailable,
                         real_methods=[m.name for m in methods if m.animate is None],
@@ -225,7 +226,8 @@ def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptio
             if fvd_videos is not None:
                 expected_videos.append(case.expected_video)
             for method in methods:
-                scores, video = _score_method(method, case, options, lpips_model, with_structure, bar.update)
+                scores, video = _score_method(method, case, options, lpips_model, tracker, with_structure,
+                                              bar.update)
                 for metric in CLIP_METRICS:
                     result.per_clip[method.name][metric].append(scores.get(metric))
                 if fvd_videos is not None:
@@ -239,18 +241,18 @@ def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptio
     return result
 
 
-def _score_method(method: Method, case: EvalCase, options: EvalOptions, lpips_model, with_structure: bool,
-                  progress) -> tuple[dict[str, float], np.ndarray]:
+def _score_method(method: Method, case: EvalCase, options: EvalOptions, lpips_model, tracker: FlowEstimator,
+                  with_structure: bool, progress) -> tuple[dict[str, float], np.ndarray]:
     began = time.perf_counter()
     video = method.video_for(case)
     elapsed_ms = 1000.0 * (time.perf_counter() - began)
     is_real = method.animate is None
     scores = score_clip(case, video, against_real=not is_real, motion=options.motion, lpips_model=lpips_model,
-                        tracker=get_flow_estimator(options.tracker))
+                        tracker=tracker)
     if not is_real:
         scores["ms_per_video"] = elapsed_ms
         if with_structure:
-            auc = structure_score(method, case, options, progress)
+            auc = structure_score(method, case, options, tracker, progress)
             if np.isfinite(auc):
                 scores["structure_auc"] = auc
     return scores, video

@@ -163,11 +163,12 @@ class Trainer:
         if self._batches is None:
             self._batches = iter(batch_loader(self.dataset, self.train_positions, self.cfg.batch_size, self.seed,
                                               self.ctx, (self.epoch, self.batch_in_epoch), self.workers))
-        self.runner.set_lr_for_epoch(self.epoch)
+            self.runner.set_lr_for_epoch(self.epoch)
         batch = Batch.on_device(next(self._batches), self.ctx.device)
         self.batch_in_epoch += 1
         if self.batch_in_epoch == self.steps_per_epoch:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            self.runner.set_lr_for_epoch(self.epoch)
         return batch
 
     # the loop -------------------------------------------------------------------------------------
