@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--i3d-weights", default=None)
     parser.add_argument("--no-fvd", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tracker", default=TRACKER, help=f"flow that tracks pixels for the metrics (default {TRACKER})")
+    parser.add_argument("--tracker", default=TRACKER,
+                        help=f"flow that tracks pixels for the metrics (default {TRACKER})")
     args = parser.parse_args(argv)
     command = " ".join(["python benchmarks/ablation_study.py", *(sys.argv[1:] if argv is None else argv)])
     try:

@@ -172,7 +172,8 @@ def test_evaluate_command_writes_the_report(sim, checkpoint, tmp_path):
     document = json.loads((out / "metrics.json").read_text())
     assert document["methods"] == ["model", "static", "warp", "real clip"] and document["clips"] == 2
     assert document["command"].startswith("poke2video evaluate --checkpoint")
-    assert document["options"]["tracker"] == "farneback-fine" and "`farneback-fine` flow" in (out / "report.md").read_text()
+    assert document["options"]["tracker"] == "farneback-fine"
+    assert "`farneback-fine` flow" in (out / "report.md").read_text()
     again = run_cli("--checkpoint", checkpoint, "--data", sim.root, "--out", out)
     assert again.returncode == 2 and "--overwrite" in again.stderr
 

@@ -64,10 +64,11 @@ def operations(schema, labels=None):
 def steer(case, data, known) -> None:
     """Point 3 in 4 pokes at a real image (coordinates mostly inside it) and give half the uploads an image."""
     label = case.operation.label
-    if label in POKES and isinstance(case.body, dict) and data.draw(st.sampled_from([True, True, True, False]), label="real image"):
+    mostly = st.sampled_from([True, True, True, False])
+    if label in POKES and isinstance(case.body, dict) and data.draw(mostly, label="real image"):
         image_id, width, height = data.draw(st.sampled_from(known), label="image")
         case.body["image_id"] = image_id
-        if data.draw(st.sampled_from([True, True, True, False]), label="inside"):
+        if data.draw(mostly, label="inside"):
             for key in ("source", "target"):
                 case.body[key] = [data.draw(st.floats(0, width - 1)), data.draw(st.floats(0, height - 1))]
     if label == "POST /api/images" and isinstance(case.body, dict) and data.draw(st.sampled_from([True, False]), label="real file"):

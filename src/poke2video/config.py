@@ -217,7 +217,7 @@ class TrainConfig:
     dynamics_rec_weight: float = 5.0  # reconstruction of the predicted video
     traj_weight: float = 0.1        # L_traj (Eq. 7); 0 is the "without L_traj" ablation
     motion_weight: float = 0.0      # extra L1 on the pixels that change from the source frame (0: off)
-    flow_weight: float = 0.0        # model.output warp: squared error of the last frame's flow vs the clip's flow (0: off)
+    flow_weight: float = 0.0        # model.output warp: squared error of frame T's flow vs the clip's (0: off)
     gan: GanConfig = field(default_factory=GanConfig)
     poke: PokeConfig = field(default_factory=PokeConfig)
     bf16: bool = False              # bf16 autocast (CPU and CUDA)
