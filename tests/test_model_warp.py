@@ -1,14 +1,15 @@
 """The warp output (model.output: warp), the poke at every level, and the flow loss that trains them."""
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
 from poke2video.config import model_config_for
 from poke2video.model import PokeModel
-from poke2video.model.warping import warp
-from poke2video.model.warping import backward_flow_target
-from poke2video.train.losses import last_frame_flow_loss
+from poke2video.model.warping import backward_flow_target, warp
+from poke2video.train.losses import frame_flow_loss
+from script_support import load_script
 
 torch.set_num_threads(1)
 
@@ -36,9 +37,23 @@ def test_flow_loss_is_zero_at_the_target_and_weighs_moving_pixels_like_still_one
     forward = torch.zeros(1, 2, 20, 20)
     forward[0, 0, 5:7, 5:7] = 4.0
     target, _ = backward_flow_target(forward)
-    assert last_frame_flow_loss(target, forward) == 0
+    assert frame_flow_loss(target, forward) == 0
     # predicting no motion at all costs half the moving pixels' squared error, though they are 1% of the image
-    assert last_frame_flow_loss(torch.zeros_like(target), forward) == pytest.approx(4.0 ** 2 / 2)
+    assert frame_flow_loss(torch.zeros_like(target), forward) == pytest.approx(4.0 ** 2 / 2)
+
+
+def test_flow_endpoint_term_adds_the_plain_error_and_keeps_pulling_when_close():
+    forward = torch.zeros(1, 2, 20, 20)
+    forward[0, 0, 5:7, 5:7] = 4.0
+    target, _ = backward_flow_target(forward)
+    still = torch.zeros_like(target)
+    assert frame_flow_loss(still, forward, endpoint_weight=2.0) == pytest.approx((4.0 ** 2 + 2.0 * 4.0) / 2, abs=0.01)
+    pulls = []
+    for weight in (0.0, 1.0):
+        close = (target * 0.975).requires_grad_(True)                # 0.1 px short on the moving pixels
+        frame_flow_loss(close, forward, endpoint_weight=weight).backward()
+        pulls.append(close.grad.abs().sum().item())
+    assert pulls[1] > 5 * pulls[0]           # the squared error's pull fades near the target; the plain one's does not
 
 
 def test_fresh_warp_model_starts_from_the_source_frame():
@@ -87,3 +102,12 @@ def test_bounded_state_keeps_encoded_levels_in_the_gru_range():
     assert any(level.abs().max() > 1 for level in raw)
     assert all(torch.allclose(b, torch.tanh(r)) for b, r in zip(bounded, raw))
 
+
+
+
+def test_trajectory_benchmark_finds_where_the_flow_takes_the_poked_pixel():
+    own_positions = load_script("poke_trajectory").own_positions
+    flow = np.zeros((2, 2, 16, 16), np.float32)
+    flow[1, 0], flow[1, 1] = -3.0, 2.0       # frame 1: every pixel comes from 3 px left, 2 px down
+    positions = own_positions(flow, np.array([5.0, 8.0]))
+    assert positions.tolist() == [[5.0, 8.0], [8.0, 6.0]]

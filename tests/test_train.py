@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from poke2video.config import load_preset
+from poke2video.config import PokeConfig, load_preset
 from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
 from poke2video.errors import UserError
@@ -14,14 +14,14 @@ from poke2video.train.distributed import DistContext
 from poke2video.train.loop import train_run
 from poke2video.train import losses
 from poke2video.train.steps import Batch, StepRunner
-from train_support import assert_same_weights, make_tiny_store, weights_of, write_preset
+from train_support import RES, T, assert_same_weights, make_tiny_store, weights_of, write_preset
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    return make_tiny_store(tmp_path_factory.mktemp("data") / "store")
+    return make_tiny_store(tmp_path_factory.mktemp("data") / "store", gt_flow=True)
 
 
 def fixed_batch(store_path, recipe) -> Batch:
@@ -38,7 +38,7 @@ def evaluate_losses(runner: StepRunner, batch: Batch) -> tuple[float, float]:
         prediction = model.predict(batch.source, batch.poke_map, steps=batch.target.shape[1])
         video_loss = runner.recon_loss(prediction.video.flatten(0, 1), batch.target.flatten(0, 1))
         if prediction.backward_flow is not None:
-            flow_loss = losses.last_frame_flow_loss(prediction.backward_flow[:, -1], batch.flow)
+            flow_loss = losses.frame_flow_loss(prediction.backward_flow[:, -1], batch.flow)
             video_loss = cfg.dynamics_rec_weight * video_loss + cfg.flow_weight * flow_loss
     return frame_loss.item(), video_loss.item()
 
@@ -76,6 +76,9 @@ ABLATIONS = {
     "bf16": ({}, {"bf16": True}),
     "gan": ({}, {"gan": {"start_step": 0, "patch_frames": 4}}),
     "warp_flow": (WARP, {"flow_weight": 1.0}),
+    "flow_endpoint": (WARP, {"flow_weight": 1.0, "flow_endpoint_weight": 3.0}),
+    "ema": ({}, {"ema": 0.9}),
+    "every_frame_flow": (WARP, {"flow_weight": 1.0, "flow_frames": "all", "flow_endpoint_weight": 3.0}),
 }
 
 
@@ -87,14 +90,18 @@ def test_each_switch_trains_and_writes_loadable_weights(tmp_path, store, name):
     assert trainer.step == 2
     assert torch.tensor(1e-40) * 1.0 != 0  # training flushes subnormals only while it runs (process-wide)
     loaded, metadata = load_model(tmp_path / "run" / "model.safetensors")
-    assert_same_weights(weights_of(loaded), weights_of(trainer.model))
+    assert_same_weights(weights_of(loaded), weights_of(trainer.exported_model))
     assert all(torch.isfinite(t).all() for t in weights_of(loaded).values())
+    if name == "ema":  # the export is the moving average, not the last step's weights
+        assert any(not torch.equal(a, b) for a, b in zip(trainer.model.parameters(), loaded.parameters()))
     assert metadata["step"] == 2
     if name == "impulse":
         assert metadata["impulse_scale"] == pytest.approx(trainer.dataset.impulse_scale) and metadata["impulse_scale"] > 0
     else:
         assert metadata["impulse_scale"] is None
-    if name == "warp_flow":
+    if name == "every_frame_flow":
+        assert metadata["flow_frames"] == "all"
+    if name in ("warp_flow", "every_frame_flow"):
         logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
         assert all(row["loss/flow"] > 0 for row in logged if "loss/total" in row)
     if name == "gan":
@@ -176,3 +183,21 @@ def test_flow_loss_needs_the_warp_output(tmp_path):
     with pytest.raises(UserError, match="flow_weight needs model.output: warp"):
         load_preset(str(write_preset(tmp_path / "p.yaml", flow_weight=1.0)))
 
+
+
+def test_every_frame_flow_targets_come_from_the_stores_ground_truth(tmp_path, store):
+    dataset = PokeDataset(store, "train", poke=PokeConfig(poke_size=3, background_fraction=0.0), flow_frames="all")
+    last = PokeDataset(store, "train", poke=PokeConfig(poke_size=3, background_fraction=0.0))
+    flows, last_flow = dataset[0][4], last[0][4]
+    assert flows.shape == (T, 2, RES, RES) and last_flow.shape == (2, RES, RES)
+    assert torch.equal(flows[-1], last_flow)                              # frame T is the clip's flow
+    assert flows[0].abs().max() > 0 and torch.allclose(flows[0] * T, last_flow, atol=0.01)  # 1/T of the way
+    background = PokeDataset(store, "train", poke=PokeConfig(poke_size=3, background_fraction=1.0), flow_frames="all")
+    assert background[0][4].shape == (T, 2, RES, RES) and background[0][4].abs().max() == 0
+    plain = make_tiny_store(tmp_path / "plain")
+    with pytest.raises(UserError, match="flow_frames: all needs a PokeSim store"):
+        PokeDataset(plain, "train", flow_frames="all")
+    assert PokeDataset(plain, "train", flow_frames="auto").flow_frames == "last"
+    assert PokeDataset(store, "train", flow_frames="auto").flow_frames == "all"
+    with pytest.raises(UserError, match="train.flow_frames"):
+        load_preset(str(write_preset(tmp_path / "bad.yaml", flow_frames="first")))

@@ -35,14 +35,23 @@ def _moving_square_video(frames: int, seed: int) -> tuple[np.ndarray, np.ndarray
     return video, starts, flow
 
 
-def make_tiny_store(path: Path, videos: int = 2, frames: int = 14, test_split: bool = True) -> Path:
+def per_frame_flow(flow: np.ndarray) -> np.ndarray:
+    """PokeSim's `gt_flow` [K, T+1, 2, RES, RES] of `_moving_square_video`: F(s -> s+t) = t/T F(s -> s+T)."""
+    steps = np.arange(T + 1, dtype=np.float32)[None, :, None, None, None] / T
+    return (flow.astype(np.float32)[:, None] * steps).astype(np.float16)
+
+
+def make_tiny_store(path: Path, videos: int = 2, frames: int = 14, test_split: bool = True,
+                    gt_flow: bool = False) -> Path:
     writer = StoreWriter(path, {"resolution": RES, "clip_length": T, "flow_method": "ground-truth"})
     records, train, test = [], [], []
     for v in range(videos):
         video, starts, flow = _moving_square_video(frames, seed=v)
         motion = np.full(frames - 1, 0.5, np.float32)
-        records.append(writer.add_video(v, {"frames": video, "starts": starts, "flow": flow, "motion": motion},
-                                        {"name": f"square{v}"}))
+        arrays = {"frames": video, "starts": starts, "flow": flow, "motion": motion}
+        if gt_flow:
+            arrays["gt_flow"] = per_frame_flow(flow)
+        records.append(writer.add_video(v, arrays, {"name": f"square{v}"}))
         cut = frames - (T + 2) if test_split else frames
         train.append([v, 0, cut])
         if test_split:

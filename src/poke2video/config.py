@@ -218,6 +218,11 @@ class TrainConfig:
     traj_weight: float = 0.1        # L_traj (Eq. 7); 0 is the "without L_traj" ablation
     motion_weight: float = 0.0      # extra L1 on the pixels that change from the source frame (0: off)
     flow_weight: float = 0.0        # model.output warp: squared error of frame T's flow vs the clip's (0: off)
+    flow_endpoint_weight: float = 0.0  # adds this x the plain (not squared) endpoint error to the flow loss
+    flow_frames: str = "last"       # the flow loss on frame T only (last), on every frame (all: PokeSim stores),
+    #                                 or on every frame where the store has the flows (auto)
+    ema: float = 0.0                # decay of a moving average of the generator's weights, validated and
+    #                                 exported instead of the last step's (train/average.py); 0: off
     gan: GanConfig = field(default_factory=GanConfig)
     poke: PokeConfig = field(default_factory=PokeConfig)
     bf16: bool = False              # bf16 autocast (CPU and CUDA)
@@ -234,10 +239,14 @@ class TrainConfig:
         for name in ("steps", "batch_size", "log_every", "val_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"train.{name} must be at least 1, got {getattr(self, name)}")
-        if (self.lr <= 0 or min(self.traj_weight, self.motion_weight, self.flow_weight) < 0 or self.val_clips < 0
-                or self.stage1_steps < 0):
-            raise UserError("train.lr must be positive; traj_weight, motion_weight, flow_weight, val_clips, "
-                            "stage1_steps not negative")
+        if self.flow_frames not in ("last", "all", "auto"):
+            raise UserError(f"train.flow_frames must be last, all or auto, got {self.flow_frames!r}")
+        if not 0 <= self.ema < 1:
+            raise UserError(f"train.ema must be in [0, 1), got {self.ema}")
+        weights = (self.traj_weight, self.motion_weight, self.flow_weight, self.flow_endpoint_weight)
+        if self.lr <= 0 or min(weights) < 0 or self.val_clips < 0 or self.stage1_steps < 0:
+            raise UserError("train.lr must be positive; traj_weight, motion_weight, flow_weight, flow_endpoint_weight, "
+                            "val_clips, stage1_steps not negative")
 
 
 @dataclass

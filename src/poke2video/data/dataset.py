@@ -5,6 +5,7 @@
     target_video  float32 [T, 3, H, W]  frames s+1 .. s+T in [-1, 1]; a background poke gets frame s, T times
     poke          float32 [5]           (x, y, dx, dy, is_background) in store pixels
     target_flow   float32 [2, H, W]     the clip's flow F(s -> s+T) in pixels; zeros for a background poke
+                  float32 [T, 2, H, W]  with flow_frames="all": F(s -> s+t) for t = 1..T (PokeSim's `gt_flow`)
 
 The poke of item i in epoch e is drawn from the clip's flow F(s -> s+T) with a generator seeded by
 (seed, e, i), so it is reproducible and changes from epoch to epoch. With `impulse=True` (appendix B)
@@ -29,7 +30,9 @@ IMPULSE_SCALE_PERCENTILE = 95.0
 
 class PokeDataset(Dataset):
     def __init__(self, store_or_path: Store | str | os.PathLike, split: str = "train",
-                 poke: PokeConfig | None = None):
+                 poke: PokeConfig | None = None, flow_frames: str = "last"):
+        """`flow_frames`: "last" (the item's flow is F(s -> s+T)), "all" (F(s -> s+t) for every t; needs
+        PokeSim's `gt_flow`) or "auto" ("all" where every video has `gt_flow`, else "last")."""
         self.store = store_or_path if isinstance(store_or_path, Store) else Store.open(store_or_path)
         self.split = split
         self.poke = poke or PokeConfig(poke_size=poke_size_for(self.store.resolution))
@@ -39,6 +42,13 @@ class PokeDataset(Dataset):
             raise UserError(f"{self.store.root}: split {split!r} holds no clip of {self.store.clip_length + 1} frames")
         self.clip_motion = clip_mean_motion(self.store, self.clips)  # float32 [M]
         self.impulse_scale = dataset_impulse_scale(self.store)
+        if flow_frames not in ("last", "all", "auto"):
+            raise UserError(f"flow_frames must be last, all or auto, got {flow_frames!r}")
+        has_every_frame = all(self.store.has_array(v, "gt_flow") for v in range(len(self.store.videos)))
+        self.flow_frames = ("all" if has_every_frame else "last") if flow_frames == "auto" else flow_frames
+        if self.flow_frames == "all" and not has_every_frame:
+            raise UserError(f"{self.store.root} has no per-frame ground-truth flow (`gt_flow`, written by "
+                            "`poke2video simulate`): train.flow_frames: all needs a PokeSim store")
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -81,6 +91,8 @@ class PokeDataset(Dataset):
         targets = np.repeat(clip[:1], T, axis=0) if background else clip[1:]
         poke_map = make_poke_map(self.store.resolution, source_xy, displacement, self.poke.poke_size)
         poke = np.array([*source_xy, *displacement, float(background)], np.float32)
+        if self.flow_frames == "all":
+            flow = np.asarray(self.store.array(video, "gt_flow")[int(self.clips[index][1]), 1:], np.float32)
         target_flow = np.zeros_like(flow) if background else flow
         return (_to_unit_range(clip[0]), torch.from_numpy(poke_map),
                 _to_unit_range(targets), torch.from_numpy(poke), torch.from_numpy(target_flow))

@@ -26,6 +26,7 @@ from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
 from poke2video.errors import UserError
 from poke2video.train import checkpoint as ckpt
+from poke2video.train.average import WeightAverage
 from poke2video.train.distributed import (DistContext, any_rank, barrier, broadcast_state, epoch_batches,
                                           init_distributed, shutdown)
 from poke2video.train.feed import batch_loader, default_workers
@@ -104,7 +105,11 @@ class Trainer:
             self.discriminators.to(ctx.device).train()
         self.generator = torch.Generator().manual_seed(seed)
         self.runner = StepRunner(self.model, self.discriminators, cfg, ctx, self.generator)
-        self.dataset = PokeDataset(store, "train", poke=cfg.poke)
+        self.dataset = PokeDataset(store, "train", poke=cfg.poke, flow_frames=cfg.flow_frames)
+        if cfg.flow_frames == "auto" and cfg.flow_weight > 0 and ctx.is_main:
+            where = ("every frame (the store has per-frame flow)" if self.dataset.flow_frames == "all"
+                     else "frame T only (the store has no per-frame flow)")
+            print(f"poke2video train: flow loss on {where}; train.flow_frames: auto", file=sys.stderr)
         self.validator = (Validator.for_store(store, cfg.poke, cfg.val_clips)
                           if ctx.is_main and cfg.val_clips else None)
         held_back = held_back_positions(store, cfg.val_clips)
@@ -114,6 +119,12 @@ class Trainer:
         self._batches = None  # the loader's iterator, made at the first batch (`_next_batch`)
         self._stop_requested = False
         self._sync_ranks()
+        self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None  # after the ranks agree
+
+    @property
+    def exported_model(self) -> torch.nn.Module:
+        """The weights a checkpoint exports and validation scores: the moving average when `train.ema`."""
+        return self.average.model if self.average is not None else self.model
 
     def _sync_ranks(self) -> None:
         broadcast_state(self.model, self.ctx)
@@ -126,6 +137,7 @@ class Trainer:
                 "model": self.model.state_dict(),
                 "discriminators": self.discriminators.state_dict() if self.discriminators is not None else {},
                 "optimizers": {name: opt.state_dict() for name, opt in self.runner.optimizers.items()},
+                "average": self.average.state_dict() if self.average is not None else {},
                 "rng": ckpt.rng_state(), "generator": self.generator.get_state()}
 
     def load_state(self, state: dict) -> None:
@@ -135,6 +147,8 @@ class Trainer:
             self.discriminators.load_state_dict(state["discriminators"])
         for name, optimizer in self.runner.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
+        if self.average is not None:
+            self.average.load_state_dict(state["average"])
         ckpt.restore_rng_state(state["rng"])
         self.generator.set_state(state["generator"])
         self._batches = None
@@ -145,6 +159,7 @@ class Trainer:
         return {"step": self.step, "epoch": self.epoch, "seed": self.seed,
                 "clip_length": self.dataset.store.clip_length, "poke": to_dict(poke),
                 "impulse_scale": float(self.dataset.impulse_scale) if poke.impulse else None,
+                "flow_frames": self.dataset.flow_frames,
                 "train": to_dict(self.cfg)}
 
     def save(self) -> None:
@@ -155,7 +170,7 @@ class Trainer:
 
     def save_export(self) -> None:
         if self.ctx.is_main:
-            ckpt.save_weights(self.out, self.model, self.weights_metadata())
+            ckpt.save_weights(self.out, self.exported_model, self.weights_metadata())
         barrier(self.ctx)
 
     # data -----------------------------------------------------------------------------------------
@@ -183,6 +198,8 @@ class Trainer:
             while not self._should_stop(steps, deadline):
                 logs = self.runner(self._next_batch(), self.step)
                 self.step += 1
+                if self.average is not None:
+                    self.average.update(self.model, self.step)
                 window.add(logs)
                 samples_per_s = ((self.step - first_step) * self.cfg.batch_size * self.ctx.world_size
                                  / max(time.monotonic() - started, 1e-9))
@@ -215,7 +232,7 @@ class Trainer:
     def _validate(self, logger: RunLogger) -> None:
         if self.validator is None:
             return
-        scores, strip = self.validator.run(self.model, self.ctx.device, self.runner.autocast)
+        scores, strip = self.validator.run(self.exported_model, self.ctx.device, self.runner.autocast)
         logger.scalars(self.step, scores)
         logger.filmstrip(self.step, "samples/real_top_generated_bottom", strip)
 

@@ -25,7 +25,8 @@ class Batch:
     poke_map: torch.Tensor  # [B, 2, H, W]
     target: torch.Tensor    # [B, T, 3, H, W] in [-1, 1]
     poke: torch.Tensor      # [B, 5] (x, y, dx, dy, is_background)
-    flow: torch.Tensor      # [B, 2, H, W] the clip's flow F(0 -> T), pixels; zeros for background pokes
+    flow: torch.Tensor      # [B, 2, H, W] the clip's flow F(0 -> T), pixels, zeros for background pokes;
+    #                         [B, T, 2, H, W] F(0 -> t) for every frame with train.flow_frames: all
 
     @classmethod
     def collate(cls, items, device: torch.device) -> "Batch":
@@ -139,7 +140,12 @@ class StepRunner:
             loss = loss + cfg.dynamics_rec_weight * cfg.motion_weight * motion
             logs["loss/changed_pixels"] = motion.item()
         if cfg.flow_weight > 0:  # load_preset allows it only with model.output: warp
-            flow = losses.last_frame_flow_loss(prediction.backward_flow[:, -1].float(), batch.flow)
+            predicted = prediction.backward_flow.float()                         # [B, T, 2, H, W]
+            if batch.flow.dim() == 4:                                             # frame T's flow only
+                predicted, target = predicted[:, -1], batch.flow
+            else:                                                                 # every frame, pooled
+                predicted, target = predicted.flatten(0, 1), batch.flow.flatten(0, 1)
+            flow = losses.frame_flow_loss(predicted, target, endpoint_weight=cfg.flow_endpoint_weight)
             loss = loss + cfg.flow_weight * flow
             logs["loss/flow"] = flow.item()
         if cfg.traj_weight > 0:
