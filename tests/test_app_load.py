@@ -34,9 +34,14 @@ def test_eight_dragging_clients_get_only_200_and_429(think_ms, max_waiting):
             images.append(uploaded.describe())
             result = run_load(url, images, clients=8, seconds=2.5, think_s=think_ms / 1000)
             assert set(result["statuses"]) <= {200, 429}, result["problems"]
-            assert result["ok"] >= 5 and result["problems"] == []
+            assert result["problems"] == []
             if max_waiting == 1:
-                assert result["busy"] > 0                         # the bound held under real concurrency
+                # 8 clients without pause against a queue of one, in this process beside the server: how many
+                # get through in 2.5 s depends on the machine (2 of them once in a clean-clone CI run), so
+                # only that some do, and that the bound turned the rest away.
+                assert result["ok"] >= 1 and result["busy"] > 0
+            else:
+                assert result["ok"] >= 5
             assert client.get("/api/model").status_code == 200    # alive afterwards
             body = {"image_id": "example-willow", "source": [30, 20], "target": [34, 22]}
             assert client.post("/api/poke", json=body).status_code == 200
