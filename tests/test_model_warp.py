@@ -103,8 +103,6 @@ def test_bounded_state_keeps_encoded_levels_in_the_gru_range():
     assert all(torch.allclose(b, torch.tanh(r)) for b, r in zip(bounded, raw))
 
 
-
-
 def test_trajectory_benchmark_finds_where_the_flow_takes_the_poked_pixel():
     own_positions = load_script("poke_trajectory").own_positions
     flow = np.zeros((2, 2, 16, 16), np.float32)

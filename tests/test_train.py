@@ -184,7 +184,6 @@ def test_flow_loss_needs_the_warp_output(tmp_path):
         load_preset(str(write_preset(tmp_path / "p.yaml", flow_weight=1.0)))
 
 
-
 def test_every_frame_flow_targets_come_from_the_stores_ground_truth(tmp_path, store):
     dataset = PokeDataset(store, "train", poke=PokeConfig(poke_size=3, background_fraction=0.0), flow_frames="all")
     last = PokeDataset(store, "train", poke=PokeConfig(poke_size=3, background_fraction=0.0))

@@ -178,6 +178,7 @@ __all__ = ["DataConfig", "PokeConfig", "ModelConfig", "DiscriminatorConfig", "mo
 
 TRAIN_SCHEDULES = ("alternate", "sequential", "single")
 RECON_LOSSES = ("l1_gradient", "vgg")
+FLOW_FRAMES = ("last", "all", "auto")   # TrainConfig.flow_frames; PokeDataset resolves auto
 
 
 @dataclass
@@ -239,8 +240,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "log_every", "val_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"train.{name} must be at least 1, got {getattr(self, name)}")
-        if self.flow_frames not in ("last", "all", "auto"):
-            raise UserError(f"train.flow_frames must be last, all or auto, got {self.flow_frames!r}")
+        if self.flow_frames not in FLOW_FRAMES:
+            raise UserError(f"train.flow_frames must be one of {', '.join(FLOW_FRAMES)}, got {self.flow_frames!r}")
         if not 0 <= self.ema < 1:
             raise UserError(f"train.ema must be in [0, 1), got {self.ema}")
         weights = (self.traj_weight, self.motion_weight, self.flow_weight, self.flow_endpoint_weight)

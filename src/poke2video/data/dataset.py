@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from poke2video.config import PokeConfig, poke_size_for
+from poke2video.config import FLOW_FRAMES, PokeConfig, poke_size_for
 from poke2video.data.pokes import impulse_vector, make_poke_map, sample_poke
 from poke2video.data.store import Store
 from poke2video.errors import UserError
@@ -42,8 +42,8 @@ class PokeDataset(Dataset):
             raise UserError(f"{self.store.root}: split {split!r} holds no clip of {self.store.clip_length + 1} frames")
         self.clip_motion = clip_mean_motion(self.store, self.clips)  # float32 [M]
         self.impulse_scale = dataset_impulse_scale(self.store)
-        if flow_frames not in ("last", "all", "auto"):
-            raise UserError(f"flow_frames must be last, all or auto, got {flow_frames!r}")
+        if flow_frames not in FLOW_FRAMES:
+            raise UserError(f"flow_frames must be one of {', '.join(FLOW_FRAMES)}, got {flow_frames!r}")
         has_every_frame = all(self.store.has_array(v, "gt_flow") for v in range(len(self.store.videos)))
         self.flow_frames = ("all" if has_every_frame else "last") if flow_frames == "auto" else flow_frames
         if self.flow_frames == "all" and not has_every_frame:
@@ -62,12 +62,21 @@ class PokeDataset(Dataset):
         video, row = (int(v) for v in self.clips[index])
         return video, int(self.store.starts(video)[row])
 
-    def clip_flow(self, index: int) -> np.ndarray:
-        """float32 [2, H, W]: the flow F(s -> s+T) of item `index`'s clip, in pixels."""
+    def _video_row(self, index: int) -> tuple[int, int]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} clips")
         video, row = (int(v) for v in self.clips[index])
+        return video, row
+
+    def clip_flow(self, index: int) -> np.ndarray:
+        """float32 [2, H, W]: the flow F(s -> s+T) of item `index`'s clip, in pixels."""
+        video, row = self._video_row(index)
         return np.asarray(self.store.flow(video)[row], np.float32)
+
+    def clip_flows(self, index: int) -> np.ndarray:
+        """float32 [T, 2, H, W]: F(s -> s+t) for t = 1..T of item `index`'s clip (PokeSim's `gt_flow`)."""
+        video, row = self._video_row(index)
+        return np.asarray(self.store.array(video, "gt_flow")[row, 1:], np.float32)
 
     def sample(self, index: int) -> tuple[tuple[int, int], tuple[float, float], bool]:
         """The poke of item `index` this epoch: ((x, y), (dx, dy), is_background)."""
@@ -83,7 +92,10 @@ class PokeDataset(Dataset):
         return source_xy, displacement, background
 
     def __getitem__(self, index: int):
-        flow = self.clip_flow(index)                  # read once: it gives the poke and the flow target
+        # Read once: the flow target, and F(s -> s+T) that gives the poke (with flow_frames "all" the
+        # targets' last frame: simulate writes `flow` as gt_flow's last frame).
+        target_flow = self.clip_flows(index) if self.flow_frames == "all" else self.clip_flow(index)
+        flow = target_flow[-1] if self.flow_frames == "all" else target_flow
         source_xy, displacement, background = self._poke_from_flow(index, flow)
         video, start = self.clip_start(index)
         T = self.store.clip_length
@@ -91,9 +103,8 @@ class PokeDataset(Dataset):
         targets = np.repeat(clip[:1], T, axis=0) if background else clip[1:]
         poke_map = make_poke_map(self.store.resolution, source_xy, displacement, self.poke.poke_size)
         poke = np.array([*source_xy, *displacement, float(background)], np.float32)
-        if self.flow_frames == "all":
-            flow = np.asarray(self.store.array(video, "gt_flow")[int(self.clips[index][1]), 1:], np.float32)
-        target_flow = np.zeros_like(flow) if background else flow
+        if background:
+            target_flow = np.zeros_like(target_flow)
         return (_to_unit_range(clip[0]), torch.from_numpy(poke_map),
                 _to_unit_range(targets), torch.from_numpy(poke), torch.from_numpy(target_flow))
 
