@@ -11,7 +11,9 @@ pixels). For every object poke of the split's first `--limit` clips this prints,
 - tracked error T: the metric (`farneback-fine` tracking through the generated video), for reference;
 - tracked vs own T: how far the tracker ends from the model's own position;
 - own path / true path: summed frame-to-frame steps of the own and the true positions (a path much
-  longer than the true one means the part jumps back and forth between frames).
+  longer than the true one means the part jumps back and forth between frames);
+- moved area: pixels of frame T the model moves (backward flow over 0.5 px) over the pixels the clip
+  moves (`gt_flow` over 0.5 px): 1 when the moving region has the part's size, more when it spreads.
 Below the table, per checkpoint, how the own error at T is spread: its median, how many clips end more
 than 3 px away and their share of the total, and its correlation with the poke's length.
 """
@@ -31,7 +33,9 @@ from poke2video.evaluate.metrics import TRACKER, to_uint8_video, track_point
 from poke2video.errors import UserError
 from poke2video.poker import Poker
 
-COLUMNS = ("own error T", "share of poke", "tracked error T", "tracked vs own T", "own path", "true path")
+COLUMNS = ("own error T", "share of poke", "tracked error T", "tracked vs own T", "own path", "true path",
+           "moved area")
+MOVED_PX = 0.5
 
 
 def own_positions(backward_flow: np.ndarray, source_xy: np.ndarray) -> np.ndarray:
@@ -44,6 +48,13 @@ def own_positions(backward_flow: np.ndarray, source_xy: np.ndarray) -> np.ndarra
         row, col = np.unravel_index(miss.argmin(), miss.shape)
         positions.append((col, row))
     return np.array(positions, np.float64)
+
+
+def moved_area(backward_flow: np.ndarray, forward_flow: np.ndarray) -> float:
+    """Pixels the model moves at frame T over pixels the clip moves: both flows [2, H, W], px."""
+    moved = np.hypot(*backward_flow) > MOVED_PX
+    truly_moved = np.hypot(*forward_flow) > MOVED_PX
+    return float(moved.sum()) / max(int(truly_moved.sum()), 1)
 
 
 def path_length(start: np.ndarray, positions: np.ndarray) -> float:
@@ -67,7 +78,8 @@ def score_case(model, case: EvalCase, tracker) -> tuple[float, ...]:
     length = max(float(np.hypot(*displacement)), 1e-6)
     return (float(np.hypot(*(own[-1] - true_end))), float((own[-1] - source_xy) @ displacement) / length ** 2,
             float(np.hypot(*(tracked - true_end))), float(np.hypot(*(tracked - own[-1]))),
-            path_length(source_xy, own), path_length(source_xy, true))
+            path_length(source_xy, own), path_length(source_xy, true),
+            moved_area(prediction.backward_flow[0, -1].numpy(), case.gt_flow[-1]))
 
 
 def main() -> None:

@@ -109,3 +109,14 @@ def test_trajectory_benchmark_finds_where_the_flow_takes_the_poked_pixel():
     flow[1, 0], flow[1, 1] = -3.0, 2.0       # frame 1: every pixel comes from 3 px left, 2 px down
     positions = own_positions(flow, np.array([5.0, 8.0]))
     assert positions.tolist() == [[5.0, 8.0], [8.0, 6.0]]
+
+
+def test_trajectory_benchmark_compares_the_moved_area_with_the_clips():
+    moved_area = load_script("poke_trajectory").moved_area
+    true_forward = np.zeros((2, 16, 16), np.float32)
+    true_forward[0, 4:6, 4:6] = 3.0                       # the clip moves a 2x2 part
+    blob = np.zeros((2, 16, 16), np.float32)
+    blob[0, 2:10, 4:10] = -1.0                            # the model moves 48 pixels by 1 px
+    blob[1, 0, 0] = 0.4                                   # under the threshold: still
+    assert moved_area(blob, true_forward) == 12.0
+    assert moved_area(np.zeros_like(blob), true_forward) == 0.0

@@ -150,6 +150,9 @@ def _add_train(sub) -> None:
                    help="continue the run in --out where it stopped (with no run there yet, start it: a command "
                         "that torchrun --max-restarts can repeat)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, data order and pokes (default 0)")
+    p.add_argument("--val-data", default=None, metavar="DIR",
+                   help="a separate store to validate on instead of --data's test clips (e.g. simulate --seed 1); "
+                        "the weights that score best there are kept as best.safetensors")
     p.add_argument("--vgg-weights", default=None, metavar="PATH",
                    help="VGG19 weights file for the perceptual loss of the paper presets")
     p.add_argument("--workers", type=_non_negative_int, default=None,
@@ -281,7 +284,7 @@ def _cmd_train(args) -> None:
 
     train_run(data=args.data, out=args.out, preset=args.preset, steps=args.steps,
               max_minutes=args.max_minutes, resume=args.resume, seed=args.seed, vgg_weights=args.vgg_weights,
-              workers=args.workers)
+              workers=args.workers, val_data=args.val_data)
 
 
 def _cmd_poke(args) -> None:

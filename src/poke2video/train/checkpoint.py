@@ -1,7 +1,8 @@
 """The run directory: config, latest weights and the state `--resume` needs, each written atomically.
 
-    RUN/config.json        the preset (model + train), seed and data path of the run
+    RUN/config.json        the preset (model + train), seed, data path and validation store of the run
     RUN/model.safetensors  latest weights + model config + metadata: all that `Poker.load` needs
+    RUN/best.safetensors   with a validation store (--val-data): the weights that scored best there
     RUN/resume.pt          step, epoch, every weight and optimizer state, RNG states (tensors and
                            plain values only: read back with torch.load(weights_only=True), no pickled code)
     RUN/metrics.jsonl      one line per logged step with every scalar; RUN/tb/ TensorBoard events
@@ -29,6 +30,7 @@ from poke2video.integrity import content_sha256
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+BEST_FILE = "best.safetensors"    # with --val-data: the weights of the best validation so far
 RESUME_FILE = "resume.pt"
 
 
@@ -60,16 +62,19 @@ def remove_stale_temporaries(out: Path) -> None:
         remove_path(path)
 
 
-def write_run_config(out: Path, preset: Preset, seed: int, data: str) -> None:
+def write_run_config(out: Path, preset: Preset, seed: int, data: str, val_data: str | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / CONFIG_FILE, {"preset": to_dict(preset), "seed": seed, "data": str(data)})
+    write_json(out / CONFIG_FILE, {"preset": to_dict(preset), "seed": seed, "data": str(data), "val_data": val_data})
 
 
-def read_run_config(out: Path) -> tuple[Preset, int, str]:
+def read_run_config(out: Path) -> tuple[Preset, int, str, str | None]:
+    """(preset, seed, data, val_data) of a run; val_data is None for runs validated on their own store."""
     path = out / CONFIG_FILE
     try:
         saved = json.loads(path.read_text())
-        return preset_from_dict(saved["preset"]), int(saved["seed"]), str(saved["data"])
+        val_data = saved.get("val_data")
+        return (preset_from_dict(saved["preset"]), int(saved["seed"]), str(saved["data"]),
+                None if val_data is None else str(val_data))
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise UserError(f"{path} is damaged ({exc}); start a new run") from None
 
@@ -98,10 +103,10 @@ def load_resume_state(out: Path) -> dict[str, Any]:
     return state
 
 
-def save_weights(out: Path, model: torch.nn.Module, metadata: dict[str, Any]) -> None:
+def save_weights(out: Path, model: torch.nn.Module, metadata: dict[str, Any], name: str = WEIGHTS_FILE) -> None:
     from poke2video.model.weights import save_model
 
-    save_model(out / WEIGHTS_FILE, model, metadata)
+    save_model(out / name, model, metadata)
 
 
 def rng_state() -> dict[str, torch.Tensor]:

@@ -2,9 +2,12 @@
 
     train_run(data="data/pokesim64", out="runs/a", preset="cpu-64", max_minutes=30)
     train_run(data="data/pokesim64", out="runs/a", resume=True, steps=20000)   # continue to step 20000
+    train_run(data="data/pokesim64", out="runs/b", val_data="data/pokesim64-val", max_minutes=30)
 
 `steps` is the step the run ends at (counted from the run's start, across resumes); `max_minutes` is
 this invocation's wall-clock budget; `workers` the processes loading batches (None: `default_workers`).
+`val_data` is a separate store to validate on: the run then also keeps the weights that scored best there
+(lowest `val/endpoint_error`) as best.safetensors.
 The first Ctrl-C (SIGINT/SIGTERM) finishes the current step, writes a checkpoint and exits; `--resume`
 then continues bit for bit: same data order, RNG, optimizer state; also after a SIGKILL at any moment,
 a checkpoint write included (tests/test_train_faults.py).
@@ -32,12 +35,12 @@ from poke2video.train.distributed import (DistContext, any_rank, barrier, broadc
 from poke2video.train.feed import batch_loader, default_workers
 from poke2video.train.runlog import RunLogger
 from poke2video.train.steps import Batch, StepRunner
-from poke2video.train.validate import Validator, held_back_positions
+from poke2video.train.validate import SELECTION_SCORE, Validator, held_back_positions
 
 
 def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = None,
               max_minutes: float | None = None, resume: bool = False, seed: int = 0,
-              vgg_weights: str | None = None, workers: int | None = None) -> "Trainer":
+              vgg_weights: str | None = None, workers: int | None = None, val_data: str | None = None) -> "Trainer":
     """Train into run directory `out`; returns the finished Trainer (its `.model` holds the weights)."""
     if max_minutes is not None and not max_minutes > 0:
         raise UserError(f"--max-minutes must be positive, got {max_minutes}")
@@ -53,7 +56,8 @@ def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = N
             resume = False
         has_state = resume and ckpt.check_resume_dir(run_dir)
         if resume:
-            recipe, seed, _ = ckpt.read_run_config(run_dir)
+            recipe, seed, _, saved_val_data = ckpt.read_run_config(run_dir)
+            val_data = _resumed_val_data(run_dir, saved_val_data, val_data)
         else:
             ckpt.check_new_run_dir(run_dir)
             recipe = load_preset(preset)
@@ -63,18 +67,28 @@ def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = N
         if ctx.is_main:
             ckpt.remove_stale_temporaries(run_dir)
         barrier(ctx)  # every rank has checked the run directory before rank 0 writes into it
-        trainer = Trainer(recipe, Store.open(data), run_dir, seed, ctx, workers, resumed=resume)
+        val_store = Store.open(val_data) if val_data is not None else None
+        trainer = Trainer(recipe, Store.open(data), run_dir, seed, ctx, workers, resumed=resume, val_store=val_store)
         if has_state:
             trainer.load_state(ckpt.load_resume_state(run_dir))
             trainer.save_export()  # a kill between the two checkpoint writes left it a checkpoint behind
         elif ctx.is_main and not resume:
-            ckpt.write_run_config(run_dir, recipe, seed, str(Path(data).resolve()))
+            ckpt.write_run_config(run_dir, recipe, seed, str(Path(data).resolve()),
+                                  None if val_data is None else str(Path(val_data).resolve()))
         trainer.fit(steps=steps if steps is not None else (None if max_minutes else recipe.train.steps),
                     max_minutes=max_minutes)
         return trainer
     finally:
         torch.set_flush_denormal(False)
         shutdown(ctx)
+
+
+def _resumed_val_data(run_dir: Path, saved: str | None, given: str | None) -> str | None:
+    """A resumed run validates where it started; a different --val-data is an error, not a silent switch."""
+    if given is not None and (saved is None or Path(given).resolve() != Path(saved)):
+        raise UserError(f"{run_dir} validates on {saved or 'its own store'}; a resumed run keeps that "
+                        f"(leave out --val-data or start a new run)")
+    return saved
 
 
 def _build_discriminators(recipe: Preset) -> torch.nn.ModuleDict | None:
@@ -88,13 +102,14 @@ def _build_discriminators(recipe: Preset) -> torch.nn.ModuleDict | None:
 
 class Trainer:
     def __init__(self, recipe: Preset, store: Store, out: Path, seed: int, ctx: DistContext,
-                 workers: int | None = None, resumed: bool = False):
+                 workers: int | None = None, resumed: bool = False, val_store: Store | None = None):
         from poke2video.model import PokeModel
 
         cfg = recipe.train
-        if store.resolution != recipe.model.resolution:
-            raise UserError(f"{store.root} is {store.resolution} px but the preset's model is "
-                            f"{recipe.model.resolution} px; pick a matching --preset or dataset")
+        for data in (store, val_store) if val_store is not None else (store,):
+            if data.resolution != recipe.model.resolution:
+                raise UserError(f"{data.root} is {data.resolution} px but the preset's model is "
+                                f"{recipe.model.resolution} px; pick a matching --preset or dataset")
         self.recipe, self.cfg, self.out, self.seed, self.ctx = recipe, cfg, out, seed, ctx
         self.workers = default_workers(ctx.device) if workers is None else workers
         self.resumed = resumed
@@ -110,9 +125,11 @@ class Trainer:
             where = ("every frame (the store has per-frame flow)" if self.dataset.flow_frames == "all"
                      else "frame T only (the store has no per-frame flow)")
             print(f"poke2video train: flow loss on {where}; train.flow_frames: auto", file=sys.stderr)
-        self.validator = (Validator.for_store(store, cfg.poke, cfg.val_clips)
+        self.validator = (Validator.for_store(val_store or store, cfg.poke, cfg.val_clips, separate=val_store is not None)
                           if ctx.is_main and cfg.val_clips else None)
-        held_back = held_back_positions(store, cfg.val_clips)
+        self.keeps_best = val_store is not None  # best.safetensors: picked on clips the run never trains on
+        self.best: dict | None = None             # {"step", "score"} of the best validation so far
+        held_back = held_back_positions(store, cfg.val_clips) if val_store is None else np.zeros(0, np.int64)
         self.train_positions = np.setdiff1d(np.arange(len(self.dataset)), held_back)  # int64 [M']
         self.steps_per_epoch = len(epoch_batches(len(self.train_positions), cfg.batch_size, seed, 0, ctx))
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
@@ -138,6 +155,7 @@ class Trainer:
                 "discriminators": self.discriminators.state_dict() if self.discriminators is not None else {},
                 "optimizers": {name: opt.state_dict() for name, opt in self.runner.optimizers.items()},
                 "average": self.average.state_dict() if self.average is not None else {},
+                "best": self.best or {},
                 "rng": ckpt.rng_state(), "generator": self.generator.get_state()}
 
     def load_state(self, state: dict) -> None:
@@ -149,6 +167,7 @@ class Trainer:
             optimizer.load_state_dict(state["optimizers"][name])
         if self.average is not None:
             self.average.load_state_dict(state["average"])
+        self.best = state.get("best") or None  # resume files from before best.safetensors have none
         ckpt.restore_rng_state(state["rng"])
         self.generator.set_state(state["generator"])
         self._batches = None
@@ -235,12 +254,20 @@ class Trainer:
         scores, strip = self.validator.run(self.exported_model, self.ctx.device, self.runner.autocast)
         logger.scalars(self.step, scores)
         logger.filmstrip(self.step, "samples/real_top_generated_bottom", strip)
+        score = scores.get(SELECTION_SCORE)
+        if self.keeps_best and score is not None and (self.best is None or score < self.best["score"]):
+            self.best = {"step": self.step, "score": score}
+            ckpt.save_weights(self.out, self.exported_model, {**self.weights_metadata(), "validation": scores},
+                              ckpt.BEST_FILE)
 
     def _finish(self, logger: RunLogger) -> None:
         if self.step % self.cfg.val_every:
             self._validate(logger)
         if self.step % self.cfg.checkpoint_every or not (self.out / ckpt.RESUME_FILE).exists():
             self.save()
+        if self.best is not None and self.ctx.is_main:
+            print(f"poke2video train: best validation at step {self.best['step']} ({SELECTION_SCORE} "
+                  f"{self.best['score']:.3f}): {self.out / ckpt.BEST_FILE}", file=sys.stderr)
 
     def _catch_stop_signals(self) -> dict:
         def request_stop(signum, frame):

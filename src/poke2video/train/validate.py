@@ -1,7 +1,9 @@
 """Periodic validation on a few held-back clips: PSNR, poke endpoint error, background stillness.
 
 The clips come from the store's `test` split when it has one, else from a slice held back at the end of
-the training split (and then excluded from training). Their pokes are fixed (epoch 0).
+the training split (and then excluded from training). A separate validation store (`train --val-data`)
+gives its `test` split, else clips spread over its `train` split, and holds nothing back. Their pokes are
+fixed (epoch 0). `SELECTION_SCORE` (lower is better) is what picks the best weights on such a store.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from poke2video.train.runlog import filmstrip
 from poke2video.train.steps import Batch
 
 VALIDATION_SPLIT = "test"
+SELECTION_SCORE = "val/endpoint_error"
 FILMSTRIP_CLIPS = 4
 
 
@@ -40,10 +43,12 @@ class Validator:
         self.impulse = impulse  # impulse pokes give a direction and strength, not a target to score
 
     @classmethod
-    def for_store(cls, store: Store, poke: PokeConfig, val_clips: int) -> "Validator":
-        """`val_clips` clips spread over the test split, or the slice held back from train."""
-        if split_has_clips(store, VALIDATION_SPLIT):
-            dataset = PokeDataset(store, VALIDATION_SPLIT, poke=poke)
+    def for_store(cls, store: Store, poke: PokeConfig, val_clips: int, separate: bool = False) -> "Validator":
+        """`val_clips` clips spread over the test split, else the slice held back from train, or, for a
+        `separate` validation store, clips spread over its train split."""
+        if split_has_clips(store, VALIDATION_SPLIT) or separate:
+            split = VALIDATION_SPLIT if split_has_clips(store, VALIDATION_SPLIT) else "train"
+            dataset = PokeDataset(store, split, poke=poke)
             count = min(val_clips, len(dataset))
             positions = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(np.int64))
         else:

@@ -1,0 +1,82 @@
+"""`train --val-data`: validation on a store of its own, and best.safetensors picked there, across resumes."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from poke2video.cli import main
+from poke2video.data.dataset import PokeDataset
+from poke2video.data.store import Store
+from poke2video.errors import UserError
+from poke2video.model import load_model
+from poke2video.model.weights import read_header
+from poke2video.train.loop import train_run
+from train_support import assert_same_weights, make_tiny_store, weights_of, write_preset
+
+torch.set_num_threads(1)
+STEPS = 6  # TINY_TRAIN validates every 2 steps: 3 validations
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("validation")
+    store = make_tiny_store(root / "store", test_split=False)     # alone, it would hold its last clips back
+    val_store = make_tiny_store(root / "val", videos=3)
+    preset = write_preset(root / "p.yaml", ema=0.5)
+    straight = train_run(str(store), str(root / "straight"), str(preset), steps=STEPS, val_data=str(val_store))
+    return store, val_store, preset, straight, root / "straight"
+
+
+def validations(run) -> list[dict]:
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [line for line in lines if "val/endpoint_error" in line]
+
+
+def test_val_data_scores_the_other_store_and_holds_nothing_back(setup, tmp_path):
+    store, val_store, preset, straight, _ = setup
+    assert len(straight.train_positions) == len(straight.dataset)            # every training clip trains
+    val_clips = PokeDataset(Store.open(val_store), "test", poke=straight.cfg.poke)
+    val_clips.set_epoch(0)
+    expected = [val_clips[i] for i in (0, len(val_clips) - 1)]                 # 2 clips spread over its test split
+    assert all(np.array_equal(got[0], want[0]) and np.array_equal(got[3], want[3])
+               for got, want in zip(straight.validator.items, expected, strict=True))
+    own = train_run(str(store), str(tmp_path / "own"), str(preset), steps=1)
+    assert len(own.train_positions) == len(own.dataset) - 2                  # the held-back slice
+    assert not (tmp_path / "own" / "best.safetensors").exists()              # no best picked on own clips
+
+
+def test_best_weights_are_those_of_the_lowest_validation_score(setup):
+    *_, straight, run = setup
+    scores = validations(run)
+    assert [line["step"] for line in scores] == [2, 4, 6]
+    best = min(scores, key=lambda line: line["val/endpoint_error"])           # the first of equal ones
+    _, metadata = read_header(run / "best.safetensors")
+    assert metadata["step"] == best["step"] == straight.best["step"]
+    assert metadata["validation"]["val/endpoint_error"] == pytest.approx(best["val/endpoint_error"])
+    if best["step"] == STEPS:
+        assert_same_weights(weights_of(load_model(run / "best.safetensors")[0]), weights_of(straight.exported_model))
+    assert json.loads((run / "config.json").read_text())["val_data"].endswith("val")
+
+
+def test_resume_keeps_the_validation_store_and_the_best_so_far(setup, tmp_path):
+    store, val_store, preset, straight, run = setup
+    train_run(str(store), str(tmp_path / "run"), str(preset), steps=3, val_data=str(val_store))
+    resumed = train_run(str(store), str(tmp_path / "run"), "ignored-on-resume", steps=STEPS, resume=True)
+    assert resumed.best == straight.best
+    assert_same_weights(weights_of(load_model(tmp_path / "run" / "best.safetensors")[0]),
+                        weights_of(load_model(run / "best.safetensors")[0]))
+    with pytest.raises(UserError, match="validates on .*val"):
+        train_run(str(store), str(tmp_path / "run"), "x", steps=STEPS + 1, resume=True, val_data=str(store))
+
+
+def test_val_data_must_match_the_model_and_exist(setup, tmp_path, capsys):
+    store, _, preset, _, _ = setup
+    other = write_preset(tmp_path / "p64.yaml", model={"resolution": 64})
+    big = make_tiny_store(tmp_path / "big")                                  # 32 px: the 64 px model refuses it
+    with pytest.raises(UserError, match="px but the preset's model is 64 px"):
+        train_run(str(big), str(tmp_path / "a"), str(other), steps=1, val_data=str(big))
+    code = main(["train", "--data", str(store), "--out", str(tmp_path / "b"), "--preset", str(preset),
+                 "--steps", "1", "--val-data", str(tmp_path / "missing")])
+    assert code != 0 and "missing" in capsys.readouterr().err
+    assert not (tmp_path / "b" / "config.json").exists()
