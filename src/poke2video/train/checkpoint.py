@@ -64,7 +64,8 @@ def remove_stale_temporaries(out: Path) -> None:
 
 def write_run_config(out: Path, preset: Preset, seed: int, data: str, val_data: str | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / CONFIG_FILE, {"preset": to_dict(preset), "seed": seed, "data": str(data), "val_data": val_data})
+    write_json(out / CONFIG_FILE,
+               {"preset": to_dict(preset), "seed": seed, "data": str(data), "val_data": val_data})
 
 
 def read_run_config(out: Path) -> tuple[Preset, int, str, str | None]:

@@ -68,7 +68,8 @@ def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = N
             ckpt.remove_stale_temporaries(run_dir)
         barrier(ctx)  # every rank has checked the run directory before rank 0 writes into it
         val_store = Store.open(val_data) if val_data is not None else None
-        trainer = Trainer(recipe, Store.open(data), run_dir, seed, ctx, workers, resumed=resume, val_store=val_store)
+        trainer = Trainer(recipe, Store.open(data), run_dir, seed, ctx, workers, resumed=resume,
+                          val_store=val_store)
         if has_state:
             trainer.load_state(ckpt.load_resume_state(run_dir))
             trainer.save_export()  # a kill between the two checkpoint writes left it a checkpoint behind
@@ -125,7 +126,8 @@ class Trainer:
             where = ("every frame (the store has per-frame flow)" if self.dataset.flow_frames == "all"
                      else "frame T only (the store has no per-frame flow)")
             print(f"poke2video train: flow loss on {where}; train.flow_frames: auto", file=sys.stderr)
-        self.validator = (Validator.for_store(val_store or store, cfg.poke, cfg.val_clips, separate=val_store is not None)
+        self.validator = (Validator.for_store(val_store or store, cfg.poke, cfg.val_clips,
+                                              separate=val_store is not None)
                           if ctx.is_main and cfg.val_clips else None)
         self.keeps_best = val_store is not None  # best.safetensors: picked on clips the run never trains on
         self.best: dict | None = None             # {"step", "score"} of the best validation so far
