@@ -1,4 +1,5 @@
 """Training: a step lowers the loss, every ablation trains, budgets, logs, run-directory rules, weights."""
+import dataclasses
 import json
 
 import numpy as np
@@ -200,3 +201,23 @@ def test_every_frame_flow_targets_come_from_the_stores_ground_truth(tmp_path, st
     assert PokeDataset(store, "train", flow_frames="auto").flow_frames == "all"
     with pytest.raises(UserError, match="train.flow_frames"):
         load_preset(str(write_preset(tmp_path / "bad.yaml", flow_frames="first")))
+
+
+def test_every_frame_flow_loss_compares_the_frames_between_too(tmp_path, store):
+    recipe = load_preset(str(write_preset(tmp_path / "p.yaml", model=WARP, schedule="single", flow_weight=1.0,
+                                          flow_frames="all")))
+    dataset = PokeDataset(Store.open(store), "train", poke=PokeConfig(poke_size=3, background_fraction=0.0),
+                          flow_frames="all")
+    batch = Batch.collate([dataset[i] for i in range(4)], torch.device("cpu"))
+    between_changed = dataclasses.replace(batch, flow=batch.flow.clone())
+    between_changed.flow[:, :-1] *= 3.0                                  # every frame's target but frame T's
+
+    def logged_flow_loss(batch: Batch) -> float:
+        torch.manual_seed(0)
+        runner = StepRunner(PokeModel(recipe.model), None, recipe.train, DistContext(),
+                            torch.Generator().manual_seed(0))
+        return runner(batch, step=0)["loss/flow"]
+
+    assert batch.flow.shape[1] == T
+    assert logged_flow_loss(between_changed) > 1.2 * logged_flow_loss(batch)
+

@@ -59,7 +59,7 @@ class PokeDataset(Dataset):
 
     def clip_start(self, index: int) -> tuple[int, int]:
         """(video, first frame) of item `index`."""
-        video, row = (int(v) for v in self.clips[index])
+        video, row = self._video_row(index)
         return video, int(self.store.starts(video)[row])
 
     def _video_row(self, index: int) -> tuple[int, int]:

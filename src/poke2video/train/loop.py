@@ -107,7 +107,7 @@ class Trainer:
         from poke2video.model import PokeModel
 
         cfg = recipe.train
-        for data in (store, val_store) if val_store is not None else (store,):
+        for data in [s for s in (store, val_store) if s is not None]:
             if data.resolution != recipe.model.resolution:
                 raise UserError(f"{data.root} is {data.resolution} px but the preset's model is "
                                 f"{recipe.model.resolution} px; pick a matching --preset or dataset")

@@ -46,9 +46,9 @@ class Validator:
     def for_store(cls, store: Store, poke: PokeConfig, val_clips: int, separate: bool = False) -> "Validator":
         """`val_clips` clips spread over the test split, else the slice held back from train, or, for a
         `separate` validation store, clips spread over its train split."""
-        if split_has_clips(store, VALIDATION_SPLIT) or separate:
-            split = VALIDATION_SPLIT if split_has_clips(store, VALIDATION_SPLIT) else "train"
-            dataset = PokeDataset(store, split, poke=poke)
+        has_test = split_has_clips(store, VALIDATION_SPLIT)
+        if has_test or separate:
+            dataset = PokeDataset(store, VALIDATION_SPLIT if has_test else "train", poke=poke)
             count = min(val_clips, len(dataset))
             positions = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(np.int64))
         else:
