@@ -28,8 +28,10 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N clips")
     parser.add_argument("--tracker", default=TRACKER, help=f"flow that tracks the poked pixel (default {TRACKER})")
+    parser.add_argument("--no-anchor", action="store_true", help="a model.poke_anchor checkpoint's own flows")
     args = parser.parse_args()
-    methods = [model_method(args.checkpoint), *baseline_methods("static"), real_clip_method()]
+    methods = [model_method(args.checkpoint, anchor=not args.no_anchor), *baseline_methods("static"),
+               real_clip_method()]
     options = EvalOptions(limit=args.limit, motion=False, structure_clips=0, lpips="off", fvd=False, example_clips=0,
                           tracker=args.tracker)
     summary = summarize(evaluate(Store.open(args.data), args.split, methods, options))

@@ -33,7 +33,7 @@ class GatedModel(PokeModel):
     gate = threading.Event()
     fail = False
 
-    def forward(self, source_frame, poke_map, steps=None):
+    def forward(self, source_frame, poke_map, steps=None, poke=None):
         assert self.gate.wait(30)
         if self.fail:
             raise RuntimeError("boom")

@@ -202,6 +202,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--lpips-alex-heads", default=None, metavar="PATH", help="lpips v0.1 alex.pth linear heads")
     p.add_argument("--i3d-weights", default=None, metavar="PATH", help="i3d_torchscript.pt for FVD")
     p.add_argument("--no-fvd", action="store_true", help="skip FVD")
+    p.add_argument("--no-anchor", action="store_true",
+                   help="score a poke-anchored model's own flows (model.poke_anchor off; README, Poke anchoring)")
     p.add_argument("--seed", type=_non_negative_int, default=0,
                    help="seed of the correlation pokes and the bootstrap")
     p.set_defaults(func=_cmd_evaluate)
@@ -306,7 +308,7 @@ def _cmd_evaluate(args) -> None:
                           seed=args.seed, tracker=args.tracker)
     evaluate_to_dir(checkpoint=args.checkpoint, data=args.data, out=args.out, split=args.split,
                     baselines=args.baselines, overwrite=args.overwrite, options=options,
-                    command=" ".join(["poke2video", *args.argv]))
+                    command=" ".join(["poke2video", *args.argv]), anchor=not args.no_anchor)
 
 
 def _cmd_correlate(args) -> None:

@@ -98,6 +98,8 @@ class ModelConfig:
     #                                           every_level: each finer GRU also reads the poke encoder's map
     output: str = "pixels"                    # pixels (paper): the decoder draws each frame; warp: it also
     #                                           draws a backward flow and a mask that warp the source frame
+    poke_anchor: bool = False                 # warp only: turn and stretch each video's flows so the poked
+    #                                           pixel ends on the drag's target (model/anchor.py)
     frames: int = 10                          # T: default number of generated frames
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
@@ -114,6 +116,8 @@ class ModelConfig:
             raise UserError(f"model.poke_input must be coarsest or every_level, got {self.poke_input!r}")
         if self.output not in ("pixels", "warp"):
             raise UserError(f"model.output must be pixels or warp, got {self.output!r}")
+        if self.poke_anchor and self.output != "warp":
+            raise UserError("model.poke_anchor needs model.output: warp (it moves the warp flows)")
         if not 1 <= self.levels <= self.level_count():
             raise UserError(f"model.levels must be between 1 and {self.level_count()}, got {self.levels}")
         if not self.channels or min(self.channels + [self.stem_channels, self.bottleneck_channels]) < 1:

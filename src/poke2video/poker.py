@@ -97,12 +97,12 @@ def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 class _VideoOnly(torch.nn.Module):
     """PokeModel -> its video alone, for a fixed number of frames (what `Poker` traces)."""
 
-    def __init__(self, model: torch.nn.Module, frames: int):
+    def __init__(self, model: torch.nn.Module, frames: int, anchored: bool):
         super().__init__()
-        self.model, self.frames = model, frames
+        self.model, self.frames, self.anchored = model, frames, anchored
 
-    def forward(self, source_frame: torch.Tensor, poke_map: torch.Tensor) -> torch.Tensor:
-        return self.model.predict(source_frame, poke_map, self.frames).video
+    def forward(self, source_frame: torch.Tensor, poke_map: torch.Tensor, poke: torch.Tensor) -> torch.Tensor:
+        return self.model.predict(source_frame, poke_map, self.frames, poke=poke if self.anchored else None).video
 
 
 class Poker:
@@ -116,7 +116,7 @@ class Poker:
         self.metadata = dict(metadata or {})
         self.resolution = model.cfg.resolution
         self.frames = model.cfg.frames
-        self._traced: torch.jit.ScriptModule | None = None   # built on the first video (`_video_function`)
+        self._traced: dict[bool, torch.jit.ScriptModule] = {}   # anchored or not -> trace, built on first use
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str = "cpu", trace: bool = True) -> "Poker":
@@ -163,12 +163,14 @@ class Poker:
         strength = math.hypot(*displacement_model_px) / (self.impulse_scale * self.frames)
         return impulse_vector(displacement_model_px, strength)
 
-    def animate(self, image, source, target, output_size: str = "image", mode: str | None = None) -> np.ndarray:
+    def animate(self, image, source, target, output_size: str = "image", mode: str | None = None,
+                anchor: bool = True) -> np.ndarray:
         """uint8 [T, H, W, 3]: frames 1..T of the response to moving `source` towards `target`.
 
         `source`, `target`: (x, y) in the image's pixels. `output_size`: "image" (H, W of the input) or
         "model" (the model's resolution). `mode`: "displacement" or "impulse" (see `modes`); None: the
-        model's own.
+        model's own. `anchor`: a `model.poke_anchor` checkpoint of a displacement model carries the poked
+        pixel onto the target (model/anchor.py); False shows the model's own flows.
         """
         if output_size not in ("image", "model"):
             raise UserError(f"output_size must be 'image' or 'model', got {output_size!r}")
@@ -182,36 +184,44 @@ class Poker:
         displacement = tuple((t - v) * s for t, v, s in zip(target_xy, source_xy, scale))
         poke_map = make_poke_map(res, source_model, self.poke_displacement(displacement, mode),
                                   poke_size_for(res))
-        video = self._generate(_resize(rgb, res, res), poke_map)
+        anchored = (anchor and self.model.cfg.poke_anchor and (mode or self.modes[0]) == "displacement"
+                    and self.impulse_scale is None)
+        video = self._generate(_resize(rgb, res, res), poke_map, (*source_model, *displacement), anchored)
         if output_size == "model" or (width, height) == (res, res):
             return video
         return np.stack([_resize(frame, width, height) for frame in video])
 
-    def _video_function(self, device: torch.device) -> torch.jit.ScriptModule:
+    def _video_function(self, device: torch.device, anchored: bool) -> torch.jit.ScriptModule:
         """The model as a frozen TorchScript trace of Poker's one call shape (batch 1, T frames, video only).
 
         Eager PyTorch spends much of a small model's time dispatching its ~130 small convolutions; the
         frozen trace made a cpu-64 video about 30% faster on one CPU thread (17.4 vs 25.2 ms; the same
         output to float precision, `tests/test_poker.py`). torch.compile would need a C++ toolchain and
         minutes of compiling on the user's machine; torch.jit is deprecated but present in the pinned torch."""
-        if self._traced is None:
+        if anchored not in self._traced:
             res = self.resolution
-            example = (torch.zeros(1, 3, res, res, device=device), torch.zeros(1, 2, res, res, device=device))
+            example = (torch.zeros(1, 3, res, res, device=device), torch.zeros(1, 2, res, res, device=device),
+                       torch.ones(1, 4, device=device))
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit: deprecated in 2.13, still there
-                traced = torch.jit.trace(_VideoOnly(self.model, self.frames).eval(), example, check_trace=False)
-                self._traced = torch.jit.freeze(traced)
-        return self._traced
+                video_only = _VideoOnly(self.model, self.frames, anchored).eval()
+                self._traced[anchored] = torch.jit.freeze(torch.jit.trace(video_only, example, check_trace=False))
+        return self._traced[anchored]
 
-    def _generate(self, frame: np.ndarray, poke_map: np.ndarray) -> np.ndarray:
-        """uint8 frame [R, R, 3] + poke map [2, R, R] -> uint8 video [T, R, R, 3]."""
+    def _generate(self, frame: np.ndarray, poke_map: np.ndarray, poke: tuple[float, ...],
+                  anchored: bool) -> np.ndarray:
+        """uint8 frame [R, R, 3] + poke map [2, R, R] + the poke (x, y, dx, dy; model pixels) -> uint8 video
+        [T, R, R, 3]; `anchored`: the poke may anchor the flows (`model.poke_anchor`)."""
         device = next(self.model.parameters()).device
         source = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
-        poke = torch.from_numpy(poke_map)[None].to(device)
+        poke_map_tensor = torch.from_numpy(poke_map)[None].to(device)
+        poke_tensor = torch.tensor([poke], dtype=torch.float32, device=device)
         with torch.inference_mode():
-            video = (self._video_function(device)(source, poke) if self.trace
-                     else self.model(source, poke, steps=self.frames)[0])
+            if self.trace:
+                video = self._video_function(device, anchored)(source, poke_map_tensor, poke_tensor)
+            else:
+                video = self.model(source, poke_map_tensor, self.frames, poke_tensor if anchored else None)[0]
         pixels = video[0].permute(0, 2, 3, 1).add(1).mul(127.5).round().clamp(0, 255)
         return pixels.to(torch.uint8).cpu().numpy()
 

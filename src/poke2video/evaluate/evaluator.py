@@ -54,12 +54,14 @@ class Method:
         return self.animate(case.source_frame, case.poke_source, case.poke_target, case.frames)
 
 
-def model_method(checkpoint: str | None, name: str = "model") -> Method:
-    """The model in `checkpoint` (None: the bundled default) through `Poker.animate`."""
+def model_method(checkpoint: str | None, name: str = "model", anchor: bool = True) -> Method:
+    """The model in `checkpoint` (None: the bundled default) through `Poker.animate`; `anchor=False` scores a
+    `model.poke_anchor` checkpoint's own flows."""
     from poke2video.poker import Poker
 
     poker = Poker.load(checkpoint)
-    return Method(name, lambda frame, source, target, frames: poker.animate(frame, source, target), poker.frames)
+    return Method(name, lambda frame, source, target, frames: poker.animate(frame, source, target, anchor=anchor),
+                  poker.frames)
 
 
 def real_clip_method() -> Method:
@@ -280,7 +282,8 @@ def check_output_dir(out: str | Path, overwrite: bool) -> Path:
 
 
 def evaluate_to_dir(checkpoint: str | None, data: str, out: str, split: str = "test", baselines: str = "static,warp",
-                    overwrite: bool = False, options: EvalOptions = EvalOptions(), command: str | None = None) -> Path:
+                    overwrite: bool = False, options: EvalOptions = EvalOptions(), command: str | None = None,
+                    anchor: bool = True) -> Path:
     """`poke2video evaluate`: the model, the baselines and (PokeSim) the real clip on `split`; report in `out`."""
     from poke2video.evaluate.report import write_report
 
@@ -288,7 +291,7 @@ def evaluate_to_dir(checkpoint: str | None, data: str, out: str, split: str = "t
     store = Store.open(data)
     split_size(store, split, options.limit)
     methods = baseline_methods(baselines)
-    methods.insert(0, model_method(checkpoint))
+    methods.insert(0, model_method(checkpoint, anchor=anchor))
     if is_pokesim(store):
         methods.append(real_clip_method())
     return write_report(evaluate(store, split, methods, options), out_dir, overwrite=overwrite, command=command)

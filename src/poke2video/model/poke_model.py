@@ -5,10 +5,14 @@
     frame = model.decode(object_state)                     # [B, 3, H, W] in [-1, 1]
     video, predicted_states = model(source, poke_map, steps=T)   # [B, T, 3, H, W]; T lists of K tensors
     prediction = model.predict(source, poke_map, steps=T)  # the same plus the warp flows (output: warp)
+    prediction = model.predict(source, poke_map, steps=T, poke=poke)   # anchored (model.poke_anchor)
 
 `output: pixels` (the paper) decodes every frame from the predicted state. `output: warp` also decodes a
 backward flow and a mask per frame: frame_t = mask * source(p + flow_t(p)) + (1 - mask) * rgb_t, so a
 part moves by moving pixels rather than by redrawing them, and newly seen pixels come from rgb_t.
+With `poke_anchor`, `predict` given the poke itself ([B, 4] = x, y, dx, dy) turns and stretches each
+video's flows so the poked pixel ends on the target (model/anchor.py); training never passes it, so the
+losses see the model's own flows.
 
 Parameter groups for the two training stages: `object_encoder` + `decoder` (stage 1),
 `poke_encoder` + `dynamics` (+ `decoder`) (stage 2).
@@ -24,6 +28,7 @@ from poke2video.config import ModelConfig
 from poke2video.model.decoder import Decoder
 from poke2video.model.dynamics import build_dynamics
 from poke2video.model.encoders import Encoder
+from poke2video.model.anchor import anchor_flows
 from poke2video.model.warping import warp
 
 FLOW_SCALE = 4.0   # pixels per unit of the decoder's flow maps
@@ -63,8 +68,10 @@ class PokeModel(nn.Module):
         """K tensors coarse -> fine -> frame [B, 3, H, W] in [-1, 1] (drawn, never warped)."""
         return torch.tanh(self.decoder(object_state)[:, :3])
 
-    def predict(self, source_frame: torch.Tensor, poke_map: torch.Tensor, steps: int | None = None) -> Prediction:
-        """source [B, 3, H, W], poke_map [B, 2, H, W] -> Prediction for frames 1..T."""
+    def predict(self, source_frame: torch.Tensor, poke_map: torch.Tensor, steps: int | None = None,
+                poke: torch.Tensor | None = None) -> Prediction:
+        """source [B, 3, H, W], poke_map [B, 2, H, W] -> Prediction for frames 1..T. `poke` [B, 4] (x, y, dx,
+        dy in pixels, the poke the map was drawn from) anchors the flows when the config asks for it."""
         steps = self.cfg.frames if steps is None else steps
         predicted_states = self.dynamics(self.encode_object(source_frame), self.encode_poke(poke_map), steps)
         batch = source_frame.shape[0]
@@ -74,18 +81,19 @@ class PokeModel(nn.Module):
         frames = torch.tanh(head[:, :3])
         flow = None
         if self.cfg.output == "warp":
-            flow = FLOW_SCALE * head[:, 3:5]
+            flow = (FLOW_SCALE * head[:, 3:5]).view(steps, batch, 2, *head.shape[2:]).transpose(0, 1)  # [B, T, 2, H, W]
+            if self.cfg.poke_anchor and poke is not None:
+                flow = anchor_flows(flow, poke)
             mask = torch.sigmoid(head[:, 5:6] + MASK_BIAS)
-            warped = warp(source_frame.repeat(steps, 1, 1, 1), flow)
+            warped = warp(source_frame.repeat(steps, 1, 1, 1), flow.transpose(0, 1).reshape(-1, *flow.shape[2:]))
             frames = mask * warped + (1.0 - mask) * frames
-            flow = flow.view(steps, batch, *flow.shape[1:]).transpose(0, 1)
         video = frames.view(steps, batch, *frames.shape[1:]).transpose(0, 1)
         return Prediction(video, predicted_states, flow)
 
-    def forward(self, source_frame: torch.Tensor, poke_map: torch.Tensor,
-                steps: int | None = None) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+    def forward(self, source_frame: torch.Tensor, poke_map: torch.Tensor, steps: int | None = None,
+                poke: torch.Tensor | None = None) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """source [B, 3, H, W], poke_map [B, 2, H, W] -> (video [B, T, 3, H, W], predicted_states[t][level])."""
-        prediction = self.predict(source_frame, poke_map, steps)
+        prediction = self.predict(source_frame, poke_map, steps, poke)
         return prediction.video, prediction.states
 
 

@@ -62,7 +62,8 @@ class Validator:
         model.eval()
         batch = Batch.collate(self.items, device)
         with autocast():
-            video, _ = model(batch.source, batch.poke_map, steps=batch.target.shape[1])
+            anchor_poke = None if self.impulse else batch.poke[:, :4]    # what Poker hands the model
+            video = model.predict(batch.source, batch.poke_map, batch.target.shape[1], poke=anchor_poke).video
         model.train(was_training)
         scores = {"psnr": [], "endpoint_error": [], "static_endpoint_error": [], "background_change": []}
         strips = []

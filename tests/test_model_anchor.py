@@ -1,0 +1,139 @@
+"""Poke anchoring (model.poke_anchor): the poked pixel ends on the target; the model still decides what moves."""
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from poke2video.config import ModelConfig
+from poke2video.errors import UserError
+from poke2video.model import PokeModel, save_model
+from poke2video.model.anchor import MAX_GAIN, MAX_TURN, anchor_flows, own_displacement
+from poke2video.poker import Poker
+from script_support import load_script
+
+torch.set_num_threads(1)
+TINY = ModelConfig(resolution=16, stem_channels=4, channels=[4, 4], bottleneck_channels=4, levels=2, frames=3,
+                   output="warp", poke_anchor=True)
+
+
+def translation(dx: float, dy: float, frames: int = 3, size: int = 16) -> torch.Tensor:
+    """Backward flows [1, T, 2, H, W] of a frame that slides by (dx, dy) t/T at frame t."""
+    share = torch.arange(1, frames + 1, dtype=torch.float32).view(1, frames, 1, 1, 1) / frames
+    return -torch.tensor([dx, dy]).view(1, 1, 2, 1, 1) * share.expand(1, frames, 2, size, size)
+
+
+def rotation(angle: float, centre=(8.0, 8.0), size: int = 16) -> torch.Tensor:
+    """The backward flow [1, 2, H, W] of a frame turned by `angle` about `centre`."""
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                            indexing="ij")
+    x, y = xs - centre[0], ys - centre[1]
+    cos, sin = math.cos(-angle), math.sin(-angle)           # where each pixel comes from: turned back
+    return torch.stack([cos * x - sin * y - x, sin * x + cos * y - y])[None]
+
+
+def end_point(flows: torch.Tensor, poke) -> np.ndarray:
+    return own_displacement(flows[:, -1].detach(), torch.tensor([poke], dtype=torch.float32))[0].numpy()
+
+
+def test_own_displacement_follows_the_flow_back_to_the_poked_pixel():
+    assert np.allclose(end_point(translation(2.0, -1.0), (5, 6, 3, 0)), (2.0, -1.0), atol=1e-4)
+    # a turn by 20 degrees about (8, 8): the pixel at (12, 8) goes to (8 + 4 cos 20, 8 + 4 sin 20)
+    turned = end_point(rotation(math.radians(20))[:, None], (12, 8, 0, 3))
+    assert np.allclose(turned, (4 * math.cos(math.radians(20)) - 4, 4 * math.sin(math.radians(20))), atol=0.05)
+
+
+def test_anchoring_turns_and_stretches_every_frame_onto_the_target():
+    flows = translation(2.0, 0.0)
+    drag = (2.4, 1.2)                                                  # 1.34x as long, turned 26.6 degrees
+    anchored = anchor_flows(flows, torch.tensor([[5.0, 6.0, *drag]]))
+    assert np.allclose(end_point(anchored, (5, 6, *drag)), drag, atol=1e-4)
+    # the same turn and stretch at every frame and pixel: frame 1 goes a third of the way
+    assert torch.allclose(anchored[0, 0], -torch.tensor(drag).view(2, 1, 1).expand(2, 16, 16) / 3, atol=1e-5)
+
+
+@pytest.mark.parametrize("drag, expected", [
+    ((1.0, 0.0), (2.0 / MAX_GAIN, 0.0)),                                         # shrink limited
+    ((0.0, 3.0), (3.0 * math.cos(MAX_TURN), 3.0 * math.sin(MAX_TURN))),          # turn limited (y is down)
+    ((-2.0, 0.0), (2.0 * math.cos(MAX_TURN), 2.0 * math.sin(MAX_TURN))),         # opposite: still a limited turn
+])
+def test_anchoring_is_limited(drag, expected):
+    anchored = anchor_flows(translation(2.0, 0.0), torch.tensor([[5.0, 6.0, *drag]]))
+    found = end_point(anchored, (5, 6, *drag))
+    assert np.allclose(np.abs(found), np.abs(expected), atol=1e-3)
+
+
+@pytest.mark.parametrize("flow, drag", [((2.0, 0.0), (3.2, 0.0)),    # it would take a stretch over MAX_GAIN
+                                        ((0.5, 0.0), (3.0, 0.0)),    # the model moves 1/6 of the drag: its call
+                                        ((0.0, 0.0), (3.0, 1.0)),    # nothing moves
+                                        ((2.0, 0.0), (0.0, 0.0))])   # no drag
+def test_a_model_that_does_not_move_the_point_is_left_alone(flow, drag):
+    flows = translation(*flow)
+    assert torch.equal(anchor_flows(flows, torch.tensor([[5.0, 6.0, *drag]])), flows)
+
+
+def sliding_model(poke_anchor: bool = True) -> PokeModel:
+    """A tiny warp model whose flow head slides every frame 2 px right (the bias of the flow map) and whose
+    mask takes every pixel from the warped source."""
+    torch.manual_seed(0)
+    model = PokeModel(dataclasses.replace(TINY, poke_anchor=poke_anchor)).eval()
+    with torch.no_grad():
+        model.decoder.to_rgb.bias[3] = -0.5         # FLOW_SCALE 4: backward flow -2 px in x
+        model.decoder.to_rgb.bias[5] = 30.0
+    return model
+
+
+def test_predict_anchors_only_with_the_switch_and_the_poke():
+    source, poke_map = torch.rand(1, 3, 16, 16) * 2 - 1, torch.zeros(1, 2, 16, 16)
+    poke = torch.tensor([[6.0, 7.0, 2.0, 1.0]])
+    anchored = sliding_model().predict(source, poke_map, poke=poke)
+    plain = sliding_model().predict(source, poke_map)
+    switched_off = sliding_model(poke_anchor=False).predict(source, poke_map, poke=poke)
+    assert torch.equal(plain.video, switched_off.video) and torch.equal(plain.backward_flow, switched_off.backward_flow)
+    assert np.allclose(end_point(plain.backward_flow, (6, 7, 2, 1)), (2, 0), atol=0.05)
+    assert np.allclose(end_point(anchored.backward_flow, (6, 7, 2, 1)), (2, 1), atol=0.05)
+    assert not torch.allclose(anchored.video, plain.video)      # the frames are warped by the anchored flows
+
+
+def test_poke_anchor_needs_the_warp_output():
+    with pytest.raises(UserError, match="poke_anchor needs model.output: warp"):
+        dataclasses.replace(TINY, output="pixels").validate()
+
+
+def test_poker_anchors_displacement_pokes_and_can_show_the_models_own(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_model(path, sliding_model(), {"step": 1})
+    assert Poker.load(path).model.cfg.poke_anchor                 # the switch travels with the weights
+    image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    poke = dict(source=(6, 7), target=(8, 8))
+    traced, eager = Poker.load(path), Poker.load(path, trace=False)
+    anchored = traced.animate(image, **poke)
+    assert np.abs(anchored.astype(int) - eager.animate(image, **poke)).max() <= 1
+    own = traced.animate(image, **poke, anchor=False)
+    assert np.abs(own.astype(int) - eager.animate(image, **poke, anchor=False)).max() <= 1
+    # frame T is the image slid by the drag (2, 1) when anchored, by the model's own (2, 0) when not
+    assert np.abs(anchored[-1, 5:12, 6:12].astype(int) - image[4:11, 4:10]).max() <= 1
+    assert np.abs(own[-1, 4:12, 6:12].astype(int) - image[4:12, 4:10]).max() <= 1
+
+
+def test_impulse_models_are_not_anchored(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_model(path, sliding_model(), {"step": 1, "impulse_scale": 0.5})
+    poker = Poker.load(path)
+    image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    for mode in poker.modes:
+        assert np.array_equal(poker.animate(image, (6, 7), (8, 8), mode=mode),
+                              poker.animate(image, (6, 7), (8, 8), mode=mode, anchor=False))
+
+
+def test_poker_benchmark_times_every_variant(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "model.safetensors"
+    save_model(path, sliding_model(poke_anchor=False), {"step": 1})       # switched on for the benchmark
+    monkeypatch.setattr("sys.argv", ["bench_poker.py", "--checkpoint", str(path), "--repeats", "2"])
+    load_script("bench_poker").main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| traced") or
+            line.startswith("| eager")]
+    assert [row.split("|")[1:3] for row in rows] == [[" traced ", " on "], [" traced ", " off "],
+                                                      [" eager ", " on "], [" eager ", " off "]]
+    assert rows[0].endswith("| 1.00x |") and all(float(row.split("|")[3]) > 0 for row in rows)
