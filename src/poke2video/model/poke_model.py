@@ -25,10 +25,10 @@ import torch
 from torch import nn
 
 from poke2video.config import ModelConfig
+from poke2video.model.anchor import anchor_flows
 from poke2video.model.decoder import Decoder
 from poke2video.model.dynamics import build_dynamics
 from poke2video.model.encoders import Encoder
-from poke2video.model.anchor import anchor_flows
 from poke2video.model.warping import warp
 
 FLOW_SCALE = 4.0   # pixels per unit of the decoder's flow maps
@@ -81,7 +81,7 @@ class PokeModel(nn.Module):
         frames = torch.tanh(head[:, :3])
         flow = None
         if self.cfg.output == "warp":
-            flow = (FLOW_SCALE * head[:, 3:5]).view(steps, batch, 2, *head.shape[2:]).transpose(0, 1)  # [B, T, 2, H, W]
+            flow = FLOW_SCALE * head[:, 3:5].view(steps, batch, 2, *head.shape[2:]).transpose(0, 1)  # [B, T, 2, H, W]
             if self.cfg.poke_anchor and poke is not None:
                 flow = anchor_flows(flow, poke)
             mask = torch.sigmoid(head[:, 5:6] + MASK_BIAS)
