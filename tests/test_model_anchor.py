@@ -137,3 +137,39 @@ def test_poker_benchmark_times_every_variant(tmp_path, monkeypatch, capsys):
     assert [row.split("|")[1:3] for row in rows] == [[" traced ", " on "], [" traced ", " off "],
                                                       [" eager ", " on "], [" eager ", " off "]]
     assert rows[0].endswith("| 1.00x |") and all(float(row.split("|")[3]) > 0 for row in rows)
+
+
+def test_evaluate_scores_anchored_videos_unless_told_not_to(tmp_path, monkeypatch):
+    from poke2video import cli
+    from poke2video.evaluate import evaluator
+
+    path = tmp_path / "model.safetensors"
+    save_model(path, sliding_model(), {"step": 1})
+    image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    anchored, own = evaluator.model_method(str(path)), evaluator.model_method(str(path), anchor=False)
+    assert np.array_equal(anchored.animate(image, (6, 7), (8, 8), 3), Poker.load(path).animate(image, (6, 7), (8, 8)))
+    assert np.array_equal(own.animate(image, (6, 7), (8, 8), 3),
+                          Poker.load(path).animate(image, (6, 7), (8, 8), anchor=False))
+    assert not np.array_equal(anchored.animate(image, (6, 7), (8, 8), 3), own.animate(image, (6, 7), (8, 8), 3))
+    calls = []
+    monkeypatch.setattr(evaluator, "evaluate_to_dir", lambda **kwargs: calls.append(kwargs["anchor"]))
+    for extra in ([], ["--no-anchor"]):
+        assert cli.main(["evaluate", "--data", str(tmp_path), "--out", str(tmp_path / "r"), *extra]) == 0
+    assert calls == [True, False]
+
+
+@pytest.mark.parametrize("impulse", [False, True])
+def test_validation_scores_videos_as_poker_makes_them(tmp_path, monkeypatch, impulse):
+    from poke2video.config import PokeConfig
+    from poke2video.data.store import Store
+    from poke2video.model import poke_model
+    from poke2video.train.validate import Validator
+    from train_support import RES, make_tiny_store
+
+    handed = []
+    monkeypatch.setattr(poke_model, "anchor_flows", lambda flows, poke: handed.append(poke.clone()) or flows)
+    validator = Validator.for_store(Store.open(make_tiny_store(tmp_path / "store")),
+                                    PokeConfig(poke_size=3, impulse=impulse), val_clips=2)
+    validator.run(PokeModel(dataclasses.replace(TINY, resolution=RES)), torch.device("cpu"), torch.no_grad)
+    pokes = torch.stack([item[3] for item in validator.items])[:, :4]        # (x, y, dx, dy) of each clip
+    assert [p.tolist() for p in handed] == ([] if impulse else [pokes.tolist()])
