@@ -19,9 +19,9 @@ TINY = ModelConfig(resolution=16, stem_channels=4, channels=[4, 4], bottleneck_c
 
 
 def translation(dx: float, dy: float, frames: int = 3, size: int = 16) -> torch.Tensor:
-    """Backward flows [1, T, 2, H, W] of a frame that slides by (dx, dy) t/T at frame t."""
-    share = torch.arange(1, frames + 1, dtype=torch.float32).view(1, frames, 1, 1, 1) / frames
-    return -torch.tensor([dx, dy]).view(1, 1, 2, 1, 1) * share.expand(1, frames, 2, size, size)
+    """Backward flows [T, 1, 2, H, W] of a frame that slides by (dx, dy) t/T at frame t."""
+    share = torch.arange(1, frames + 1, dtype=torch.float32).view(frames, 1, 1, 1, 1) / frames
+    return -torch.tensor([dx, dy]).view(1, 1, 2, 1, 1) * share.expand(frames, 1, 2, size, size)
 
 
 def rotation(angle: float, centre=(8.0, 8.0), size: int = 16) -> torch.Tensor:
@@ -33,14 +33,15 @@ def rotation(angle: float, centre=(8.0, 8.0), size: int = 16) -> torch.Tensor:
     return torch.stack([cos * x - sin * y - x, sin * x + cos * y - y])[None]
 
 
-def end_point(flows: torch.Tensor, poke) -> np.ndarray:
-    return own_displacement(flows[:, -1].detach(), torch.tensor([poke], dtype=torch.float32))[0].numpy()
+def end_point(last_flow: torch.Tensor, poke) -> np.ndarray:
+    """Where the last frame's flow [1, 2, H, W] puts the poked pixel of `poke` (x, y, dx, dy)."""
+    return own_displacement(last_flow.detach(), torch.tensor([poke], dtype=torch.float32))[0].numpy()
 
 
 def test_own_displacement_follows_the_flow_back_to_the_poked_pixel():
-    assert np.allclose(end_point(translation(2.0, -1.0), (5, 6, 3, 0)), (2.0, -1.0), atol=1e-4)
+    assert np.allclose(end_point(translation(2.0, -1.0)[-1], (5, 6, 3, 0)), (2.0, -1.0), atol=1e-4)
     # a turn by 20 degrees about (8, 8): the pixel at (12, 8) goes to (8 + 4 cos 20, 8 + 4 sin 20)
-    turned = end_point(rotation(math.radians(20))[:, None], (12, 8, 0, 3))
+    turned = end_point(rotation(math.radians(20)), (12, 8, 0, 3))
     assert np.allclose(turned, (4 * math.cos(math.radians(20)) - 4, 4 * math.sin(math.radians(20))), atol=0.05)
 
 
@@ -48,7 +49,7 @@ def test_anchoring_turns_and_stretches_every_frame_onto_the_target():
     flows = translation(2.0, 0.0)
     drag = (2.4, 1.2)                                                  # 1.34x as long, turned 26.6 degrees
     anchored = anchor_flows(flows, torch.tensor([[5.0, 6.0, *drag]]))
-    assert np.allclose(end_point(anchored, (5, 6, *drag)), drag, atol=1e-4)
+    assert np.allclose(end_point(anchored[-1], (5, 6, *drag)), drag, atol=1e-4)
     # the same turn and stretch at every frame and pixel: frame 1 goes a third of the way
     assert torch.allclose(anchored[0, 0], -torch.tensor(drag).view(2, 1, 1).expand(2, 16, 16) / 3, atol=1e-5)
 
@@ -60,7 +61,7 @@ def test_anchoring_turns_and_stretches_every_frame_onto_the_target():
 ])
 def test_anchoring_is_limited(drag, expected):
     anchored = anchor_flows(translation(2.0, 0.0), torch.tensor([[5.0, 6.0, *drag]]))
-    found = end_point(anchored, (5, 6, *drag))
+    found = end_point(anchored[-1], (5, 6, *drag))
     assert np.allclose(np.abs(found), np.abs(expected), atol=1e-3)
 
 
@@ -91,8 +92,8 @@ def test_predict_anchors_only_with_the_switch_and_the_poke():
     plain = sliding_model().predict(source, poke_map)
     switched_off = sliding_model(poke_anchor=False).predict(source, poke_map, poke=poke)
     assert torch.equal(plain.video, switched_off.video) and torch.equal(plain.backward_flow, switched_off.backward_flow)
-    assert np.allclose(end_point(plain.backward_flow, (6, 7, 2, 1)), (2, 0), atol=0.05)
-    assert np.allclose(end_point(anchored.backward_flow, (6, 7, 2, 1)), (2, 1), atol=0.05)
+    assert np.allclose(end_point(plain.backward_flow[:, -1], (6, 7, 2, 1)), (2, 0), atol=0.05)
+    assert np.allclose(end_point(anchored.backward_flow[:, -1], (6, 7, 2, 1)), (2, 1), atol=0.05)
     assert not torch.allclose(anchored.video, plain.video)      # the frames are warped by the anchored flows
 
 

@@ -7,7 +7,7 @@ import torch
 
 from poke2video.config import model_config_for
 from poke2video.model import PokeModel
-from poke2video.model.warping import backward_flow_target, warp
+from poke2video.model.warping import backward_flow_target, sample_points, warp
 from poke2video.train.losses import frame_flow_loss
 from script_support import load_script
 
@@ -21,6 +21,17 @@ def test_warp_with_zero_flow_is_the_identity_and_an_integer_flow_shifts():
     flow[:, 0], flow[:, 1] = -3.0, 2.0        # each output pixel comes from 3 px left, 2 px down
     shifted = warp(image, flow)
     assert torch.allclose(shifted[:, :, 4:14, 3:], image[:, :, 6:16, :13], atol=1e-4)
+
+
+def test_points_are_read_like_warp_reads_pixels():
+    image = torch.rand(2, 3, 16, 16)
+    xy = torch.tensor([[4.0, 9.0], [2.5, 3.0]])                 # a pixel centre; halfway between two
+    read = sample_points(image, xy)
+    assert torch.allclose(read[0], image[0, :, 9, 4], atol=1e-6)
+    assert torch.allclose(read[1], (image[1, :, 3, 2] + image[1, :, 3, 3]) / 2, atol=1e-6)
+    flow = torch.zeros(2, 2, 16, 16)
+    flow[:, 0], flow[:, 1] = xy[:, 0].view(2, 1, 1), xy[:, 1].view(2, 1, 1)   # pixel (0, 0) reads xy
+    assert torch.allclose(warp(image, flow)[:, :, 0, 0], read, atol=1e-6)
 
 
 def test_backward_target_of_a_moving_square():

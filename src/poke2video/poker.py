@@ -184,8 +184,7 @@ class Poker:
         displacement = tuple((t - v) * s for t, v, s in zip(target_xy, source_xy, scale))
         poke_map = make_poke_map(res, source_model, self.poke_displacement(displacement, mode),
                                   poke_size_for(res))
-        anchored = (anchor and self.model.cfg.poke_anchor and (mode or self.modes[0]) == "displacement"
-                    and self.impulse_scale is None)
+        anchored = anchor and self.model.cfg.poke_anchor and self.impulse_scale is None  # displacement models
         video = self._generate(_resize(rgb, res, res), poke_map, (*source_model, *displacement), anchored)
         if output_size == "model" or (width, height) == (res, res):
             return video

@@ -11,26 +11,20 @@ than 1 / `MAX_GAIN` of the drag (which would need a larger stretch) is left as i
 that factor and turns by at most `MAX_TURN`. README, "Training" -> "Poke anchoring", has the measurements
 that chose these limits.
 
-Flows are [N, 2, H, W] in pixels (x, y), pokes [N, 4] = (x, y, dx, dy) in the same pixels.
+Flows are backward flows in pixels (x, y), [T, N, 2, H, W] for T frames of N videos (time first, as the
+decoder makes them); pokes are [N, 4] = (x, y, dx, dy) in the same pixels.
 """
 from __future__ import annotations
 
 import math
 
 import torch
-import torch.nn.functional as F
+
+from poke2video.model.warping import sample_points
 
 ITERATIONS = 10          # fixed-point steps: 20 moved the end point by at most 0.06 px on 150 clips
 MAX_GAIN = 1.5           # |c| <= MAX_GAIN (else no anchoring) and >= 1 / MAX_GAIN (else limited)
 MAX_TURN = math.pi / 4   # the angle of c is limited to [-MAX_TURN, MAX_TURN]
-
-
-def sample_at(flow: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
-    """flow [N, 2, H, W] read bilinearly at one point per sample xy [N, 2] (pixels; border) -> [N, 2]."""
-    height, width = flow.shape[-2:]
-    scale = xy.new_tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)])
-    grid = (xy * scale - 1.0).view(-1, 1, 1, 2)
-    return F.grid_sample(flow, grid, mode="bilinear", padding_mode="border", align_corners=True).view(-1, 2)
 
 
 def own_displacement(last_flow: torch.Tensor, poke: torch.Tensor) -> torch.Tensor:
@@ -38,7 +32,7 @@ def own_displacement(last_flow: torch.Tensor, poke: torch.Tensor) -> torch.Tenso
     source, drag = poke[:, :2], poke[:, 2:4]
     end = source + drag
     for _ in range(ITERATIONS):
-        end = source - sample_at(last_flow, end)
+        end = source - sample_points(last_flow, end)
     return end - source
 
 
@@ -56,8 +50,8 @@ def anchor_factor(own: torch.Tensor, drag: torch.Tensor) -> torch.Tensor:
 
 
 def anchor_flows(flows: torch.Tensor, poke: torch.Tensor) -> torch.Tensor:
-    """flows [N, T, 2, H, W] (backward, every frame of each video) and poke [N, 4] -> the anchored flows."""
-    factor = anchor_factor(own_displacement(flows[:, -1].float(), poke.float()), poke[:, 2:4].float())
-    real, imag = (factor[:, i].to(flows.dtype).view(-1, 1, 1, 1) for i in range(2))
+    """flows [T, N, 2, H, W] (every frame of each video) and poke [N, 4] -> the anchored flows, same shape."""
+    factor = anchor_factor(own_displacement(flows[-1].float(), poke.float()), poke[:, 2:4].float())
+    real, imag = (factor[:, i].to(flows.dtype).view(1, -1, 1, 1) for i in range(2))
     x, y = flows[:, :, 0], flows[:, :, 1]
     return torch.stack([real * x - imag * y, imag * x + real * y], dim=2)

@@ -81,12 +81,13 @@ class PokeModel(nn.Module):
         frames = torch.tanh(head[:, :3])
         flow = None
         if self.cfg.output == "warp":
-            flow = FLOW_SCALE * head[:, 3:5].view(steps, batch, 2, *head.shape[2:]).transpose(0, 1)  # [B, T, 2, H, W]
+            flow = FLOW_SCALE * head[:, 3:5]                               # [T*B, 2, H, W], time-major
             if self.cfg.poke_anchor and poke is not None:
-                flow = anchor_flows(flow, poke)
+                flow = anchor_flows(flow.view(steps, batch, *flow.shape[1:]), poke).flatten(0, 1)
             mask = torch.sigmoid(head[:, 5:6] + MASK_BIAS)
-            warped = warp(source_frame.repeat(steps, 1, 1, 1), flow.transpose(0, 1).reshape(-1, *flow.shape[2:]))
+            warped = warp(source_frame.repeat(steps, 1, 1, 1), flow)
             frames = mask * warped + (1.0 - mask) * frames
+            flow = flow.view(steps, batch, *flow.shape[1:]).transpose(0, 1)
         video = frames.view(steps, batch, *frames.shape[1:]).transpose(0, 1)
         return Prediction(video, predicted_states, flow)
 

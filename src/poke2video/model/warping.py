@@ -9,15 +9,24 @@ import torch
 import torch.nn.functional as F
 
 
+def _sample(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """image [N, C, H, W] read bilinearly at pixel coordinates x, y [N, h, w] (border) -> [N, C, h, w]."""
+    height, width = image.shape[-2:]
+    grid = torch.stack([x * (2.0 / max(width - 1, 1)) - 1.0, y * (2.0 / max(height - 1, 1)) - 1.0], dim=-1)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
 def warp(image: torch.Tensor, backward_flow: torch.Tensor) -> torch.Tensor:
     """Sample image [N, C, H, W] at p + backward_flow(p) [N, 2, H, W] (pixels; x, y), bilinear, border."""
     _, _, height, width = image.shape
     ys, xs = torch.meshgrid(torch.arange(height, device=image.device, dtype=image.dtype),
                             torch.arange(width, device=image.device, dtype=image.dtype), indexing="ij")
-    grid_x = (xs + backward_flow[:, 0]) * (2.0 / max(width - 1, 1)) - 1.0
-    grid_y = (ys + backward_flow[:, 1]) * (2.0 / max(height - 1, 1)) - 1.0
-    grid = torch.stack([grid_x, grid_y], dim=-1)  # [N, H, W, 2]
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return _sample(image, xs + backward_flow[:, 0], ys + backward_flow[:, 1])
+
+
+def sample_points(image: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+    """image [N, C, H, W] read bilinearly at one point per image, xy [N, 2] (pixels; border) -> [N, C]."""
+    return _sample(image, xy[:, 0].view(-1, 1, 1), xy[:, 1].view(-1, 1, 1)).flatten(1)
 
 
 def backward_flow_target(forward_flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
