@@ -80,6 +80,9 @@ ABLATIONS = {
     "flow_endpoint": (WARP, {"flow_weight": 1.0, "flow_endpoint_weight": 3.0}),
     "ema": ({}, {"ema": 0.9}),
     "every_frame_flow": (WARP, {"flow_weight": 1.0, "flow_frames": "all", "flow_endpoint_weight": 3.0}),
+    "flow_gate": ({**WARP, "flow_gate": True, "poke_anchor": True}, {"flow_weight": 1.0}),
+    "movable_poke": ({**WARP, "movable_poke": True, "poke_anchor": True}, {"flow_weight": 1.0, "movable_weight": 1.0,
+                                                                          "poke": {"background_fraction": 0.5}}),
 }
 
 
@@ -102,7 +105,14 @@ def test_each_switch_trains_and_writes_loadable_weights(tmp_path, store, name):
         assert metadata["impulse_scale"] is None
     if name == "every_frame_flow":
         assert metadata["flow_frames"] == "all"
-    if name in ("warp_flow", "every_frame_flow"):
+    if name == "flow_gate":  # the gate's weights are saved and were trained
+        assert any(key.startswith("flow_gate.") for key in weights_of(loaded))
+        assert loaded.flow_gate.net[-1].weight.abs().sum() > 0          # it starts at zero
+    if name == "movable_poke":
+        assert loaded.movable_poke.net[-1].weight.abs().sum() > 0       # trained: it starts at zero
+        logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+        assert all(row["loss/movable"] > 0 for row in logged if "loss/total" in row)
+    if name in ("warp_flow", "every_frame_flow", "flow_gate"):
         logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
         assert all(row["loss/flow"] > 0 for row in logged if "loss/total" in row)
     if name == "gan":

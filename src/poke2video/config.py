@@ -100,6 +100,10 @@ class ModelConfig:
     #                                           draws a backward flow and a mask that warp the source frame
     poke_anchor: bool = False                 # warp only: turn and stretch each video's flows so the poked
     #                                           pixel ends on the drag's target (model/anchor.py)
+    flow_gate: bool = False                   # warp only: a full-resolution gate on each frame's flow: which
+    #                                           pixels take part in the motion (model/gate.py)
+    movable_poke: bool = False                # warp only: scale each video's flows by how likely its poked point
+    #                                           is to move at all (model/movable.py)
     frames: int = 10                          # T: default number of generated frames
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
@@ -118,6 +122,10 @@ class ModelConfig:
             raise UserError(f"model.output must be pixels or warp, got {self.output!r}")
         if self.poke_anchor and self.output != "warp":
             raise UserError("model.poke_anchor needs model.output: warp (it moves the warp flows)")
+        if self.flow_gate and self.output != "warp":
+            raise UserError("model.flow_gate needs model.output: warp (it gates the warp flows)")
+        if self.movable_poke and self.output != "warp":
+            raise UserError("model.movable_poke needs model.output: warp (it scales the warp flows)")
         if not 1 <= self.levels <= self.level_count():
             raise UserError(f"model.levels must be between 1 and {self.level_count()}, got {self.levels}")
         if not self.channels or min(self.channels + [self.stem_channels, self.bottleneck_channels]) < 1:
@@ -226,6 +234,10 @@ class TrainConfig:
     flow_endpoint_weight: float = 0.0  # adds this x the plain (not squared) endpoint error to the flow loss
     flow_frames: str = "last"       # the flow loss on frame T only (last), on every frame (all: PokeSim stores),
     #                                 or on every frame where the store has the flows (auto)
+    gate_weight: float = 0.0        # model.flow_gate: balanced cross-entropy of the gate against the pixels
+    #                                 that move in any frame of the clip's flow (0: the gate learns from the flow loss only)
+    movable_weight: float = 0.0     # model.movable_poke: cross-entropy of its output against the poke's label
+    #                                 (background or not; 0: it learns from the flow and frame losses only)
     ema: float = 0.0                # decay of a moving average of the generator's weights, validated and
     #                                 exported instead of the last step's (train/average.py); 0: off
     gan: GanConfig = field(default_factory=GanConfig)
@@ -248,10 +260,11 @@ class TrainConfig:
             raise UserError(f"train.flow_frames must be one of {', '.join(FLOW_FRAMES)}, got {self.flow_frames!r}")
         if not 0 <= self.ema < 1:
             raise UserError(f"train.ema must be in [0, 1), got {self.ema}")
-        weights = (self.traj_weight, self.motion_weight, self.flow_weight, self.flow_endpoint_weight)
+        weights = (self.traj_weight, self.motion_weight, self.flow_weight, self.flow_endpoint_weight, self.gate_weight,
+                   self.movable_weight)
         if self.lr <= 0 or min(weights) < 0 or self.val_clips < 0 or self.stage1_steps < 0:
             raise UserError("train.lr must be positive; traj_weight, motion_weight, flow_weight, flow_endpoint_weight, "
-                            "val_clips, stage1_steps not negative")
+                            "gate_weight, movable_weight, val_clips, stage1_steps not negative")
 
 
 @dataclass
@@ -281,6 +294,10 @@ def load_preset(name_or_path: str) -> Preset:
     if preset.train.flow_weight > 0 and preset.model.output != "warp":
         raise UserError(f"preset {name_or_path}: train.flow_weight needs model.output: warp (a pixel decoder "
                         "draws no flow)")
+    if preset.train.gate_weight > 0 and not preset.model.flow_gate:
+        raise UserError(f"preset {name_or_path}: train.gate_weight needs model.flow_gate: true (there is no gate)")
+    if preset.train.movable_weight > 0 and not preset.model.movable_poke:
+        raise UserError(f"preset {name_or_path}: train.movable_weight needs model.movable_poke: true")
     return preset
 
 

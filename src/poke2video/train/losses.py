@@ -69,6 +69,29 @@ def frame_flow_loss(predicted_backward: torch.Tensor, forward_flow: torch.Tensor
             + (error * still).sum() / still.sum().clamp(min=1.0)) / 2
 
 
+def gate_loss(gate: torch.Tensor, forward_flows: torch.Tensor, moving_px: float = 0.5) -> torch.Tensor:
+    """Cross-entropy of the flow gate [B, 1, H, W] against the pixels that move: those whose backward flow
+    (`backward_flow_target` of the clip's F(0 -> t), forward_flows [B, T, 2, H, W] or frame T's alone
+    [B, 2, H, W]) is longer than `moving_px` in any frame. Still means known at frame T and moving in none;
+    a pixel just uncovered at frame T is neither. Balanced like `frame_flow_loss`: half the mean over the
+    moving pixels plus half over the still ones, so the few percent that move count as much as the rest."""
+    flows = forward_flows if forward_flows.dim() == 5 else forward_flows[:, None]
+    moving = torch.zeros_like(gate)
+    for t in range(flows.shape[1]):
+        target, valid = backward_flow_target(flows[:, t])
+        moving = torch.maximum(moving, (target.norm(dim=1, keepdim=True) > moving_px).float() * valid)
+    still = valid * (1.0 - moving)
+    gate = gate.float().clamp(1e-6, 1.0 - 1e-6)
+    return ((-gate.log() * moving).sum() / moving.sum().clamp(min=1.0)
+            + (-(1.0 - gate).log() * still).sum() / still.sum().clamp(min=1.0)) / 2
+
+
+def movable_loss(movable_logit: torch.Tensor, is_background: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the movable head's logits [B] against the pokes' labels: a background poke
+    (is_background 1, a point that does not move in the clip) should not move, any other should."""
+    return F.binary_cross_entropy_with_logits(movable_logit.float(), 1.0 - is_background.float())
+
+
 class PerceptualLoss(torch.nn.Module):
     """Eq. 6: L1 on pixels plus L1 on each VGG19 feature map (relu1_2 ... relu5_2), weight 1 each.
 

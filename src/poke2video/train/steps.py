@@ -56,8 +56,9 @@ def build_optimizers(model: nn.Module, discriminators: nn.ModuleDict | None,
     if cfg.schedule == "single":
         optimizers = {"joint": adam([model], cfg.lr)}
     else:
+        heads = [m for m in (model.flow_gate, model.movable_poke) if m is not None]   # model switches
         optimizers = {"stage1": adam([model.object_encoder, model.decoder], cfg.lr),
-                      "stage2": adam([model.poke_encoder, model.dynamics, model.decoder], cfg.lr)}
+                      "stage2": adam([model.poke_encoder, model.dynamics, model.decoder, *heads], cfg.lr)}
     if discriminators is not None:
         optimizers.update({name: adam([d], cfg.gan.lr) for name, d in discriminators.items()})
     return optimizers
@@ -148,6 +149,14 @@ class StepRunner:
             flow = losses.frame_flow_loss(predicted, target, endpoint_weight=cfg.flow_endpoint_weight)
             loss = loss + cfg.flow_weight * flow
             logs["loss/flow"] = flow.item()
+        if cfg.gate_weight > 0:   # load_preset allows it only with model.flow_gate
+            gate = losses.gate_loss(prediction.gate, batch.flow)
+            loss = loss + cfg.gate_weight * gate
+            logs["loss/gate"] = gate.item()
+        if cfg.movable_weight > 0:   # load_preset allows it only with model.movable_poke
+            movable = losses.movable_loss(prediction.movable_logit, batch.poke[:, 4])
+            loss = loss + cfg.movable_weight * movable
+            logs["loss/movable"] = movable.item()
         if cfg.traj_weight > 0:
             traj = losses.trajectory_loss(predicted_states, self._encoded_targets(batch.target))
             loss = loss + cfg.traj_weight * traj
