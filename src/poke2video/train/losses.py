@@ -76,12 +76,12 @@ def gate_loss(gate: torch.Tensor, forward_flows: torch.Tensor, moving_px: float 
     a pixel just uncovered at frame T is neither. Balanced like `frame_flow_loss`: half the mean over the
     moving pixels plus half over the still ones, so the few percent that move count as much as the rest."""
     flows = forward_flows if forward_flows.dim() == 5 else forward_flows[:, None]
+    gate = gate.float().clamp(1e-6, 1.0 - 1e-6)
     moving = torch.zeros_like(gate)
     for t in range(flows.shape[1]):
         target, valid = backward_flow_target(flows[:, t])
         moving = torch.maximum(moving, (target.norm(dim=1, keepdim=True) > moving_px).float() * valid)
     still = valid * (1.0 - moving)
-    gate = gate.float().clamp(1e-6, 1.0 - 1e-6)
     return ((-gate.log() * moving).sum() / moving.sum().clamp(min=1.0)
             + (-(1.0 - gate).log() * still).sum() / still.sum().clamp(min=1.0)) / 2
 
