@@ -67,7 +67,6 @@ class MovablePoke(nn.Module):
 
     def _window_pixels(self, footprint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows and columns [B, S] of each video's window: its footprint's top-left pixel minus REACH onwards."""
-        _, _, height, width = footprint.shape
         steps = torch.arange(self.window, device=footprint.device)
         first_row = _first_index(footprint.amax(3).squeeze(1))                            # [B]
         first_col = _first_index(footprint.amax(2).squeeze(1))
