@@ -118,6 +118,8 @@ def test_video_download(client, fmt, tmp_path):
     ((3, 3, 3), (4, 4), 422, ["source"]),
     ((3,), (4, 4), 422, ["source"]),
     (("a", 3), (4, 4), 422, ["source"]),
+    (("1", "2"), (4, 4), 422, ["source"]),      # numbers in strings are not numbers
+    ((3, 3), (True, 4), 422, ["target"]),
 ])
 def test_bad_pokes(client, source, target, status, words):
     assert_error(poke(client, source=source, target=target), status, *words)

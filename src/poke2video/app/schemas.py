@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-Coordinate = Annotated[float, Field(allow_inf_nan=False)]
+Coordinate = Annotated[float, Field(allow_inf_nan=False, strict=True)]   # a JSON number: not "1", not true
 Point = Annotated[list[Coordinate], Field(min_length=2, max_length=2,
                                           description="[x, y] in the stored image's pixels, x right, y down")]
 Mode = Literal["displacement", "impulse"]
