@@ -8,7 +8,8 @@ import torch
 from poke2video.config import ModelConfig, TrainConfig, load_preset
 from poke2video.errors import UserError
 from poke2video.model import PokeModel, save_model
-from poke2video.model.gate import OPEN_BIAS, FlowGate
+from poke2video.model.blocks import OPEN_BIAS
+from poke2video.model.gate import FlowGate
 from poke2video.poker import Poker
 from poke2video.train import losses
 from poke2video.train.steps import build_optimizers
@@ -118,18 +119,19 @@ def test_gate_loss_wants_the_gate_open_where_anything_moves_and_shut_elsewhere()
     moving = torch.zeros(1, 1, 16, 16)
     moving[..., 4:8, 5:10] = 1.0        # frame 1's square at 5..8, frame 2's at 6..9: where the flow fetches from it
     perfect = moving * (1 - 1e-4) + 5e-5
-    assert losses.gate_loss(perfect, flows).item() < 1e-3
-    assert losses.gate_loss(1 - perfect, flows).item() > 5.0
+    targets = losses.backward_targets(flows)
+    assert losses.gate_loss(perfect, *targets).item() < 1e-3
+    assert losses.gate_loss(1 - perfect, *targets).item() > 5.0
     # open everywhere or shut everywhere each pay for one half
     open_everywhere, shut_everywhere = torch.full_like(moving, 0.99), torch.full_like(moving, 0.01)
-    assert losses.gate_loss(open_everywhere, flows).item() == pytest.approx(-0.5 * math.log(0.01) - 0.5 * math.log(0.99), rel=1e-3)
-    assert losses.gate_loss(shut_everywhere, flows).item() == pytest.approx(-0.5 * math.log(0.01) - 0.5 * math.log(0.99), rel=1e-3)
+    assert losses.gate_loss(open_everywhere, *targets).item() == pytest.approx(-0.5 * math.log(0.01) - 0.5 * math.log(0.99), rel=1e-3)
+    assert losses.gate_loss(shut_everywhere, *targets).item() == pytest.approx(-0.5 * math.log(0.01) - 0.5 * math.log(0.99), rel=1e-3)
     # column 5 moves in frame 1 only: a gate shut there pays with every frame's flow, not with frame T's alone
     # (where column 5 is just uncovered: neither moving nor still)
     last_only = perfect.clone()
     last_only[..., 5] = 5e-5
-    assert losses.gate_loss(last_only, flows[:, -1]).item() < 1e-3
-    assert losses.gate_loss(last_only, flows).item() > 0.1
+    assert losses.gate_loss(last_only, *losses.backward_targets(flows[:, -1])).item() < 1e-3
+    assert losses.gate_loss(last_only, *targets).item() > 0.1
 
 
 def test_gate_weight_needs_the_gate(tmp_path):
@@ -141,12 +143,12 @@ def test_gate_weight_needs_the_gate(tmp_path):
 def test_gate_loss_trains_the_gate_alone():
     model = moving_model(True)
     source, poke_map = inputs()
-    flows = square_flows(3).expand(2, -1, -1, -1, -1)
+    targets = losses.backward_targets(square_flows(3).expand(2, -1, -1, -1, -1))
     optimizer = torch.optim.Adam(model.flow_gate.parameters(), lr=1e-2)
     others = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("flow_gate.")}
     first = None
     for _ in range(30):
-        loss = losses.gate_loss(model.predict(source, poke_map).gate, flows)
+        loss = losses.gate_loss(model.predict(source, poke_map).gate, *targets)
         first = loss.item() if first is None else first
         optimizer.zero_grad()
         loss.backward()

@@ -8,7 +8,8 @@ from poke2video.config import ModelConfig, TrainConfig, load_preset
 from poke2video.data.pokes import make_poke_map
 from poke2video.errors import UserError
 from poke2video.model import PokeModel, save_model
-from poke2video.model.movable import OPEN_BIAS, MovablePoke
+from poke2video.model.blocks import OPEN_BIAS
+from poke2video.model.movable import MovablePoke
 from poke2video.poker import Poker
 from poke2video.train import losses
 from poke2video.train.steps import build_optimizers

@@ -21,9 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from poke2video.model.blocks import start_open
 from poke2video.model.warping import warp
 
-OPEN_BIAS = 3.0      # a new gate lets sigmoid(3) = 95% of every flow through
 FLOW_UNIT = 4.0      # pixels of flow per unit of the gate's flow input (the decoder's flow scale)
 
 
@@ -37,10 +37,7 @@ class FlowGate(nn.Module):
         self.net = nn.Sequential(
             nn.Conv2d(3 + 3 + 2, channels, 3, 1, 1), nn.ELU(),
             nn.Conv2d(channels, channels, 3, 1, 2, dilation=2), nn.ELU(),
-            nn.Conv2d(channels, 1, 3, 1, 1))
-        with torch.no_grad():
-            self.net[-1].weight.zero_()
-            self.net[-1].bias.fill_(OPEN_BIAS)
+            start_open(nn.Conv2d(channels, 1, 3, 1, 1)))
 
     def forward(self, source: torch.Tensor, backward_flow: torch.Tensor) -> torch.Tensor:
         fetched = warp(source, backward_flow)                                  # [N, 3, H, W]

@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-OPEN_BIAS = 3.0          # a new head passes sigmoid(3) = 95% of every flow
+from poke2video.model.blocks import start_open
+
 DILATIONS = (1, 2, 4, 8)
 REACH = sum(DILATIONS)   # an output pixel sees REACH pixels on each side (3x3 kernels)
 
@@ -34,11 +35,8 @@ class MovablePoke(nn.Module):
         layers: list[nn.Module] = []
         for index, dilation in enumerate(DILATIONS):
             layers += [nn.Conv2d(3 if index == 0 else channels, channels, 3, 1, dilation, dilation=dilation), nn.ELU()]
-        self.net = nn.Sequential(*layers, nn.Conv2d(channels, 1, 1))
+        self.net = nn.Sequential(*layers, start_open(nn.Conv2d(channels, 1, 1)))
         self.window = span + 2 * REACH
-        with torch.no_grad():
-            self.net[-1].weight.zero_()
-            self.net[-1].bias.fill_(OPEN_BIAS)
 
     def logit_map(self, source: torch.Tensor) -> torch.Tensor:
         """The head on the whole frame: [B, 3, H, W] -> logits [B, 1, H, W]."""
@@ -66,15 +64,9 @@ class MovablePoke(nn.Module):
         return (features * window_footprint).sum((1, 2, 3)) / window_footprint.sum((1, 2, 3)).clamp(min=1.0)
 
     def _window_pixels(self, footprint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows and columns [B, S] of each video's window: its footprint's top-left pixel minus REACH onwards."""
+        """Rows and columns [B, S] of each video's window: its footprint's top-left pixel minus REACH onwards
+        (argmax finds the first row and column that hold the footprint; an empty footprint reads nothing)."""
         steps = torch.arange(self.window, device=footprint.device)
-        first_row = _first_index(footprint.amax(3).squeeze(1))                            # [B]
-        first_col = _first_index(footprint.amax(2).squeeze(1))
+        first_row = footprint.amax(3).squeeze(1).argmax(1)                                 # [B]
+        first_col = footprint.amax(2).squeeze(1).argmax(1)
         return first_row[:, None] - REACH + steps, first_col[:, None] - REACH + steps
-
-
-def _first_index(marks: torch.Tensor) -> torch.Tensor:
-    """marks [B, N] of 0/1 -> the index of each row's first 1 (N, past the end, when there is none)."""
-    length = marks.shape[1]
-    positions = torch.arange(length, device=marks.device).expand_as(marks)
-    return torch.where(marks > 0, positions, torch.full_like(positions, length)).amin(1)

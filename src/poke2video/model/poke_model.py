@@ -93,11 +93,10 @@ class PokeModel(nn.Module):
             flow_by_time, gate, movable_logit = self._scale_flows(flow_by_time, source_frame, poke_map)
             if self.cfg.poke_anchor and poke is not None:
                 flow_by_time = anchor_flows(flow_by_time, poke)
-            flow = flow_by_time.flatten(0, 1)                                        # [T*B, 2, H, W]
             mask = torch.sigmoid(head[:, 5:6] + MASK_BIAS)
-            warped = warp(source_frame.repeat(steps, 1, 1, 1), flow)
+            warped = warp(source_frame.repeat(steps, 1, 1, 1), flow_by_time.flatten(0, 1))
             frames = mask * warped + (1.0 - mask) * frames
-            flow = flow.view(steps, batch, *flow.shape[1:]).transpose(0, 1)
+            flow = flow_by_time.transpose(0, 1)                                      # [B, T, 2, H, W]
         video = frames.view(steps, batch, *frames.shape[1:]).transpose(0, 1)
         return Prediction(video, predicted_states, flow, gate, movable_logit)
 

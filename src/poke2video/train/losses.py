@@ -58,7 +58,21 @@ def frame_flow_loss(predicted_backward: torch.Tensor, forward_flow: torch.Tensor
     2-3 px part it always is a little: the poked pixel then stops short of its target. `endpoint_weight`
     adds that many times the plain endpoint error (px, not squared, balanced the same way), whose best
     guess is the likelier of moving and staying, so a pixel that probably moves moves all the way."""
-    target, valid = backward_flow_target(forward_flow)
+    return flow_target_loss(predicted_backward, *backward_flow_target(forward_flow), moving_px, endpoint_weight)
+
+
+def backward_targets(forward_flows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The clip's F(0 -> t) [B, T, 2, H, W] (or frame T's alone, [B, 2, H, W]: T = 1) -> the backward flow
+    every frame should have [B, T, 2, H, W] and where that is known [B, T, 1, H, W] (`backward_flow_target`
+    of all frames in one batch), computed once per step for the flow and the gate losses."""
+    flows = forward_flows if forward_flows.dim() == 5 else forward_flows[:, None]
+    target, valid = backward_flow_target(flows.flatten(0, 1))
+    return target.unflatten(0, flows.shape[:2]), valid.unflatten(0, flows.shape[:2])
+
+
+def flow_target_loss(predicted_backward: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+                     moving_px: float = 0.5, endpoint_weight: float = 0.0) -> torch.Tensor:
+    """`frame_flow_loss` against a backward flow target [N, 2, H, W] already made, known where valid [N, 1, H, W]."""
     squared = (predicted_backward - target).square().sum(1, keepdim=True)    # [B, 1, H, W] squared px
     error = squared
     if endpoint_weight > 0:
@@ -69,19 +83,15 @@ def frame_flow_loss(predicted_backward: torch.Tensor, forward_flow: torch.Tensor
             + (error * still).sum() / still.sum().clamp(min=1.0)) / 2
 
 
-def gate_loss(gate: torch.Tensor, forward_flows: torch.Tensor, moving_px: float = 0.5) -> torch.Tensor:
+def gate_loss(gate: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, moving_px: float = 0.5) -> torch.Tensor:
     """Cross-entropy of the flow gate [B, 1, H, W] against the pixels that move: those whose backward flow
-    (`backward_flow_target` of the clip's F(0 -> t), forward_flows [B, T, 2, H, W] or frame T's alone
-    [B, 2, H, W]) is longer than `moving_px` in any frame. Still means known at frame T and moving in none;
-    a pixel just uncovered at frame T is neither. Balanced like `frame_flow_loss`: half the mean over the
-    moving pixels plus half over the still ones, so the few percent that move count as much as the rest."""
-    flows = forward_flows if forward_flows.dim() == 5 else forward_flows[:, None]
+    target (`backward_targets`: target [B, T, 2, H, W], valid [B, T, 1, H, W]) is longer than `moving_px`
+    in any frame. Still means known at frame T and moving in none; a pixel just uncovered at frame T is
+    neither. Balanced like `frame_flow_loss`: half the mean over the moving pixels plus half over the
+    still ones, so the few percent that move count as much as the rest."""
     gate = gate.float().clamp(1e-6, 1.0 - 1e-6)
-    moving = torch.zeros_like(gate)
-    for t in range(flows.shape[1]):
-        target, valid = backward_flow_target(flows[:, t])
-        moving = torch.maximum(moving, (target.norm(dim=1, keepdim=True) > moving_px).float() * valid)
-    still = valid * (1.0 - moving)
+    moving = ((target.norm(dim=2, keepdim=True) > moving_px).float() * valid).amax(1)     # [B, 1, H, W]
+    still = valid[:, -1] * (1.0 - moving)
     return ((-gate.log() * moving).sum() / moving.sum().clamp(min=1.0)
             + (-(1.0 - gate).log() * still).sum() / still.sum().clamp(min=1.0)) / 2
 

@@ -140,19 +140,9 @@ class StepRunner:
             motion = losses.changed_pixel_loss(video, batch.target, batch.source)
             loss = loss + cfg.dynamics_rec_weight * cfg.motion_weight * motion
             logs["loss/changed_pixels"] = motion.item()
-        if cfg.flow_weight > 0:  # load_preset allows it only with model.output: warp
-            predicted = prediction.backward_flow.float()                         # [B, T, 2, H, W]
-            if batch.flow.dim() == 4:                                             # frame T's flow only
-                predicted, target = predicted[:, -1], batch.flow
-            else:                                                                 # every frame, pooled
-                predicted, target = predicted.flatten(0, 1), batch.flow.flatten(0, 1)
-            flow = losses.frame_flow_loss(predicted, target, endpoint_weight=cfg.flow_endpoint_weight)
-            loss = loss + cfg.flow_weight * flow
-            logs["loss/flow"] = flow.item()
-        if cfg.gate_weight > 0:   # load_preset allows it only with model.flow_gate
-            gate = losses.gate_loss(prediction.gate, batch.flow)
-            loss = loss + cfg.gate_weight * gate
-            logs["loss/gate"] = gate.item()
+        if cfg.flow_weight > 0 or cfg.gate_weight > 0:
+            loss, flow_logs = self._add_flow_terms(loss, prediction, batch.flow)
+            logs.update(flow_logs)
         if cfg.movable_weight > 0:   # load_preset allows it only with model.movable_poke
             movable = losses.movable_loss(prediction.movable_logit, batch.poke[:, 4])
             loss = loss + cfg.movable_weight * movable
@@ -171,6 +161,27 @@ class StepRunner:
         if gan_on:
             logs.update(self._discriminator_step(video.detach(), batch.target))
         return logs
+
+    def _add_flow_terms(self, loss: torch.Tensor, prediction,
+                        forward_flows: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """(`loss` plus the weighted flow loss and flow-gate loss against the clip's flow, their logs). The
+        clip's flow is F(0 -> t) [B, T, 2, H, W] for every frame or frame T's [B, 2, H, W]; the backward
+        targets are made once for both. load_preset allows the flow loss only with model.output: warp, the gate loss
+        only with model.flow_gate."""
+        cfg = self.cfg
+        target, valid = losses.backward_targets(forward_flows)                # [B, T', ...], T' = T or 1
+        logs = {}
+        if cfg.flow_weight > 0:   # every frame's flow (or frame T's alone), pooled over frames
+            predicted = prediction.backward_flow.float()[:, -target.shape[1]:]  # [B, T', 2, H, W]
+            flow = losses.flow_target_loss(predicted.flatten(0, 1), target.flatten(0, 1), valid.flatten(0, 1),
+                                           endpoint_weight=cfg.flow_endpoint_weight)
+            loss = loss + cfg.flow_weight * flow
+            logs["loss/flow"] = flow.item()
+        if cfg.gate_weight > 0:
+            gate = losses.gate_loss(prediction.gate, target, valid)
+            loss = loss + cfg.gate_weight * gate
+            logs["loss/gate"] = gate.item()
+        return loss, logs
 
     def _pick_frames(self, *videos: torch.Tensor) -> list[torch.Tensor]:
         """The same `gan.patch_frames` random frames of each [B, T, 3, H, W] video -> [n, 3, H, W]."""
