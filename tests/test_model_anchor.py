@@ -74,11 +74,11 @@ def test_a_model_that_does_not_move_the_point_is_left_alone(flow, drag):
     assert torch.equal(anchor_flows(flows, torch.tensor([[5.0, 6.0, *drag]])), flows)
 
 
-def sliding_model(poke_anchor: bool = True) -> PokeModel:
+def sliding_model(poke_anchor: bool = True, anchor_max_gain: float = MAX_GAIN) -> PokeModel:
     """A tiny warp model whose flow head slides every frame 2 px right (the bias of the flow map) and whose
     mask takes every pixel from the warped source."""
     torch.manual_seed(0)
-    model = PokeModel(dataclasses.replace(TINY, poke_anchor=poke_anchor)).eval()
+    model = PokeModel(dataclasses.replace(TINY, poke_anchor=poke_anchor, anchor_max_gain=anchor_max_gain)).eval()
     with torch.no_grad():
         model.decoder.to_rgb.bias[3] = -0.5         # FLOW_SCALE 4: backward flow -2 px in x
         model.decoder.to_rgb.bias[5] = 30.0
@@ -100,6 +100,28 @@ def test_predict_anchors_only_with_the_switch_and_the_poke():
 def test_poke_anchor_needs_the_warp_output():
     with pytest.raises(UserError, match="poke_anchor needs model.output: warp"):
         dataclasses.replace(TINY, output="pixels").validate()
+
+
+@pytest.mark.parametrize("gain", [0.5, float("nan")])
+def test_the_stretch_limit_is_at_least_one(gain):
+    assert ModelConfig().anchor_max_gain == MAX_GAIN            # checkpoints without the key keep the old rule
+    with pytest.raises(UserError, match="anchor_max_gain must be at least 1"):
+        dataclasses.replace(TINY, anchor_max_gain=gain).validate()
+
+
+def test_the_stretch_limit_travels_with_the_weights(tmp_path):
+    # the model slides 2 px; a drag of 4 px needs a 2x stretch: over 1.5, within 2
+    image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    videos = {}
+    for gain in (1.5, 2.0):
+        path = tmp_path / f"gain{gain}.safetensors"
+        save_model(path, sliding_model(anchor_max_gain=gain), {"step": 1})
+        poker = Poker.load(path)
+        assert poker.model.cfg.anchor_max_gain == gain
+        videos[gain] = (poker.animate(image, (5, 7), (9, 7)), poker.animate(image, (5, 7), (9, 7), anchor=False))
+    assert np.array_equal(videos[1.5][0], videos[1.5][1])         # left as the model made it
+    assert np.array_equal(videos[1.5][1], videos[2.0][1])         # the same model's own flows
+    assert np.abs(videos[2.0][0][-1, 4:12, 9:13].astype(int) - image[4:12, 5:9]).max() <= 1   # moved all 4 px
 
 
 def test_poker_anchors_displacement_pokes_and_can_show_the_models_own(tmp_path):
@@ -168,7 +190,7 @@ def test_validation_scores_videos_as_poker_makes_them(tmp_path, monkeypatch, imp
     from train_support import RES, make_tiny_store
 
     handed = []
-    monkeypatch.setattr(poke_model, "anchor_flows", lambda flows, poke: handed.append(poke.clone()) or flows)
+    monkeypatch.setattr(poke_model, "anchor_flows", lambda flows, poke, max_gain: handed.append(poke.clone()) or flows)
     validator = Validator.for_store(Store.open(make_tiny_store(tmp_path / "store")),
                                     PokeConfig(poke_size=3, impulse=impulse), val_clips=2)
     validator.run(PokeModel(dataclasses.replace(TINY, resolution=RES)), torch.device("cpu"), torch.no_grad)

@@ -78,6 +78,7 @@ ABLATIONS = {
     "gan": ({}, {"gan": {"start_step": 0, "patch_frames": 4}}),
     "warp_flow": (WARP, {"flow_weight": 1.0}),
     "flow_endpoint": (WARP, {"flow_weight": 1.0, "flow_endpoint_weight": 3.0}),
+    "poke_point": (WARP, {"flow_weight": 1.0, "flow_frames": "all", "poke_point_weight": 2.0}),
     "ema": ({}, {"ema": 0.9}),
     "every_frame_flow": (WARP, {"flow_weight": 1.0, "flow_frames": "all", "flow_endpoint_weight": 3.0}),
     "flow_gate": ({**WARP, "flow_gate": True, "poke_anchor": True}, {"flow_weight": 1.0}),
@@ -112,6 +113,9 @@ def test_each_switch_trains_and_writes_loadable_weights(tmp_path, store, name):
         assert loaded.movable_poke.net[-1].weight.abs().sum() > 0       # trained: it starts at zero
         logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
         assert all(row["loss/movable"] > 0 for row in logged if "loss/total" in row)
+    if name == "poke_point":   # the tiny store's pokes all move
+        logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+        assert all(row["loss/poke_point"] > 0 for row in logged if "loss/total" in row)
     if name in ("warp_flow", "every_frame_flow", "flow_gate"):
         logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
         assert all(row["loss/flow"] > 0 for row in logged if "loss/total" in row)

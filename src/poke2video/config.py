@@ -100,6 +100,8 @@ class ModelConfig:
     #                                           draws a backward flow and a mask that warp the source frame
     poke_anchor: bool = False                 # warp only: turn and stretch each video's flows so the poked
     #                                           pixel ends on the drag's target (model/anchor.py)
+    anchor_max_gain: float = 1.5              # anchoring stretches a flow by at most this and leaves a video whose
+    #                                           poked pixel moves less than 1 / this of the drag as it is
     flow_gate: bool = False                   # warp only: a full-resolution gate on each frame's flow: which
     #                                           pixels take part in the motion (model/gate.py)
     movable_poke: bool = False                # warp only: scale each video's flows by how likely its poked point
@@ -122,6 +124,8 @@ class ModelConfig:
             raise UserError(f"model.output must be pixels or warp, got {self.output!r}")
         if self.poke_anchor and self.output != "warp":
             raise UserError("model.poke_anchor needs model.output: warp (it moves the warp flows)")
+        if not self.anchor_max_gain >= 1:
+            raise UserError(f"model.anchor_max_gain must be at least 1, got {self.anchor_max_gain}")
         if self.flow_gate and self.output != "warp":
             raise UserError("model.flow_gate needs model.output: warp (it gates the warp flows)")
         if self.movable_poke and self.output != "warp":
@@ -238,6 +242,8 @@ class TrainConfig:
     #                                 that move in any frame of the clip's flow (0: the gate learns from the flow loss only)
     movable_weight: float = 0.0     # model.movable_poke: cross-entropy of its output against the poke's label
     #                                 (background or not; 0: it learns from the flow and frame losses only)
+    poke_point_weight: float = 0.0  # model.output warp: endpoint error of frame T's flow where the poked pixel
+    #                                 lands, object pokes only (losses.poke_point_loss; 0: off)
     ema: float = 0.0                # decay of a moving average of the generator's weights, validated and
     #                                 exported instead of the last step's (train/average.py); 0: off
     gan: GanConfig = field(default_factory=GanConfig)
@@ -261,10 +267,10 @@ class TrainConfig:
         if not 0 <= self.ema < 1:
             raise UserError(f"train.ema must be in [0, 1), got {self.ema}")
         weights = (self.traj_weight, self.motion_weight, self.flow_weight, self.flow_endpoint_weight, self.gate_weight,
-                   self.movable_weight)
+                   self.movable_weight, self.poke_point_weight)
         if self.lr <= 0 or min(weights) < 0 or self.val_clips < 0 or self.stage1_steps < 0:
             raise UserError("train.lr must be positive; traj_weight, motion_weight, flow_weight, flow_endpoint_weight, "
-                            "gate_weight, movable_weight, val_clips, stage1_steps not negative")
+                            "gate_weight, movable_weight, poke_point_weight, val_clips, stage1_steps not negative")
 
 
 @dataclass
@@ -294,6 +300,8 @@ def load_preset(name_or_path: str) -> Preset:
     if preset.train.flow_weight > 0 and preset.model.output != "warp":
         raise UserError(f"preset {name_or_path}: train.flow_weight needs model.output: warp (a pixel decoder "
                         "draws no flow)")
+    if preset.train.poke_point_weight > 0 and preset.model.output != "warp":
+        raise UserError(f"preset {name_or_path}: train.poke_point_weight needs model.output: warp (it reads the flow)")
     if preset.train.gate_weight > 0 and not preset.model.flow_gate:
         raise UserError(f"preset {name_or_path}: train.gate_weight needs model.flow_gate: true (there is no gate)")
     if preset.train.movable_weight > 0 and not preset.model.movable_poke:

@@ -140,8 +140,8 @@ class StepRunner:
             motion = losses.changed_pixel_loss(video, batch.target, batch.source)
             loss = loss + cfg.dynamics_rec_weight * cfg.motion_weight * motion
             logs["loss/changed_pixels"] = motion.item()
-        if cfg.flow_weight > 0 or cfg.gate_weight > 0:
-            loss, flow_logs = self._add_flow_terms(loss, prediction, batch.flow)
+        if cfg.flow_weight > 0 or cfg.gate_weight > 0 or cfg.poke_point_weight > 0:
+            loss, flow_logs = self._add_flow_terms(loss, prediction, batch)
             logs.update(flow_logs)
         if cfg.movable_weight > 0:   # load_preset allows it only with model.movable_poke
             movable = losses.movable_loss(prediction.movable_logit, batch.poke[:, 4])
@@ -162,17 +162,23 @@ class StepRunner:
             logs.update(self._discriminator_step(video.detach(), batch.target))
         return logs
 
-    def _add_flow_terms(self, loss: torch.Tensor, prediction,
-                        forward_flows: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """(`loss` plus the weighted flow loss and flow-gate loss against the clip's flow, their logs). The
-        clip's flow is F(0 -> t) [B, T, 2, H, W] for every frame or frame T's [B, 2, H, W]; the backward
-        targets are made once for both. load_preset allows the flow loss only with model.output: warp, the gate loss
-        only with model.flow_gate."""
+    def _add_flow_terms(self, loss: torch.Tensor, prediction, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """(`loss` plus the weighted flow, poke-point and flow-gate losses against the clip's flow, their
+        logs). The clip's flow is F(0 -> t) [B, T, 2, H, W] for every frame or frame T's [B, 2, H, W]; the
+        backward targets are made once for the flow and gate losses. load_preset allows the flow and
+        poke-point losses only with model.output: warp, the gate loss only with model.flow_gate."""
         cfg = self.cfg
-        target, valid = losses.backward_targets(forward_flows)                # [B, T', ...], T' = T or 1
+        forward_flows = batch.flow if batch.flow.dim() == 5 else batch.flow[:, None]    # [B, T', 2, H, W]
+        predicted = prediction.backward_flow.float()[:, -forward_flows.shape[1]:]      # the same T' frames
         logs = {}
+        if cfg.poke_point_weight > 0:   # frame T only: on every frame it scored worse (README, "The poked pixel's own term")
+            point = losses.poke_point_loss(predicted[:, -1:], forward_flows[:, -1:], batch.poke)
+            loss = loss + cfg.poke_point_weight * point
+            logs["loss/poke_point"] = point.item()
+        if cfg.flow_weight == 0 and cfg.gate_weight == 0:
+            return loss, logs
+        target, valid = losses.backward_targets(forward_flows)                # [B, T', ...], T' = T or 1
         if cfg.flow_weight > 0:   # every frame's flow (or frame T's alone), pooled over frames
-            predicted = prediction.backward_flow.float()[:, -target.shape[1]:]  # [B, T', 2, H, W]
             flow = losses.flow_target_loss(predicted.flatten(0, 1), target.flatten(0, 1), valid.flatten(0, 1),
                                            endpoint_weight=cfg.flow_endpoint_weight)
             loss = loss + cfg.flow_weight * flow
