@@ -102,28 +102,27 @@ def movable_loss(movable_logit: torch.Tensor, is_background: torch.Tensor) -> to
     return F.binary_cross_entropy_with_logits(movable_logit.float(), 1.0 - is_background.float())
 
 
-def poke_point_loss(backward_flows: torch.Tensor, forward_flows: torch.Tensor, poke: torch.Tensor) -> torch.Tensor:
-    """Mean endpoint error (px) of the model's backward flows [B, T', 2, H, W] on the poked pixel's path:
-    in each frame t the pixel it lands on, round(p + F(0 -> t)(p)), should lead back to it, by -F(0 -> t)(p)
-    read from the clip's flows `forward_flows` [B, T', 2, H, W] (the same T' frames). Object pokes of
-    `poke` [B, 5] (x, y, dx, dy, is_background) only; 0 for a batch of background pokes only.
+def poke_point_loss(last_backward: torch.Tensor, last_forward: torch.Tensor, poke: torch.Tensor) -> torch.Tensor:
+    """Endpoint error (px) of the model's backward flow of frame T [B, 2, H, W] at the pixel each poked pixel
+    p lands on, round(p + F(p)) with F the clip's F(0 -> T) [B, 2, H, W]: it should lead back to p, by -F(p).
+    Mean over the object pokes of `poke` [B, 5] (x, y, dx, dy, is_background); 0 for background pokes only.
 
     The flow loss spreads over every pixel of the frame, a few hundred of them moving; this term looks at
     the one pixel a poke is judged by, so that the part the user drags goes all the way even where the
     model is unsure of the part's edges (anchoring, model/anchor.py, cannot stretch a part left short of
-    1 / model.anchor_max_gain of the drag). Training hands it frame T alone (T' = 1)."""
+    1 / model.anchor_max_gain of the drag)."""
     objects = poke[:, 4] < 0.5
     if not objects.any():
-        return backward_flows.new_zeros((), dtype=torch.float32)
-    backward, forward = backward_flows[objects].float(), forward_flows[objects].float()
-    count, frames, _, height, width = backward.shape
-    videos = torch.arange(count, device=backward.device)
+        return last_backward.new_zeros((), dtype=torch.float32)
+    backward, forward = last_backward[objects].float(), last_forward[objects].float()
+    height, width = backward.shape[-2:]
+    videos = torch.arange(len(backward), device=backward.device)
     x0, y0 = poke[objects, 0].round().long(), poke[objects, 1].round().long()
-    path = forward[videos, :, :, y0, x0]                                                # [n, T', 2] px
-    x = (x0[:, None] + path[..., 0]).round().long().clamp(0, width - 1)                 # [n, T']
-    y = (y0[:, None] + path[..., 1]).round().long().clamp(0, height - 1)
-    landing_flow = backward[videos[:, None], torch.arange(frames, device=x.device), :, y, x]   # [n, T', 2]
-    return ((landing_flow + path).square().sum(-1) + 1e-6).sqrt().mean()
+    moved = forward[videos, :, y0, x0]                                                  # [n, 2] px: F(p)
+    x = (x0 + moved[:, 0]).round().long().clamp(0, width - 1)
+    y = (y0 + moved[:, 1]).round().long().clamp(0, height - 1)
+    landing_flow = backward[videos, :, y, x]                                            # [n, 2]
+    return ((landing_flow + moved).square().sum(1) + 1e-6).sqrt().mean()
 
 
 class PerceptualLoss(torch.nn.Module):

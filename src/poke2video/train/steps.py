@@ -172,7 +172,7 @@ class StepRunner:
         predicted = prediction.backward_flow.float()[:, -forward_flows.shape[1]:]      # the same T' frames
         logs = {}
         if cfg.poke_point_weight > 0:   # frame T only: on every frame it scored worse (README, "The poked pixel's own term")
-            point = losses.poke_point_loss(predicted[:, -1:], forward_flows[:, -1:], batch.poke)
+            point = losses.poke_point_loss(predicted[:, -1], forward_flows[:, -1], batch.poke)
             loss = loss + cfg.poke_point_weight * point
             logs["loss/poke_point"] = point.item()
         if cfg.flow_weight == 0 and cfg.gate_weight == 0:
