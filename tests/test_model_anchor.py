@@ -9,13 +9,14 @@ import torch
 from poke2video.config import ModelConfig
 from poke2video.errors import UserError
 from poke2video.model import PokeModel, save_model
-from poke2video.model.anchor import MAX_GAIN, MAX_TURN, anchor_flows, own_displacement
+from poke2video.model.anchor import MAX_TURN, anchor_flows, own_displacement
 from poke2video.poker import Poker
 from script_support import load_script
 
 torch.set_num_threads(1)
 TINY = ModelConfig(resolution=16, stem_channels=4, channels=[4, 4], bottleneck_channels=4, levels=2, frames=3,
                    output="warp", poke_anchor=True)
+MAX_GAIN = TINY.anchor_max_gain      # the default stretch limit
 
 
 def translation(dx: float, dy: float, frames: int = 3, size: int = 16) -> torch.Tensor:
@@ -48,7 +49,7 @@ def test_own_displacement_follows_the_flow_back_to_the_poked_pixel():
 def test_anchoring_turns_and_stretches_every_frame_onto_the_target():
     flows = translation(2.0, 0.0)
     drag = (2.4, 1.2)                                                  # 1.34x as long, turned 26.6 degrees
-    anchored = anchor_flows(flows, torch.tensor([[5.0, 6.0, *drag]]))
+    anchored = anchor_flows(flows, torch.tensor([[5.0, 6.0, *drag]]), MAX_GAIN)
     assert np.allclose(end_point(anchored[-1], (5, 6, *drag)), drag, atol=1e-4)
     # the same turn and stretch at every frame and pixel: frame 1 goes a third of the way
     assert torch.allclose(anchored[0, 0], -torch.tensor(drag).view(2, 1, 1).expand(2, 16, 16) / 3, atol=1e-5)
@@ -60,7 +61,7 @@ def test_anchoring_turns_and_stretches_every_frame_onto_the_target():
     ((-2.0, 0.0), (2.0 * math.cos(MAX_TURN), 2.0 * math.sin(MAX_TURN))),         # opposite: still a limited turn
 ])
 def test_anchoring_is_limited(drag, expected):
-    anchored = anchor_flows(translation(2.0, 0.0), torch.tensor([[5.0, 6.0, *drag]]))
+    anchored = anchor_flows(translation(2.0, 0.0), torch.tensor([[5.0, 6.0, *drag]]), MAX_GAIN)
     found = end_point(anchored[-1], (5, 6, *drag))
     assert np.allclose(np.abs(found), np.abs(expected), atol=1e-3)
 
@@ -71,7 +72,7 @@ def test_anchoring_is_limited(drag, expected):
                                         ((2.0, 0.0), (0.0, 0.0))])   # no drag
 def test_a_model_that_does_not_move_the_point_is_left_alone(flow, drag):
     flows = translation(*flow)
-    assert torch.equal(anchor_flows(flows, torch.tensor([[5.0, 6.0, *drag]])), flows)
+    assert torch.equal(anchor_flows(flows, torch.tensor([[5.0, 6.0, *drag]]), MAX_GAIN), flows)
 
 
 def sliding_model(poke_anchor: bool = True, anchor_max_gain: float = MAX_GAIN) -> PokeModel:
@@ -104,7 +105,8 @@ def test_poke_anchor_needs_the_warp_output():
 
 @pytest.mark.parametrize("gain", [0.5, float("nan")])
 def test_the_stretch_limit_is_at_least_one(gain):
-    assert ModelConfig().anchor_max_gain == MAX_GAIN            # checkpoints without the key keep the old rule
+    assert ModelConfig.from_dict({"output": "warp", "poke_anchor": True}).anchor_max_gain == 1.5   # files without
+    #                                                           the key keep the rule they were made with
     with pytest.raises(UserError, match="anchor_max_gain must be at least 1"):
         dataclasses.replace(TINY, anchor_max_gain=gain).validate()
 

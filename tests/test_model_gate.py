@@ -130,7 +130,7 @@ def test_gate_loss_wants_the_gate_open_where_anything_moves_and_shut_elsewhere()
     # (where column 5 is just uncovered: neither moving nor still)
     last_only = perfect.clone()
     last_only[..., 5] = 5e-5
-    assert losses.gate_loss(last_only, *losses.backward_targets(flows[:, -1])).item() < 1e-3
+    assert losses.gate_loss(last_only, *losses.backward_targets(flows[:, -1:])).item() < 1e-3
     assert losses.gate_loss(last_only, *targets).item() > 0.1
 
 

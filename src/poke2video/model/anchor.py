@@ -7,7 +7,7 @@ finds the end point by the fixed-point iteration q <- p - B_T(q), starting at th
 the flow of every frame by one complex number per video, c = drag / (q - p): a rotation and a scale
 that carry q onto the target and keep the shape of the motion (which part moves, and when). Anchoring
 corrects small misses only, so the model still decides what moves: a video whose poked pixel moves less
-than 1 / `max_gain` of the drag (which would need a larger stretch) is left as it is, c shrinks by at most
+than 1 / `max_gain` (`model.anchor_max_gain`) of the drag (which would need a larger stretch) is left as it is, c shrinks by at most
 that factor and turns by at most `MAX_TURN`. README, "Training" -> "Poke anchoring", has the measurements
 that chose these limits.
 
@@ -23,8 +23,6 @@ import torch
 from poke2video.model.warping import sample_points
 
 ITERATIONS = 10          # fixed-point steps: 20 moved the end point by at most 0.06 px on 150 clips
-MAX_GAIN = 1.5           # default max_gain (model.anchor_max_gain): |c| <= max_gain (else no anchoring) and
-#                          >= 1 / max_gain (else limited)
 MAX_TURN = math.pi / 4   # the angle of c is limited to [-MAX_TURN, MAX_TURN]
 
 
@@ -37,8 +35,9 @@ def own_displacement(last_flow: torch.Tensor, poke: torch.Tensor) -> torch.Tenso
     return end - source
 
 
-def anchor_factor(own: torch.Tensor, drag: torch.Tensor, max_gain: float = MAX_GAIN) -> torch.Tensor:
-    """c = drag / own as complex numbers [N, 2] = (real, imaginary), limited; (1, 0) where no anchoring."""
+def anchor_factor(own: torch.Tensor, drag: torch.Tensor, max_gain: float) -> torch.Tensor:
+    """c = drag / own as complex numbers [N, 2] = (real, imaginary), limited: |c| <= max_gain
+    (`model.anchor_max_gain`; else no anchoring) and >= 1 / max_gain; (1, 0) where no anchoring."""
     own_length, drag_length = own.norm(dim=1), drag.norm(dim=1)
     own_complex = torch.complex(own[:, 0], own[:, 1])
     own_complex = torch.where(own_length > 0, own_complex, torch.ones_like(own_complex))   # no 0 / 0
@@ -50,7 +49,7 @@ def anchor_factor(own: torch.Tensor, drag: torch.Tensor, max_gain: float = MAX_G
     return torch.where(moves[:, None], factor, factor.new_tensor([1.0, 0.0]))
 
 
-def anchor_flows(flows: torch.Tensor, poke: torch.Tensor, max_gain: float = MAX_GAIN) -> torch.Tensor:
+def anchor_flows(flows: torch.Tensor, poke: torch.Tensor, max_gain: float) -> torch.Tensor:
     """flows [T, N, 2, H, W] (every frame of each video) and poke [N, 4] -> the anchored flows, same shape."""
     factor = anchor_factor(own_displacement(flows[-1].float(), poke.float()), poke[:, 2:4].float(), max_gain)
     real, imag = (factor[:, i].to(flows.dtype).view(1, -1, 1, 1) for i in range(2))

@@ -62,12 +62,11 @@ def frame_flow_loss(predicted_backward: torch.Tensor, forward_flow: torch.Tensor
 
 
 def backward_targets(forward_flows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The clip's F(0 -> t) [B, T, 2, H, W] (or frame T's alone, [B, 2, H, W]: T = 1) -> the backward flow
-    every frame should have [B, T, 2, H, W] and where that is known [B, T, 1, H, W] (`backward_flow_target`
-    of all frames in one batch), computed once per step for the flow and the gate losses."""
-    flows = forward_flows if forward_flows.dim() == 5 else forward_flows[:, None]
-    target, valid = backward_flow_target(flows.flatten(0, 1))
-    return target.unflatten(0, flows.shape[:2]), valid.unflatten(0, flows.shape[:2])
+    """The clip's F(0 -> t) [B, T, 2, H, W] (T = 1: frame T's alone) -> the backward flow every frame should
+    have [B, T, 2, H, W] and where that is known [B, T, 1, H, W] (`backward_flow_target` of all frames in
+    one batch), computed once per step for the flow and the gate losses."""
+    target, valid = backward_flow_target(forward_flows.flatten(0, 1))
+    return target.unflatten(0, forward_flows.shape[:2]), valid.unflatten(0, forward_flows.shape[:2])
 
 
 def flow_target_loss(predicted_backward: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,

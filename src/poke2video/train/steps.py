@@ -169,7 +169,7 @@ class StepRunner:
         poke-point losses only with model.output: warp, the gate loss only with model.flow_gate."""
         cfg = self.cfg
         forward_flows = batch.flow if batch.flow.dim() == 5 else batch.flow[:, None]    # [B, T', 2, H, W]
-        predicted = prediction.backward_flow.float()[:, -forward_flows.shape[1]:]      # the same T' frames
+        predicted = prediction.backward_flow[:, -forward_flows.shape[1]:].float()      # the same T' frames
         logs = {}
         if cfg.poke_point_weight > 0:   # frame T only: on every frame it scored worse (README, "The poked pixel's own term")
             point = losses.poke_point_loss(predicted[:, -1], forward_flows[:, -1], batch.poke)
