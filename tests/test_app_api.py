@@ -1,6 +1,7 @@
 """The app's JSON API on a tiny model: the happy paths, and every error case as a clear JSON 4xx."""
 import base64
 import io
+import re
 import threading
 import time
 
@@ -224,7 +225,18 @@ def test_openapi_documents_the_api(client):
     for path in ("/api/images", "/api/examples", "/api/poke", "/api/video", "/api/model"):
         assert path in spec["paths"]
     assert "PokeResponse" in spec["components"]["schemas"]
-    assert client.get("/docs").status_code == 200
     page = client.get("/")
     assert page.status_code == 200 and "canvas" in page.text
     assert client.get("/static/app.js").status_code == 200
+
+
+def test_the_openapi_page_needs_no_network(client):
+    """Swagger UI loads its script and style from this server, so /docs works offline (a CDN did not)."""
+    page = client.get("/docs")
+    assert page.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert {"/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"} <= set(sources)
+    assert not [url for url in sources if "://" in url], sources
+    script = client.get("/docs-assets/swagger-ui-bundle.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert len(script.content) > 100_000

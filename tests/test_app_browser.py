@@ -123,6 +123,26 @@ def test_upload_and_error_message(server, browser, tmp_path):
     page.close()
 
 
+def test_the_openapi_page_renders_with_no_network(server, browser):
+    """/docs draws the API with every request to another host refused (its CDN scripts once left it blank)."""
+    page = browser.new_page()
+    outside = []
+
+    def local_only(route):
+        if route.request.url.startswith(server):
+            return route.continue_()
+        outside.append(route.request.url)
+        return route.abort()
+
+    page.route("**/*", local_only)
+    page.goto(server + "/docs")
+    page.wait_for_selector(".opblock-summary-path[data-path='/api/poke']", timeout=30000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "openapi_docs.png"))
+    assert outside == []
+    page.close()
+
+
 def test_touch_drag(server, browser):
     """A real touch (Chromium's touch input through CDP) drives the same Pointer Events path."""
     context = browser.new_context(has_touch=True, viewport={"width": 600, "height": 900})

@@ -11,7 +11,9 @@
 
 Errors are JSON {"detail": "one line"}: 400 bad poke (outside the image, wrong mode), 404 unknown image id,
 413 upload too large (bytes or pixels), 415 not an image, 422 malformed request (NaN, missing field), 429
-too many requests waiting for the model. The OpenAPI page is /docs.
+too many requests waiting for the model. The OpenAPI page is /docs (Swagger UI, its script and style served from
+the fastapi-offline package, so it works offline; ReDoc is off, its page fetches a logo from a CDN); the
+specification is /openapi.json.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from poke2video import __version__
 from poke2video.app import schemas
@@ -36,6 +39,7 @@ from poke2video.errors import UserError
 from poke2video.poker import Poker
 
 STATIC_DIR = Path(__file__).parent / "static"
+DOCS_ASSETS = "/docs-assets"   # the OpenAPI pages' scripts and styles (fastapi-offline)
 EXAMPLE_RESOLUTION = 64
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 log = logging.getLogger("poke2video.app")
@@ -90,9 +94,10 @@ def create_app(poker: Poker, name: str = "model", limits: Limits | None = None, 
         yield
         state.queue.close()
 
-    app = FastAPI(title="poke2video", version=__version__, lifespan=lifespan,
+    app = FastAPIOffline(title="poke2video", version=__version__, lifespan=lifespan,
                   description="Poke one pixel of a still image and get a video of how the object responds. "
-                              "Errors are JSON objects with a one-line `detail`.")
+                              "Errors are JSON objects with a one-line `detail`.",
+                          static_url=DOCS_ASSETS, redoc_url=None)   # Swagger UI from the package, not a CDN
     app.state.poke2video = state
     _add_error_handlers(app)
     _add_upload_guard(app)
