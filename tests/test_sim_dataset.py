@@ -1,6 +1,8 @@
 """PokeSim datasets: the standard store, splits, determinism, resuming and the command line."""
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,3 +140,49 @@ def test_ambient_sway_moves_even_background_poke_clips(tmp_path):
     assert store.array(0, "gt_object")[:, 3].all()              # three splits of one clip: all background pokes
     frames = np.asarray(store.frames(0)).reshape(3, 11, 64, 64, 3)
     assert all(not np.array_equal(clip[0], clip[-1]) for clip in frames)
+
+
+def _spawned_workers(parent_pid: int) -> list[int]:
+    """Pids of the multiprocessing workers whose parent is `parent_pid` (Linux /proc)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == parent_pid and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
+                pids.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue   # the process ended while it was read
+    return pids
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")   # a zombie is dead, only not yet reaped
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with the parent on Linux (prctl)")
+def test_workers_die_with_a_killed_simulate(tmp_path):
+    """SIGKILL on `simulate --workers 2` alone: its workers die too, instead of finishing their chunks beside
+    the run that resumes it (they used to: both 600-clip chunks appeared after the kill)."""
+    out = tmp_path / "store"
+    command = [sys.executable, "-m", "poke2video", "simulate", "--out", str(out), "--clips", "1200",
+               "--chunk-clips", "600", "--workers", "2"]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(workers := _spawned_workers(run.pid)) < 2:
+        assert run.poll() is None and time.monotonic() < deadline, "simulate never started its two workers"
+        time.sleep(0.05)
+    videos = out.with_name("store.partial") / "videos"
+    finished_before = sorted(p.name for p in videos.glob("[0-9]*")) if videos.is_dir() else []
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 120
+    while any(_running(pid) for pid in workers):
+        assert time.monotonic() < deadline, "the workers outlived simulate by two minutes"
+        time.sleep(0.05)
+    assert sorted(p.name for p in videos.glob("[0-9]*")) == finished_before
+    simulate_dataset(out, clips=1200, resolution=64, seed=0, kind="mixed", workers=2, chunk_clips=600)
+    assert len(Store.open(out).clips("train")) == 960

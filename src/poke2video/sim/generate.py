@@ -8,8 +8,12 @@ first) is a background poke: the poke lands on the background and nothing moves.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import multiprocessing
+import os
+import signal
+import sys
 from dataclasses import asdict, dataclass, field
 
 import cv2
@@ -126,8 +130,22 @@ def _run(jobs, workers: int):
     if workers == 1 or len(jobs) <= 1:
         yield from map(_write_chunk, jobs)
         return
-    with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
+    with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)), _die_with_parent,
+                                                   (os.getpid(),)) as pool:
         yield from pool.imap_unordered(_write_chunk, jobs)
+
+
+PR_SET_PDEATHSIG = 1   # linux/prctl.h
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: on Linux the kernel kills the worker when `simulate` dies, even by SIGKILL, so no
+    orphan goes on writing a chunk beside the run that resumes it."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:   # the parent died before the request took hold
+        os._exit(1)
 
 
 def _splits(clips: int, config: SimConfig, frames_per_clip: int) -> dict[str, list[list[int]]]:
