@@ -95,9 +95,9 @@ def create_app(poker: Poker, name: str = "model", limits: Limits | None = None, 
         state.queue.close()
 
     app = FastAPIOffline(title="poke2video", version=__version__, lifespan=lifespan,
-                  description="Poke one pixel of a still image and get a video of how the object responds. "
-                              "Errors are JSON objects with a one-line `detail`.",
-                          static_url=DOCS_ASSETS, redoc_url=None)   # Swagger UI from the package, not a CDN
+                         description="Poke one pixel of a still image and get a video of how the object "
+                                     "responds. Errors are JSON objects with a one-line `detail`.",
+                         static_url=DOCS_ASSETS, redoc_url=None)   # Swagger UI from the package, not a CDN
     app.state.poke2video = state
     _add_error_handlers(app)
     _add_upload_guard(app)
