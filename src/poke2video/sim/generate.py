@@ -25,6 +25,7 @@ from poke2video.sim.physics import PhysicsConfig
 from poke2video.sim.scene import OBJECT_COLUMNS, POKE_COLUMNS, ClipSpec, SceneConfig, render_chunk
 
 SIM_VERSION = 1
+PR_SET_PDEATHSIG = 1   # linux/prctl.h: the signal a process gets when its parent dies
 SPLITS = ("train", "test", "test_unseen")
 KINDS = ("plants", "figures", "mixed")
 
@@ -133,9 +134,6 @@ def _run(jobs, workers: int):
     with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)), _die_with_parent,
                                                    (os.getpid(),)) as pool:
         yield from pool.imap_unordered(_write_chunk, jobs)
-
-
-PR_SET_PDEATHSIG = 1   # linux/prctl.h
 
 
 def _die_with_parent(parent_pid: int) -> None:
