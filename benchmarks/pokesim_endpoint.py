@@ -7,12 +7,16 @@ background pokes: mean absolute change from the source frame. Means with 95% boo
 every metric, plots and example sheets use `poke2video evaluate` instead.
 
     python benchmarks/pokesim_endpoint.py --checkpoint runs/a/model.safetensors --data data/pokesim64 --split test
+
+`--anchor-max-gain` and `--anchor-min-motion` score the weights with anchoring's limits changed in memory (the
+file is not touched): how the bundled model's limits were chosen on a validation store (README, "Poke anchoring").
 """
 from __future__ import annotations
 
 import argparse
 
 from poke2video.data.store import Store
+from poke2video.errors import UserError
 from poke2video.evaluate.evaluator import EvalOptions, baseline_methods, evaluate, model_method, real_clip_method
 from poke2video.evaluate.metrics import TRACKER
 from poke2video.evaluate.report import summarize
@@ -29,9 +33,17 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="score only the first N clips")
     parser.add_argument("--tracker", default=TRACKER, help=f"flow that tracks the poked pixel (default {TRACKER})")
     parser.add_argument("--no-anchor", action="store_true", help="a model.poke_anchor checkpoint's own flows")
+    parser.add_argument("--anchor-max-gain", type=float, help="model.anchor_max_gain for this run (default: the file's)")
+    parser.add_argument("--anchor-min-motion", type=float,
+                        help="model.anchor_min_motion for this run (default: the file's)")
     args = parser.parse_args()
-    methods = [model_method(args.checkpoint, anchor=not args.no_anchor), *baseline_methods("static"),
-               real_clip_method()]
+    limits = {key: value for key, value in (("anchor_max_gain", args.anchor_max_gain),
+                                            ("anchor_min_motion", args.anchor_min_motion)) if value is not None}
+    try:
+        model = model_method(args.checkpoint, anchor=not args.no_anchor, anchor_limits=limits)
+    except UserError as error:
+        raise SystemExit(f"error: {error}")
+    methods = [model, *baseline_methods("static"), real_clip_method()]
     options = EvalOptions(limit=args.limit, motion=False, structure_clips=0, lpips="off", fvd=False, example_clips=0,
                           tracker=args.tracker)
     summary = summarize(evaluate(Store.open(args.data), args.split, methods, options))

@@ -17,6 +17,7 @@ torch.set_num_threads(1)
 TINY = ModelConfig(resolution=16, stem_channels=4, channels=[4, 4], bottleneck_channels=4, levels=2, frames=3,
                    output="warp", poke_anchor=True)
 MAX_GAIN = TINY.anchor_max_gain      # the default stretch limit
+MIN_MOTION = TINY.anchor_min_share()  # without model.anchor_min_motion: 1 / MAX_GAIN
 
 
 def translation(dx: float, dy: float, frames: int = 3, size: int = 16) -> torch.Tensor:
@@ -49,7 +50,7 @@ def test_own_displacement_follows_the_flow_back_to_the_poked_pixel():
 def test_anchoring_turns_and_stretches_every_frame_onto_the_target():
     flows = translation(2.0, 0.0)
     drag = (2.4, 1.2)                                                  # 1.34x as long, turned 26.6 degrees
-    anchored = anchor_flows(flows, torch.tensor([[5.0, 6.0, *drag]]), MAX_GAIN)
+    anchored = anchor_flows(flows, torch.tensor([[5.0, 6.0, *drag]]), MAX_GAIN, MIN_MOTION)
     assert np.allclose(end_point(anchored[-1], (5, 6, *drag)), drag, atol=1e-4)
     # the same turn and stretch at every frame and pixel: frame 1 goes a third of the way
     assert torch.allclose(anchored[0, 0], -torch.tensor(drag).view(2, 1, 1).expand(2, 16, 16) / 3, atol=1e-5)
@@ -61,7 +62,7 @@ def test_anchoring_turns_and_stretches_every_frame_onto_the_target():
     ((-2.0, 0.0), (2.0 * math.cos(MAX_TURN), 2.0 * math.sin(MAX_TURN))),         # opposite: still a limited turn
 ])
 def test_anchoring_is_limited(drag, expected):
-    anchored = anchor_flows(translation(2.0, 0.0), torch.tensor([[5.0, 6.0, *drag]]), MAX_GAIN)
+    anchored = anchor_flows(translation(2.0, 0.0), torch.tensor([[5.0, 6.0, *drag]]), MAX_GAIN, MIN_MOTION)
     found = end_point(anchored[-1], (5, 6, *drag))
     assert np.allclose(np.abs(found), np.abs(expected), atol=1e-3)
 
@@ -72,14 +73,23 @@ def test_anchoring_is_limited(drag, expected):
                                         ((2.0, 0.0), (0.0, 0.0))])   # no drag
 def test_a_model_that_does_not_move_the_point_is_left_alone(flow, drag):
     flows = translation(*flow)
-    assert torch.equal(anchor_flows(flows, torch.tensor([[5.0, 6.0, *drag]]), MAX_GAIN), flows)
+    assert torch.equal(anchor_flows(flows, torch.tensor([[5.0, 6.0, *drag]]), MAX_GAIN, MIN_MOTION), flows)
 
 
-def sliding_model(poke_anchor: bool = True, anchor_max_gain: float = MAX_GAIN) -> PokeModel:
+def test_between_min_motion_and_the_stretch_limit_the_stretch_is_the_limit():
+    flows, poke = translation(1.0, 0.0), torch.tensor([[5.0, 6.0, 3.0, 0.0]])   # moves a third of the drag
+    assert torch.equal(anchor_flows(flows, poke, 1.5, 1 / 1.5), flows)           # the rule without the key
+    assert torch.equal(anchor_flows(flows, poke, 1.5, 0.4), flows)               # a third is under 0.4
+    stretched = anchor_flows(flows, poke, 1.5, 0.3)                              # over 0.3: stretched by 1.5
+    assert np.allclose(end_point(stretched[-1], (5, 6, 3, 0)), (1.5, 0.0), atol=1e-4)
+    assert torch.allclose(stretched, 1.5 * flows)
+
+
+def sliding_model(poke_anchor: bool = True, **anchor_limits) -> PokeModel:
     """A tiny warp model whose flow head slides every frame 2 px right (the bias of the flow map) and whose
-    mask takes every pixel from the warped source."""
+    mask takes every pixel from the warped source; `anchor_limits`: anchor_max_gain, anchor_min_motion."""
     torch.manual_seed(0)
-    model = PokeModel(dataclasses.replace(TINY, poke_anchor=poke_anchor, anchor_max_gain=anchor_max_gain)).eval()
+    model = PokeModel(dataclasses.replace(TINY, poke_anchor=poke_anchor, **anchor_limits)).eval()
     with torch.no_grad():
         model.decoder.to_rgb.bias[3] = -0.5         # FLOW_SCALE 4: backward flow -2 px in x
         model.decoder.to_rgb.bias[5] = 30.0
@@ -111,6 +121,14 @@ def test_the_stretch_limit_is_at_least_one(gain):
         dataclasses.replace(TINY, anchor_max_gain=gain).validate()
 
 
+@pytest.mark.parametrize("share", [-0.1, 1.5, float("nan")])
+def test_min_motion_is_a_share_of_the_drag(share):
+    assert ModelConfig.from_dict({"output": "warp", "anchor_max_gain": 2.0}).anchor_min_share() == 0.5   # unset
+    assert ModelConfig.from_dict({"output": "warp", "anchor_min_motion": 0.3}).anchor_min_share() == 0.3
+    with pytest.raises(UserError, match="anchor_min_motion must be between 0 and 1"):
+        dataclasses.replace(TINY, anchor_min_motion=share).validate()
+
+
 def test_the_stretch_limit_travels_with_the_weights(tmp_path):
     # the model slides 2 px; a drag of 4 px needs a 2x stretch: over 1.5, within 2
     image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
@@ -124,6 +142,20 @@ def test_the_stretch_limit_travels_with_the_weights(tmp_path):
     assert np.array_equal(videos[1.5][0], videos[1.5][1])         # left as the model made it
     assert np.array_equal(videos[1.5][1], videos[2.0][1])         # the same model's own flows
     assert np.abs(videos[2.0][0][-1, 4:12, 9:13].astype(int) - image[4:12, 5:9]).max() <= 1   # moved all 4 px
+
+
+def test_min_motion_travels_with_the_weights(tmp_path):
+    # the model slides 2 px; a drag of 5 px: 0.4 of it, stretched by the limit 1.5 to 3 px where 0.35 is enough
+    image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    last = {}
+    for share in (None, 0.35):
+        path = tmp_path / f"share{share}.safetensors"
+        save_model(path, sliding_model(anchor_min_motion=share), {"step": 1})
+        poker = Poker.load(path)
+        assert poker.model.cfg.anchor_min_motion == share
+        last[share] = poker.animate(image, (5, 7), (10, 7))[-1]
+    assert np.array_equal(last[None], poker.animate(image, (5, 7), (10, 7), anchor=False)[-1])   # left alone
+    assert np.abs(last[0.35][4:12, 8:13].astype(int) - image[4:12, 5:10]).max() <= 1              # moved 3 px
 
 
 def test_poker_anchors_displacement_pokes_and_can_show_the_models_own(tmp_path):
@@ -183,6 +215,23 @@ def test_evaluate_scores_anchored_videos_unless_told_not_to(tmp_path, monkeypatc
     assert calls == [True, False]
 
 
+def test_evaluation_can_change_anchorings_limits_in_memory(tmp_path):
+    from poke2video.evaluate import evaluator
+
+    path, saved = tmp_path / "model.safetensors", tmp_path / "share.safetensors"
+    save_model(path, sliding_model(), {"step": 1})
+    save_model(saved, sliding_model(anchor_min_motion=0.35), {"step": 1})
+    image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    changed = evaluator.model_method(str(path), anchor_limits={"anchor_min_motion": 0.35})
+    as_saved = Poker.load(saved).animate(image, (5, 7), (10, 7))            # 2 of 5 px: stretched by 1.5
+    assert np.array_equal(changed.animate(image, (5, 7), (10, 7), 3), as_saved)
+    assert not np.array_equal(as_saved, Poker.load(path).animate(image, (5, 7), (10, 7)))
+    with pytest.raises(UserError, match="anchor_max_gain must be at least 1"):
+        evaluator.model_method(str(path), anchor_limits={"anchor_max_gain": 0.5})
+    with pytest.raises(ValueError, match="not an anchoring limit"):
+        evaluator.model_method(str(path), anchor_limits={"frames": 4})
+
+
 @pytest.mark.parametrize("impulse", [False, True])
 def test_validation_scores_videos_as_poker_makes_them(tmp_path, monkeypatch, impulse):
     from poke2video.config import PokeConfig
@@ -192,7 +241,7 @@ def test_validation_scores_videos_as_poker_makes_them(tmp_path, monkeypatch, imp
     from train_support import RES, make_tiny_store
 
     handed = []
-    monkeypatch.setattr(poke_model, "anchor_flows", lambda flows, poke, max_gain: handed.append(poke.clone()) or flows)
+    monkeypatch.setattr(poke_model, "anchor_flows", lambda flows, poke, max_gain, min_motion: handed.append(poke.clone()) or flows)
     validator = Validator.for_store(Store.open(make_tiny_store(tmp_path / "store")),
                                     PokeConfig(poke_size=3, impulse=impulse), val_clips=2)
     validator.run(PokeModel(dataclasses.replace(TINY, resolution=RES)), torch.device("cpu"), torch.no_grad)

@@ -100,14 +100,19 @@ class ModelConfig:
     #                                           draws a backward flow and a mask that warp the source frame
     poke_anchor: bool = False                 # warp only: turn and stretch each video's flows so the poked
     #                                           pixel ends on the drag's target (model/anchor.py)
-    anchor_max_gain: float = 1.5              # anchoring stretches a flow by at most this and leaves a video whose
-    #                                           poked pixel moves less than 1 / this of the drag as it is
+    anchor_max_gain: float = 1.5              # anchoring stretches (and shrinks) a flow by at most this
+    anchor_min_motion: float | None = None    # anchoring leaves a video whose poked pixel moves less than this
+    #                                           share of the drag as it is; None: 1 / anchor_max_gain
     flow_gate: bool = False                   # warp only: a full-resolution gate on each frame's flow: which
     #                                           pixels take part in the motion (model/gate.py)
     movable_poke: bool = False                # warp only: scale each video's flows by how likely its poked point
     #                                           is to move at all (model/movable.py)
     frames: int = 10                          # T: default number of generated frames
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+
+    def anchor_min_share(self) -> float:
+        """The share of the drag the poked pixel must move for anchoring to act (model/anchor.py)."""
+        return 1.0 / self.anchor_max_gain if self.anchor_min_motion is None else self.anchor_min_motion
 
     def level_count(self) -> int:
         """Levels the encoder offers: one per stride-2 stage plus the bottleneck."""
@@ -126,6 +131,8 @@ class ModelConfig:
             raise UserError("model.poke_anchor needs model.output: warp (it moves the warp flows)")
         if not self.anchor_max_gain >= 1:
             raise UserError(f"model.anchor_max_gain must be at least 1, got {self.anchor_max_gain}")
+        if self.anchor_min_motion is not None and not 0 <= self.anchor_min_motion <= 1:
+            raise UserError(f"model.anchor_min_motion must be between 0 and 1, got {self.anchor_min_motion}")
         if self.flow_gate and self.output != "warp":
             raise UserError("model.flow_gate needs model.output: warp (it gates the warp flows)")
         if self.movable_poke and self.output != "warp":

@@ -54,12 +54,19 @@ class Method:
         return self.animate(case.source_frame, case.poke_source, case.poke_target, case.frames)
 
 
-def model_method(checkpoint: str | None, name: str = "model", anchor: bool = True) -> Method:
+def model_method(checkpoint: str | None, name: str = "model", anchor: bool = True,
+                 anchor_limits: dict[str, float] | None = None) -> Method:
     """The model in `checkpoint` (None: the bundled default) through `Poker.animate`; `anchor=False` scores a
-    `model.poke_anchor` checkpoint's own flows."""
+    `model.poke_anchor` checkpoint's own flows; `anchor_limits` ({"anchor_max_gain": .., "anchor_min_motion":
+    ..}) replaces anchoring's limits in memory, the file untouched (benchmarks/pokesim_endpoint.py)."""
     from poke2video.poker import Poker
 
     poker = Poker.load(checkpoint)
+    for key, value in (anchor_limits or {}).items():
+        if key not in ("anchor_max_gain", "anchor_min_motion"):
+            raise ValueError(f"not an anchoring limit: {key}")
+        setattr(poker.model.cfg, key, value)
+    poker.model.cfg.validate()
     return Method(name, lambda frame, source, target, frames: poker.animate(frame, source, target, anchor=anchor),
                   poker.frames)
 

@@ -92,7 +92,8 @@ class PokeModel(nn.Module):
             flow_by_time = FLOW_SCALE * head[:, 3:5].unflatten(0, (steps, batch))   # [T, B, 2, H, W]
             flow_by_time, gate, movable_logit = self._scale_flows(flow_by_time, source_frame, poke_map)
             if self.cfg.poke_anchor and poke is not None:
-                flow_by_time = anchor_flows(flow_by_time, poke, self.cfg.anchor_max_gain)
+                flow_by_time = anchor_flows(flow_by_time, poke, self.cfg.anchor_max_gain,
+                                            self.cfg.anchor_min_share())
             mask = torch.sigmoid(head[:, 5:6] + MASK_BIAS)
             warped = warp(source_frame.repeat(steps, 1, 1, 1), flow_by_time.flatten(0, 1))
             frames = mask * warped + (1.0 - mask) * frames
