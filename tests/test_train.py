@@ -193,6 +193,25 @@ def test_unknown_preset_keys_are_rejected(tmp_path):
         load_preset(str(write_preset(tmp_path / "q.yaml", schedule="backwards")))
 
 
+@pytest.mark.parametrize("model, train, message", [
+    ({"levels": "3"}, {}, "ModelConfig.levels must be an integer, got '3'"),
+    ({"anchor_min_motion": True}, {}, "ModelConfig.anchor_min_motion must be a number or null, got True"),
+    ({"channels": [8, "a"]}, {}, "ModelConfig.channels must be a list of integers"),
+    ({"discriminator": 5}, {}, "ModelConfig.discriminator must be a mapping, got 5"),
+    ({}, {"betas": [0.5]}, "TrainConfig.betas must be a list of 2 numbers, got \\[0.5\\]"),
+    ({}, {"lr": None}, "TrainConfig.lr must be a number, got None"),
+])
+def test_wrongly_typed_preset_values_are_one_line_errors(tmp_path, capsys, model, train, message):
+    from poke2video import cli
+
+    preset = write_preset(tmp_path / "p.yaml", model, **train)
+    with pytest.raises(UserError, match=message):
+        load_preset(str(preset))
+    store = make_tiny_store(tmp_path / "store")
+    assert cli.main(["train", "--data", str(store), "--out", str(tmp_path / "run"), "--preset", str(preset)]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0 and not (tmp_path / "run").exists()
+
+
 def test_flow_loss_needs_the_warp_output(tmp_path):
     with pytest.raises(UserError, match="flow_weight needs model.output: warp"):
         load_preset(str(write_preset(tmp_path / "p.yaml", flow_weight=1.0)))

@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -167,12 +168,54 @@ def from_dict(cls, data: dict[str, Any] | None):
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise UserError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}")
+    hints = get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
-        ftype = known[name].type
-        sub = _dataclass_named(ftype)
-        kwargs[name] = from_dict(sub, value) if sub is not None and isinstance(value, dict) else value
+        sub = _dataclass_named(known[name].type)
+        if sub is not None and isinstance(value, dict):
+            kwargs[name] = from_dict(sub, value)
+        elif _fits(value, hints[name]):
+            kwargs[name] = value
+        else:
+            raise UserError(f"{cls.__name__}.{name} must be {_type_words(hints[name])}, got {value!r}")
     return cls(**kwargs)
+
+
+def _fits(value, hint) -> bool:
+    """Whether a value read from YAML or JSON can stand for a field of type `hint` (an int for a float too,
+    a list for a tuple: YAML has no tuples)."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple:
+            return len(value) == len(args) and all(_fits(item, arg) for item, arg in zip(value, args))
+        return all(_fits(item, args[0]) for item in value)
+    if hint is type(None):
+        return value is None
+    if hint is bool or hint is str:
+        return isinstance(value, hint)
+    if hint in (int, float):
+        numbers = (int,) if hint is int else (int, float)
+        return isinstance(value, numbers) and not isinstance(value, bool)
+    return not dataclasses.is_dataclass(hint)         # a nested config must be a mapping; Any fits anything
+
+
+def _type_words(hint) -> str:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, UnionType):
+        return " or ".join(_type_words(arg) for arg in args)
+    if origin is list:
+        return f"a list of {_PLURALS.get(args[0], 'values')}"
+    if origin is tuple:
+        return f"a list of {len(args)} {_PLURALS.get(args[0], 'values')}"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+    return names.get(hint, "a mapping")
+
+
+_PLURALS = {int: "integers", float: "numbers", str: "strings"}
 
 
 def _dataclass_named(type_name) -> type | None:
