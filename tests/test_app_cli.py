@@ -56,6 +56,13 @@ def test_port_in_use_is_one_line(checkpoint):
     assert process.returncode == 2 and err.strip().count("\n") == 0 and "--port" in err
 
 
+@pytest.mark.parametrize("port, message", [("99999", "a port is 1 to 65535, got 99999"), ("0", "at least 1")])
+def test_a_port_out_of_range_is_one_line(checkpoint, port, message):
+    process = start_app("--checkpoint", checkpoint, "--port", port)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 2 and message in err and err.strip().count("\n") == 0
+
+
 def test_missing_checkpoint_is_one_line(tmp_path):
     process = start_app("--checkpoint", tmp_path / "nope.safetensors", "--port", free_port())
     _, err = process.communicate(timeout=60)

@@ -31,6 +31,13 @@ def _point(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {value}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -230,7 +237,7 @@ def _add_app(sub) -> None:
     _add_checkpoint(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=_positive_int, default=7860, help="port (default 7860)")
+    p.add_argument("--port", type=_port, default=7860, help="port, 1 to 65535 (default 7860)")
     p.add_argument("--threads", type=_positive_int, default=1, help="torch threads for inference (default 1)")
     p.set_defaults(func=_cmd_app)
 
