@@ -212,6 +212,14 @@ def test_wrongly_typed_preset_values_are_one_line_errors(tmp_path, capsys, model
     assert capsys.readouterr().err.strip().count("\n") == 0 and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("text, message", [("model: 5\n", "Preset.model must be a mapping, got 5"),
+                                           ("model:\ntrain: 3\n", "Preset.model must be a mapping, got None")])
+def test_a_section_that_is_not_a_mapping_is_named(tmp_path, text, message):
+    (tmp_path / "p.yaml").write_text(text)
+    with pytest.raises(UserError, match=message):
+        load_preset(str(tmp_path / "p.yaml"))
+
+
 def test_flow_loss_needs_the_warp_output(tmp_path):
     with pytest.raises(UserError, match="flow_weight needs model.output: warp"):
         load_preset(str(write_preset(tmp_path / "p.yaml", flow_weight=1.0)))

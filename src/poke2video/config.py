@@ -162,18 +162,17 @@ def model_config_for(preset: str) -> ModelConfig:
     return ModelConfig.from_dict(load_preset_yaml(preset).get("model"))
 
 def from_dict(cls, data: dict[str, Any] | None):
-    """Build dataclass `cls` from a dict, recursing into nested dataclasses; unknown keys are errors."""
+    """Build dataclass `cls` from a dict, recursing into nested dataclasses; unknown keys and values of the
+    wrong type are errors."""
     data = dict(data or {})
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(data) - set(known))
+    unknown = sorted(set(data) - {f.name for f in fields(cls)})
     if unknown:
         raise UserError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}")
     hints = get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
-        sub = _dataclass_named(known[name].type)
-        if sub is not None and isinstance(value, dict):
-            kwargs[name] = from_dict(sub, value)
+        if dataclasses.is_dataclass(hints[name]) and isinstance(value, dict):
+            kwargs[name] = from_dict(hints[name], value)
         elif _fits(value, hints[name]):
             kwargs[name] = value
         else:
@@ -216,13 +215,6 @@ def _type_words(hint) -> str:
 
 
 _PLURALS = {int: "integers", float: "numbers", str: "strings"}
-
-
-def _dataclass_named(type_name) -> type | None:
-    if isinstance(type_name, type) and dataclasses.is_dataclass(type_name):
-        return type_name
-    candidate = globals().get(str(type_name))
-    return candidate if isinstance(candidate, type) and dataclasses.is_dataclass(candidate) else None
 
 
 def to_dict(obj) -> dict[str, Any]:
