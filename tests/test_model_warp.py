@@ -131,3 +131,27 @@ def test_trajectory_benchmark_compares_the_moved_area_with_the_clips():
     blob[1, 0, 0] = 0.4                                   # under the threshold: still
     assert moved_area(blob, true_forward) == 12.0
     assert moved_area(np.zeros_like(blob), true_forward) == 0.0
+
+
+def test_flow_per_drag_scales_each_videos_flows_by_its_drags_length():
+    from poke2video.data.pokes import make_poke_map
+    from poke2video.errors import UserError
+    from poke2video.model.poke_model import DRAG_UNIT
+
+    cfg = dataclasses.replace(model_config_for("cpu-64"), poke_anchor=False, movable_poke=False, flow_per_drag=False)
+    torch.manual_seed(0)
+    plain = PokeModel(cfg).eval()
+    with torch.no_grad():
+        plain.decoder.to_rgb.weight[3:5].normal_(0.0, 0.1)        # a fresh model decodes no flow at all
+    per_drag = PokeModel(dataclasses.replace(cfg, flow_per_drag=True)).eval()
+    per_drag.load_state_dict(plain.state_dict())
+    source = torch.rand(3, 3, 64, 64) * 2 - 1
+    drags = [(3.0, 4.0), (-6.0, 8.0), (0.0, 0.0)]                  # 5 px (one DRAG_UNIT), 10 px, none
+    poke_map = torch.from_numpy(np.stack([make_poke_map(64, (30, 30), drag, 3) for drag in drags]))
+    with torch.no_grad():
+        own, scaled = (model.predict(source, poke_map, steps=2).backward_flow for model in (plain, per_drag))
+    assert own[:2].abs().max() > 0.01                             # the plain model moves something
+    for video, drag in enumerate(drags):
+        assert torch.allclose(scaled[video], own[video] * np.hypot(*drag) / DRAG_UNIT, atol=1e-6)
+    with pytest.raises(UserError, match="flow_per_drag needs model.output: warp"):
+        dataclasses.replace(cfg, output="pixels", poke_anchor=False, flow_per_drag=True).validate()

@@ -104,6 +104,8 @@ class ModelConfig:
     anchor_max_gain: float = 1.5              # anchoring stretches (and shrinks) a flow by at most this
     anchor_min_motion: float | None = None    # anchoring leaves a video whose poked pixel moves less than this
     #                                           share of the drag as it is; None: 1 / anchor_max_gain
+    flow_per_drag: bool = False               # warp only: the decoded flows are in units of the drag's length
+    #                                           (model/poke_model.py), so motion grows with the drag
     flow_gate: bool = False                   # warp only: a full-resolution gate on each frame's flow: which
     #                                           pixels take part in the motion (model/gate.py)
     movable_poke: bool = False                # warp only: scale each video's flows by how likely its poked point
@@ -134,6 +136,8 @@ class ModelConfig:
             raise UserError(f"model.anchor_max_gain must be at least 1, got {self.anchor_max_gain}")
         if self.anchor_min_motion is not None and not 0 <= self.anchor_min_motion <= 1:
             raise UserError(f"model.anchor_min_motion must be between 0 and 1, got {self.anchor_min_motion}")
+        if self.flow_per_drag and self.output != "warp":
+            raise UserError("model.flow_per_drag needs model.output: warp (it scales the warp flows)")
         if self.flow_gate and self.output != "warp":
             raise UserError("model.flow_gate needs model.output: warp (it gates the warp flows)")
         if self.movable_poke and self.output != "warp":

@@ -36,6 +36,7 @@ from poke2video.model.movable import MovablePoke
 from poke2video.model.warping import warp
 
 FLOW_SCALE = 4.0   # pixels per unit of the decoder's flow maps
+DRAG_UNIT = 5.0    # px: with model.flow_per_drag, a drag this long leaves the decoded flows as they are
 MASK_BIAS = 4.0    # a fresh warp model takes 98% of each pixel from the warped source
 
 
@@ -90,6 +91,8 @@ class PokeModel(nn.Module):
         flow = gate = movable_logit = None
         if self.cfg.output == "warp":
             flow_by_time = FLOW_SCALE * head[:, 3:5].unflatten(0, (steps, batch))   # [T, B, 2, H, W]
+            if self.cfg.flow_per_drag:
+                flow_by_time = flow_by_time * drag_units(poke_map).view(1, -1, 1, 1, 1)
             flow_by_time, gate, movable_logit = self._scale_flows(flow_by_time, source_frame, poke_map)
             if self.cfg.poke_anchor and poke is not None:
                 flow_by_time = anchor_flows(flow_by_time, poke, self.cfg.anchor_max_gain,
@@ -118,6 +121,11 @@ class PokeModel(nn.Module):
         """source [B, 3, H, W], poke_map [B, 2, H, W] -> (video [B, T, 3, H, W], predicted_states[t][level])."""
         prediction = self.predict(source_frame, poke_map, steps, poke)
         return prediction.video, prediction.states
+
+
+def drag_units(poke_map: torch.Tensor) -> torch.Tensor:
+    """poke_map [B, 2, H, W] -> [B]: the drag's length (the map's largest vector) in units of DRAG_UNIT."""
+    return poke_map.float().norm(dim=1).flatten(1).amax(dim=1) / DRAG_UNIT
 
 
 def count_parameters(module: nn.Module) -> int:
