@@ -37,16 +37,10 @@ def main() -> None:
     parser.add_argument("--anchor-min-motion", type=float,
                         help="model.anchor_min_motion for this run (default: the file's)")
     args = parser.parse_args()
-    limits = {key: value for key, value in (("anchor_max_gain", args.anchor_max_gain),
-                                            ("anchor_min_motion", args.anchor_min_motion)) if value is not None}
     try:
-        model = model_method(args.checkpoint, anchor=not args.no_anchor, anchor_limits=limits)
-    except UserError as error:
+        summary = score(args)
+    except UserError as error:          # a bad checkpoint, store, split or limit: one line, not a traceback
         raise SystemExit(f"error: {error}")
-    methods = [model, *baseline_methods("static"), real_clip_method()]
-    options = EvalOptions(limit=args.limit, motion=False, structure_clips=0, lpips="off", fvd=False, example_clips=0,
-                          tracker=args.tracker)
-    summary = summarize(evaluate(Store.open(args.data), args.split, methods, options))
     print(f"| {args.split} | clips | mean | 95% interval |")
     print("|---|---|---|---|")
     for metric, method in ROWS:
@@ -56,6 +50,16 @@ def main() -> None:
             print(f"| {metric}, {method} | {entry['n']} | {entry['mean']:.{digits}f} | "
                   f"{entry['low']:.{digits}f}–{entry['high']:.{digits}f} |")
 
+
+def score(args: argparse.Namespace) -> dict:
+    """The evaluator's summary of the model, the static baseline and the real clip on `args.split`."""
+    limits = {key: value for key, value in (("anchor_max_gain", args.anchor_max_gain),
+                                            ("anchor_min_motion", args.anchor_min_motion)) if value is not None}
+    methods = [model_method(args.checkpoint, anchor=not args.no_anchor, anchor_limits=limits),
+               *baseline_methods("static"), real_clip_method()]
+    options = EvalOptions(limit=args.limit, motion=False, structure_clips=0, lpips="off", fvd=False, example_clips=0,
+                          tracker=args.tracker)
+    return summarize(evaluate(Store.open(args.data), args.split, methods, options))
 
 if __name__ == "__main__":
     main()

@@ -142,14 +142,18 @@ def test_ambient_sway_moves_even_background_poke_clips(tmp_path):
     assert all(not np.array_equal(clip[0], clip[-1]) for clip in frames)
 
 
+def _stat_fields(process: Path) -> list[str]:
+    """/proc/PID/stat after the command name: [state, parent pid, ...]; OSError once the process is gone."""
+    return (process / "stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _spawned_workers(parent_pid: int) -> list[int]:
     """Pids of the multiprocessing workers whose parent is `parent_pid` (Linux /proc)."""
     pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for process in Path("/proc").glob("[0-9]*"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == parent_pid and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
-                pids.append(int(stat.parent.name))
+            if int(_stat_fields(process)[1]) == parent_pid and b"spawn_main" in (process / "cmdline").read_bytes():
+                pids.append(int(process.name))
         except (OSError, IndexError, ValueError):
             continue   # the process ended while it was read
     return pids
@@ -157,7 +161,7 @@ def _spawned_workers(parent_pid: int) -> list[int]:
 
 def _running(pid: int) -> bool:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        state = _stat_fields(Path(f"/proc/{pid}"))[0]
     except OSError:
         return False
     return state not in ("Z", "X")   # a zombie is dead, only not yet reaped
