@@ -127,3 +127,24 @@ def test_resume_with_no_run_yet_starts_one_so_a_restarted_command_can_repeat_it(
     (tmp_path / "stray" / "notes.txt").write_text("not a run")
     with pytest.raises(UserError, match="no resume state"):  # a folder with other things is not taken over
         train_run(str(store), str(tmp_path / "stray"), str(preset), steps=2, resume=True)
+
+
+def test_kept_steps_survive_a_resume_and_match_the_run(tmp_path, setup):
+    """train.keep_every: steps/step_STEP.safetensors for every kept step, across a stop and --resume; the
+    last equals the run's model.safetensors, and a temporary a killed write left in steps/ is removed."""
+    store, _, straight = setup
+    assert not (straight.out / "steps").exists()  # off by default
+    preset = write_preset(tmp_path / "p.yaml", keep_every=2)
+    run = tmp_path / "run"
+    train_run(str(store), str(run), str(preset), steps=4)
+    stale = run / "steps" / ".step_0000006.safetensors.tmp-123"
+    stale.write_bytes(b"half a file")
+    train_run(str(store), str(run), str(preset), steps=STEPS, resume=True)
+    kept = sorted(p.name for p in (run / "steps").iterdir())
+    assert kept == ["step_0000002.safetensors", "step_0000004.safetensors", "step_0000006.safetensors"]
+    for step in (2, 4, 6):
+        assert load_model(run / "steps" / f"step_{step:07d}.safetensors")[1]["step"] == step
+    last, latest = load_model(run / "steps" / "step_0000006.safetensors")[0], load_model(run / "model.safetensors")[0]
+    assert_same_weights(weights_of(last), weights_of(latest))
+    with pytest.raises(UserError, match="keep_every"):
+        train_run(str(store), str(tmp_path / "bad"), str(write_preset(tmp_path / "bad.yaml", keep_every=-1)), steps=1)

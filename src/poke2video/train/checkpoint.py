@@ -3,6 +3,7 @@
     RUN/config.json        the preset (model + train), seed, data path and validation store of the run
     RUN/model.safetensors  latest weights + model config + metadata: all that `Poker.load` needs
     RUN/best.safetensors   with a validation store (--val-data): the weights that scored best there
+    RUN/steps/step_0002500.safetensors   with train.keep_every: the weights of every keep_every-th step
     RUN/resume.pt          step, epoch, every weight and optimizer state, RNG states (tensors and
                            plain values only: read back with torch.load(weights_only=True), no pickled code)
     RUN/metrics.jsonl      one line per logged step with every scalar; RUN/tb/ TensorBoard events
@@ -32,6 +33,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 BEST_FILE = "best.safetensors"    # with --val-data: the weights of the best validation so far
 RESUME_FILE = "resume.pt"
+STEPS_DIR = "steps"               # with train.keep_every: step_STEP.safetensors, one per kept step
 
 
 def check_new_run_dir(out: Path) -> None:
@@ -58,7 +60,7 @@ def check_resume_dir(out: Path) -> bool:
 
 
 def remove_stale_temporaries(out: Path) -> None:
-    for path in stale_temporaries(out):
+    for path in stale_temporaries(out) + stale_temporaries(out / STEPS_DIR):
         remove_path(path)
 
 

@@ -249,6 +249,15 @@ class Trainer:
             self._validate(logger)
         if self.step % cfg.checkpoint_every == 0:
             self.save()
+        if cfg.keep_every and self.step % cfg.keep_every == 0:
+            self._keep_step()
+
+    def _keep_step(self) -> None:
+        """steps/step_STEP.safetensors: this step's exported weights, kept beside the latest (train.keep_every)."""
+        if self.ctx.is_main:
+            (self.out / ckpt.STEPS_DIR).mkdir(exist_ok=True)
+            ckpt.save_weights(self.out, self.exported_model, self.weights_metadata(),
+                              f"{ckpt.STEPS_DIR}/step_{self.step:07d}.safetensors")
 
     def _validate(self, logger: RunLogger) -> None:
         if self.validator is None:
