@@ -10,7 +10,7 @@ import torch
 
 from poke2video.errors import UserError
 from poke2video.model import load_model
-from poke2video.train.loop import train_run
+from poke2video.train.loop import Trainer, train_run
 from poke2video.train.steps import StepRunner
 from train_support import assert_same_weights, make_tiny_store, weights_of, write_preset
 
@@ -148,3 +148,24 @@ def test_kept_steps_survive_a_resume_and_match_the_run(tmp_path, setup):
     assert_same_weights(weights_of(last), weights_of(latest))
     with pytest.raises(UserError, match="keep_every"):
         train_run(str(store), str(tmp_path / "bad"), str(write_preset(tmp_path / "bad.yaml", keep_every=-1)), steps=1)
+
+
+def test_a_kill_right_after_a_checkpoint_loses_no_kept_step(tmp_path, monkeypatch, setup):
+    """Killed as the checkpoint of step 4 is written: resume starts after step 4, so its kept weights must
+    already be on disk."""
+    store, _, _ = setup
+    preset = write_preset(tmp_path / "p.yaml", keep_every=2)
+    original = Trainer.save
+
+    def save_then_die(self):
+        original(self)
+        if self.step == 4:
+            raise RuntimeError("killed after the checkpoint")
+
+    monkeypatch.setattr(Trainer, "save", save_then_die)
+    with pytest.raises(RuntimeError, match="killed after the checkpoint"):
+        train_run(str(store), str(tmp_path / "run"), str(preset), steps=STEPS)
+    monkeypatch.undo()
+    train_run(str(store), str(tmp_path / "run"), str(preset), steps=STEPS, resume=True)
+    assert sorted(p.name for p in (tmp_path / "run" / "steps").iterdir()) == [
+        "step_0000002.safetensors", "step_0000004.safetensors", "step_0000006.safetensors"]

@@ -247,10 +247,10 @@ class Trainer:
             window.clear()
         if self.step % cfg.val_every == 0:
             self._validate(logger)
+        if cfg.keep_every and self.step % cfg.keep_every == 0:
+            self._keep_step()   # before the checkpoint: a run killed between the two redoes this step on resume
         if self.step % cfg.checkpoint_every == 0:
             self.save()
-        if cfg.keep_every and self.step % cfg.keep_every == 0:
-            self._keep_step()
 
     def _keep_step(self) -> None:
         """steps/step_STEP.safetensors: this step's exported weights, kept beside the latest (train.keep_every)."""
