@@ -61,5 +61,6 @@ def score(args: argparse.Namespace) -> dict:
                           tracker=args.tracker)
     return summarize(evaluate(Store.open(args.data), args.split, methods, options))
 
+
 if __name__ == "__main__":
     main()

@@ -315,11 +315,10 @@ class TrainConfig:
             raise UserError(f"train.ema must be in [0, 1), got {self.ema}")
         weights = (self.traj_weight, self.motion_weight, self.flow_weight, self.flow_endpoint_weight, self.gate_weight,
                    self.movable_weight, self.poke_point_weight)
-        if self.keep_every < 0:
-            raise UserError(f"train.keep_every must be 0 (off) or a number of steps, got {self.keep_every}")
-        if self.lr <= 0 or min(weights) < 0 or self.val_clips < 0 or self.stage1_steps < 0:
+        if self.lr <= 0 or min(weights) < 0 or min(self.val_clips, self.stage1_steps, self.keep_every) < 0:
             raise UserError("train.lr must be positive; traj_weight, motion_weight, flow_weight, flow_endpoint_weight, "
-                            "gate_weight, movable_weight, poke_point_weight, val_clips, stage1_steps not negative")
+                            "gate_weight, movable_weight, poke_point_weight, val_clips, stage1_steps, keep_every "
+                            "not negative")
 
 
 @dataclass
