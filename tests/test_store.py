@@ -1,5 +1,7 @@
 """The dataset store: write, open, clips per split, and precise messages for damaged stores."""
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -87,3 +89,45 @@ def test_resume_with_other_options_is_refused(tmp_path):
     StoreWriter(tmp_path / "d", {"resolution": RES, "clip_length": T})
     with pytest.raises(UserError, match="unfinished run made with other options"):
         StoreWriter(tmp_path / "d", {"resolution": RES, "clip_length": T + 1})
+
+
+def point_outside(store_path, how):
+    """Edit the store at `store_path` so that video 0 is read from the intact store `other` beside it."""
+    other = store_path.parent / "other"
+    if not other.exists():
+        writer = StoreWriter(other, {"resolution": RES, "clip_length": T, "flow_method": "dis"})
+        writer.finalize([writer.add_video(0, tiny_arrays(seed=0), {"name": "v0"})], {"train": [[0, 0, 6]]})
+    outside = other / "videos/000000"
+    if how == "relative":
+        edit_manifest(store_path, lambda m: m["videos"][0].update(dir="../other/videos/000000"))
+    elif how == "absolute":
+        edit_manifest(store_path, lambda m: m["videos"][0].update(dir=str(outside.resolve())))
+    elif how == "dotdot inside":
+        edit_manifest(store_path, lambda m: m["videos"][0].update(dir="videos/../videos/000000"))
+    elif how == "array name":
+        edit_manifest(store_path, lambda m: m["videos"][0]["arrays"].update(
+            {"../../../other/videos/000000/flow": m["videos"][0]["arrays"]["flow"]}))
+    elif how == "nul byte":
+        edit_manifest(store_path, lambda m: m["videos"][0].update(dir="videos/000000\0"))
+    elif how == "not a string":
+        edit_manifest(store_path, lambda m: m["videos"][0].update(dir=["videos", "000000"]))
+    elif how == "symlink":
+        shutil.rmtree(store_path / "videos/000000")
+        (store_path / "videos/000000").symlink_to(outside.resolve(), target_is_directory=True)
+
+
+@pytest.mark.parametrize("how", ["relative", "absolute", "dotdot inside", "array name", "nul byte", "not a string",
+                                 "symlink"])
+def test_manifest_paths_stay_inside_the_store(store_path, how):
+    point_outside(store_path, how)
+    with pytest.raises(UserError, match=r"video 0 \(v0\): the manifest names .* not a path inside the store") as err:
+        Store.open(store_path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_store_reached_through_a_symlink_still_opens(store_path):
+    """The check compares resolved paths: a link to the whole store, or a relative root, is not an escape."""
+    link = store_path.parent / "link"
+    link.symlink_to(store_path, target_is_directory=True)
+    assert len(Store.open(link).videos) == 2
+    assert len(Store.open(os.path.relpath(link)).videos) == 2

@@ -42,6 +42,15 @@ def reshape_manifest(store: Path) -> str:
     return r"manifest.json is damaged: unexpected content \(KeyError: 'dir'\)"
 
 
+def escape(store: Path) -> str:
+    """Video 1's folder in the manifest points into another, intact store beside this one."""
+    make_tiny_store(store.parent / "other")
+    manifest = json.loads((store / "manifest.json").read_text())
+    manifest["videos"][1]["dir"] = "../other/videos/000001"
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    return r"video 1 \(square1\): the manifest names '../other/videos/000001', which is not a path inside the store"
+
+
 def alter(store: Path) -> str:
     frames = store / "videos/000000/frames.npy"
     data = bytearray(frames.read_bytes())
@@ -67,7 +76,7 @@ def assert_one_line(result, command: str, pattern: str) -> None:
 # Each damage once through train or evaluate (both open the store the same way: Store.open, which checks
 # sizes and shapes; an altered byte of the same size needs the sha256 of `verify`, below).
 @pytest.mark.parametrize("damage, command", [(truncate, "train"), (remove, "evaluate"), (cut_manifest, "train"),
-                                             (reshape_manifest, "evaluate")])
+                                             (reshape_manifest, "evaluate"), (escape, "train")])
 def test_train_and_evaluate_refuse_a_damaged_store(tmp_path, damage, command):
     pattern = damage(make_tiny_store(tmp_path / "data"))
     args = ["--data", "data", "--out", "out"] + (["--steps", "1"] if command == "train" else ["--no-fvd"])
@@ -75,7 +84,7 @@ def test_train_and_evaluate_refuse_a_damaged_store(tmp_path, damage, command):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("damage", [truncate, append, remove, cut_manifest, reshape_manifest, alter])
+@pytest.mark.parametrize("damage", [truncate, append, remove, cut_manifest, reshape_manifest, escape, alter])
 def test_verify_names_the_damage(tmp_path, damage):
     pattern = damage(make_tiny_store(tmp_path / "data"))
     assert_one_line(run("verify", "data", cwd=tmp_path), "verify", pattern)

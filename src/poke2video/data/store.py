@@ -27,7 +27,7 @@ import sys
 import time
 from contextlib import contextmanager
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 import numpy as np
@@ -313,8 +313,9 @@ def _check_video(root: Path, index: int, record: dict, manifest: dict, verify_ha
     for name in CORE_ARRAYS:
         if name not in arrays:
             raise UserError(f"{where}: array {name!r} is not listed in the manifest")
+    _inside_store(root, where, record["dir"])
     for name, info in arrays.items():
-        _check_array_file(where, root / record["dir"] / f"{name}.npy", info, verify_hashes)
+        _check_array_file(where, _inside_store(root, where, f"{record['dir']}/{name}.npy"), info, verify_hashes)
     n, k = arrays["frames"]["shape"][0], arrays["starts"]["shape"][0]
     expected = {"frames": [n, res, res, 3], "flow": [k, 2, res, res], "motion": [max(n - 1, 0)]}
     for name, shape in expected.items():
@@ -323,6 +324,19 @@ def _check_video(root: Path, index: int, record: dict, manifest: dict, verify_ha
     starts = np.load(root / record["dir"] / "starts.npy", mmap_mode="r")
     if k and (starts.min() < 0 or starts.max() + T >= n):
         raise UserError(f"{where}: clip starts run past the end of the video")
+
+
+def _inside_store(root: Path, where: str, relative: Any) -> Path:
+    """`root / relative` for a path read from the manifest; UserError unless it stays inside the store.
+
+    Refused: a non-string, an empty or absolute path, a `..` part, a NUL byte, and a path that a symbolic
+    link inside the store leads out of it."""
+    path = PurePosixPath(relative) if isinstance(relative, str) and relative and "\0" not in relative else None
+    if path is None or path.is_absolute() or ".." in path.parts \
+            or not (root / path).resolve().is_relative_to(root.resolve()):
+        raise UserError(f"{where}: the manifest names {str(relative)[:200]!r}, which is not a path inside the store "
+                        f"({root}); paths in a manifest must stay inside the store")
+    return root / path
 
 
 def _check_array_file(where: str, file: Path, info: dict, verify_hashes: bool) -> None:
