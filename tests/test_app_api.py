@@ -24,8 +24,11 @@ def poker(tmp_path_factory):
     return Poker.load(tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.safetensors"))
 
 
+LOCAL = "http://127.0.0.1"    # the Host the app serves by default; TestClient's own "testserver" is refused
+
+
 def make_client(poker, **limits):
-    return TestClient(create_app(poker, "tiny", Limits(**limits)))
+    return TestClient(create_app(poker, "tiny", Limits(**limits)), base_url=LOCAL)
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +205,7 @@ def test_busy_server_answers_429_and_recovers():
 def test_a_failing_model_gives_500_json_and_the_server_keeps_going():
     GatedModel.gate.set()
     app = create_app(Poker(GatedModel(TINY)), "failing")
-    with TestClient(app, raise_server_exceptions=False) as failing:
+    with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as failing:
         GatedModel.fail = True
         try:
             assert_error(poke(failing), 500, "internal error", "boom")

@@ -1,5 +1,6 @@
 """The app end to end in headless Debian Chromium (Playwright): pick an example, drag with the mouse, see
 frames arrive and the arrow drawn, download a video. Screenshots go to test-artifacts/."""
+import time
 from pathlib import Path
 
 import av
@@ -34,6 +35,23 @@ def browser():
         browser.close()
 
 
+def policy_violations(page) -> list[str]:
+    """The page's console messages about its Content-Security-Policy, as they come (a list kept up to date)."""
+    found = []
+    page.on("console", lambda message: found.append(message.text) if "Content Security Policy" in message.text
+            else None)
+    return found
+
+
+def wait_for(page, expression: str, timeout: float = 30000) -> None:
+    """Wait until `expression` is true in the page, asked from here: the page's Content-Security-Policy
+    forbids eval, which Playwright's own wait_for_function polls with."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(25)
+
+
 def counter(page, name: str) -> int:
     return int(page.get_attribute("#status", f"data-{name}"))
 
@@ -57,12 +75,13 @@ def test_drag_on_an_example_plays_the_response_and_downloads(server, browser, tm
     page = browser.new_page(viewport={"width": 1000, "height": 760}, accept_downloads=True)
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    violations = policy_violations(page)
     page.goto(server)
     page.wait_for_selector("#example-willow")
     assert "tiny test model" in page.inner_text("#model")
     assert page.is_hidden("#modes")                      # this checkpoint has no impulse mode
     page.click("#example-maple")
-    page.wait_for_function("document.querySelector('#example-maple').classList.contains('active')")
+    wait_for(page, "document.querySelector('#example-maple').classList.contains('active')")
 
     box = page.locator("#canvas").bounding_box()
     start = (box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.35)
@@ -71,14 +90,14 @@ def test_drag_on_an_example_plays_the_response_and_downloads(server, browser, tm
     for k in range(1, 13):                                # drag right and up, a little at a time
         page.mouse.move(start[0] + 12 * k, start[1] - 4 * k)
         page.wait_for_timeout(40)
-    page.wait_for_function("Number(document.querySelector('#status').dataset.applied) >= 1", timeout=30000)
+    wait_for(page, "Number(document.querySelector('#status').dataset.applied) >= 1", timeout=30000)
     assert counter(page, "frames") == T
     mid = (start[0] + 72 - box["x"], start[1] - 24 - box["y"])    # halfway along the arrow, canvas CSS px
     assert is_arrow_red(canvas_pixel(page, *mid)), "the arrow is not drawn under the pointer's path"
     page.screenshot(path=str(ARTIFACTS / "app_mid_drag.png"))
     page.mouse.up()
 
-    page.wait_for_function("!document.querySelector('#download-gif').disabled")
+    wait_for(page, "!document.querySelector('#download-gif').disabled")
     requests = counter(page, "requests")
     assert requests >= 2 and counter(page, "errors") == 0
     assert "ms per video" in page.inner_text("#timing")
@@ -94,7 +113,7 @@ def test_drag_on_an_example_plays_the_response_and_downloads(server, browser, tm
     assert path.name == "poke2video-maple.mp4"
     with av.open(str(path)) as container:
         assert sum(1 for _ in container.decode(video=0)) == T + 1
-    assert errors == []
+    assert errors == [] and violations == []
     page.close()
 
 
@@ -110,7 +129,7 @@ def test_upload_and_error_message(server, browser, tmp_path):
     from PIL import Image
     Image.new("RGB", (300, 200), (30, 120, 200)).save(tmp_path / "blue.png")   # > 128 px: jpeg frames
     page.set_input_files("#upload", str(tmp_path / "blue.png"))
-    page.wait_for_function("document.querySelector('#error').hidden")
+    wait_for(page, "document.querySelector('#error').hidden")
     size = page.evaluate("() => [document.getElementById('canvas').width, document.getElementById('canvas').height]")
     assert abs(size[0] / size[1] - 1.5) < 0.02           # the canvas takes the upload's shape
     box = page.locator("#canvas").bounding_box()
@@ -118,7 +137,7 @@ def test_upload_and_error_message(server, browser, tmp_path):
     page.mouse.down()
     page.mouse.move(box["x"] + 120, box["y"] + 90, steps=5)
     page.mouse.up()
-    page.wait_for_function("Number(document.querySelector('#status').dataset.applied) >= 1", timeout=30000)
+    wait_for(page, "Number(document.querySelector('#status').dataset.applied) >= 1", timeout=30000)
     page.screenshot(path=str(ARTIFACTS / "app_upload.png"))
     page.close()
 
@@ -135,11 +154,30 @@ def test_the_openapi_page_renders_with_no_network(server, browser):
         return route.abort()
 
     page.route("**/*", local_only)
+    violations = policy_violations(page)
     page.goto(server + "/docs")
     page.wait_for_selector(".opblock-summary-path[data-path='/api/poke']", timeout=30000)
+    page.click(".opblock-summary-path[data-path='/api/model']")          # "Try it out" on GET /api/model
+    page.click(".opblock-get .try-out__btn")
+    page.click(".opblock-get .execute")
+    page.wait_for_selector(".opblock-get .responses-table .response-col_status", timeout=30000)
+    assert '"resolution"' in page.inner_text(".opblock-get .live-responses-table")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "openapi_docs.png"))
-    assert outside == []
+    assert outside == [] and violations == []
+    page.close()
+
+
+def test_another_page_cannot_frame_the_app(server, browser):
+    """frame-ancestors 'none' and X-Frame-Options: a page elsewhere that frames the app gets an empty frame."""
+    page = browser.new_page()
+    violations = policy_violations(page)
+    page.set_content(f'<iframe id="app" src="{server}/" width="400" height="300"></iframe>')
+    deadline = time.monotonic() + 30
+    while not any("frame-ancestors 'none'" in v for v in violations):
+        assert time.monotonic() < deadline, "the frame was not refused"
+        page.wait_for_timeout(25)
+    assert page.frame_locator("#app").locator("#canvas").count() == 0
     page.close()
 
 
@@ -150,7 +188,7 @@ def test_touch_drag(server, browser):
     page.goto(server)
     page.wait_for_selector("#example-jelly")
     page.locator("#example-jelly").tap()
-    page.wait_for_function("document.querySelector('#example-jelly').classList.contains('active')")
+    wait_for(page, "document.querySelector('#example-jelly').classList.contains('active')")
     box = page.locator("#canvas").bounding_box()
     scrolled = page.evaluate("window.scrollY")
     cdp = context.new_cdp_session(page)
@@ -160,7 +198,7 @@ def test_touch_drag(server, browser):
         cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x + 8 * k, "y": y - 5 * k}]})
         page.wait_for_timeout(40)
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
-    page.wait_for_function("Number(document.querySelector('#status').dataset.applied) >= 1", timeout=30000)
+    wait_for(page, "Number(document.querySelector('#status').dataset.applied) >= 1", timeout=30000)
     mid = (x + 32 - box["x"], y - 20 - box["y"])
     assert is_arrow_red(canvas_pixel(page, *mid))
     assert page.evaluate("window.scrollY") == scrolled           # the drag did not scroll the page
@@ -180,11 +218,11 @@ def test_a_response_for_the_previous_image_is_dropped(browser):
         page.mouse.down()
         page.mouse.move(box["x"] + 160, box["y"] + 120, steps=4)
         page.mouse.up()
-        page.wait_for_function("Number(document.querySelector('#status').dataset.requests) >= 1")
+        wait_for(page, "Number(document.querySelector('#status').dataset.requests) >= 1")
         page.click("#example-doll")
-        page.wait_for_function("document.querySelector('#example-doll').classList.contains('active')")
+        wait_for(page, "document.querySelector('#example-doll').classList.contains('active')")
         GatedModel.gate.set()
-        page.wait_for_function("Number(document.querySelector('#status').dataset.dropped) >= 1", timeout=30000)
+        wait_for(page, "Number(document.querySelector('#status').dataset.dropped) >= 1", timeout=30000)
         assert counter(page, "applied") == 0
         page.close()
 
@@ -201,10 +239,10 @@ def test_impulse_checkpoints_get_a_mode_switch(browser, tmp_path):
         page.mouse.down()
         page.mouse.move(box["x"] + 260, box["y"] + 180, steps=4)
         page.mouse.up()
-        page.wait_for_function("document.querySelector('#status').dataset.busy === '0' && "
+        wait_for(page, "document.querySelector('#status').dataset.busy === '0' && "
                                "Number(document.querySelector('#status').dataset.applied) >= 1", timeout=30000)
         with page.expect_request("**/api/poke") as sent:
             page.check("input[value=displacement]")         # the same poke again, read the other way
         assert sent.value.post_data_json["mode"] == "displacement"
-        page.wait_for_function("Number(document.querySelector('#status').dataset.applied) >= 2", timeout=30000)
+        wait_for(page, "Number(document.querySelector('#status').dataset.applied) >= 2", timeout=30000)
         page.close()

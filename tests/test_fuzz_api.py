@@ -7,6 +7,7 @@ Generated image ids rarely exist, so most pokes are pointed at a real image (an 
 upload) and half the uploads carry a real image, to reach the model and the encoders as well.
 """
 import io
+import json
 import warnings
 
 import numpy as np
@@ -26,6 +27,7 @@ TestClient = pytest.importorskip("fastapi.testclient").TestClient
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.generation import GenerationMode  # noqa: E402
+from schemathesis.python.asgi import HOST as schemathesis_host  # noqa: E402
 from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,  # noqa: E402
                                                response_headers_conformance, response_schema_conformance,
                                                status_code_conformance)
@@ -47,7 +49,7 @@ def image_file(seed: int, width: int, height: int, fmt: str) -> bytes:
 def api():
     """(schema, known image ids with their sizes) for the app on a tiny random-weight model."""
     torch.manual_seed(0)
-    app = create_app(Poker(PokeModel(TINY)), "tiny")
+    app = create_app(Poker(PokeModel(TINY)), "tiny", host=schemathesis_host)   # the Host its client sends
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     state = app.state.poke2video
     known = [(e["image_id"], e["width"], e["height"]) for e in state.examples]
@@ -105,6 +107,63 @@ def test_schema_violating_requests_are_refused_with_4xx(api, data):
     call(case, [*CHECKS, negative_data_rejection])
 
 
+@pytest.fixture(scope="module")
+def local():
+    """A client for the app on a tiny model, addressed as 127.0.0.1 (the host it serves by default)."""
+    torch.manual_seed(0)
+    with TestClient(create_app(Poker(PokeModel(TINY)), "tiny"), base_url="http://127.0.0.1") as client:
+        yield client
+
+
+def json_text(depth: int) -> st.SearchStrategy[str]:
+    """JSON documents and near-misses: valid values, poke-shaped objects, nesting up to `depth`, cut ends."""
+    leaf = st.one_of(st.none(), st.booleans(), st.floats(allow_nan=False), st.integers(), st.text(max_size=8))
+    value = st.recursive(leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                           max_size=3), max_leaves=8)
+    poke = st.fixed_dictionaries({"image_id": st.sampled_from(["example-willow", "x"]), "source": value,
+                                  "target": st.lists(st.floats(0, 63), min_size=2, max_size=2)})
+    valid = st.one_of(value, poke).map(json.dumps)
+    deep = st.tuples(st.sampled_from(["[", '{"a":']), st.integers(1, depth)).map(lambda t: t[0] * t[1])
+    return st.one_of(valid, valid.map(lambda text: text[:-1]), deep, st.text(max_size=40))
+
+
+@fuzz(150)
+@given(body=st.one_of(json_text(5000).map(str.encode), st.binary(max_size=200)),
+       path=st.sampled_from(["/api/poke", "/api/video"]))
+def test_any_body_gets_a_documented_answer(local, body, path):
+    """Bodies that are not JSON (cut short, not UTF-8, nested past Python's stack) get 422 as documented,
+    never FastAPI's 400; anything else a status of the README's table; every error one line."""
+    response = local.post(path, content=body, headers={"content-type": "application/json"})
+    try:
+        json.loads(body)
+        parsed = True
+    except (ValueError, RecursionError):
+        parsed = False
+    event(f"{'JSON' if parsed else 'not JSON'} -> {response.status_code}")
+    assert response.status_code in ({200, 400, 404, 422} if parsed else {422}), response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
+    if response.status_code >= 400:
+        assert_one_line(response.json()["detail"])
+
+
+@fuzz(100)
+@given(name=st.sampled_from(["127.0.0.1", "localhost", "::1"]),
+       prefix=st.from_regex(r"[a-z0-9.-]{0,6}", fullmatch=True), suffix=st.from_regex(r"[a-z0-9.-]{0,6}", fullmatch=True),
+       port=st.one_of(st.none(), st.integers(0, 65535)), upper=st.booleans())
+def test_only_the_served_host_names_are_answered(local, name, prefix, suffix, port, upper):
+    """Host headers around the loopback names: only the names themselves (any case, a final dot, any port)
+    are served; every other name, as a page rebinding its DNS name would send, gets 403 before anything runs."""
+    host = prefix + name + suffix
+    host = f"[{host}]" if ":" in host else host
+    host = (host.upper() if upper else host) + (f":{port}" if port is not None else "")
+    response = local.get("/api/model", headers={"host": host})
+    served = prefix == "" and suffix in ("", ".")
+    event(f"{'served' if served else 'other'} -> {response.status_code}")
+    assert response.status_code == (200 if served else 403), host
+    if not served:
+        assert_one_line(response.json()["detail"], "does not answer for the host")
+
+
 def test_a_video_of_an_upload_named_in_another_script(api):
     """Regression: the download's Content-Disposition could not encode 植物 (latin-1 headers): 500."""
     schema, known = api
@@ -123,5 +182,5 @@ def test_the_app_serves_again_after_its_lifespan_restarts():
     app = create_app(Poker(PokeModel(TINY)), "tiny")
     body = {"image_id": "example-willow", "source": [30, 20], "target": [34, 22]}
     for _ in range(2):
-        with TestClient(app) as client:
+        with TestClient(app, base_url="http://127.0.0.1") as client:
             assert client.post("/api/poke", json=body).status_code == 200

@@ -9,14 +9,18 @@
                             or JPEG) + the model's ms
     POST /api/video         the same + format mp4|gif, overlay -> the video file (image + T frames)
 
-Errors are JSON {"detail": "one line"}: 400 bad poke (outside the image, wrong mode), 404 unknown image id,
-413 upload too large (bytes or pixels), 415 not an image, 422 malformed request (NaN, missing field), 429
-too many requests waiting for the model. The OpenAPI page is /docs (Swagger UI, its script and style served from
-the fastapi-offline package, so it works offline; ReDoc is off, its page fetches a logo from a CDN); the
-specification is /openapi.json.
+Errors are JSON {"detail": "one line"}: 400 bad poke (outside the image, wrong mode), 403 a Host header
+naming another host or an Origin of another site, 404 unknown image id, 413 a body or image too large (bytes,
+counted as they arrive, or pixels), 415 not an image, 422 malformed request (not JSON, NaN, missing field), 429
+too many requests waiting for the model. Every answer carries nosniff and frame and content policies (Guard).
+The OpenAPI page is /docs (Swagger UI, its script and style served from the fastapi-offline package, so it
+works offline; ReDoc is off, its page fetches a logo from a CDN); the specification is /openapi.json.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import ipaddress
 import logging
 import re
 import socket
@@ -25,23 +29,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, File, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 
 from poke2video import __version__
 from poke2video.app import schemas
-from poke2video.app.images import AppError, ImageStore, Limits, check_body_size, decode_upload
+from poke2video.app.images import AppError, ImageStore, Limits, decode_upload
 from poke2video.app.work import VIDEO_TYPES, WorkQueue, png_bytes, poke_job, video_job
-from poke2video.errors import UserError
+from poke2video.errors import UserError, first_line
 from poke2video.poker import Poker
 
 STATIC_DIR = Path(__file__).parent / "static"
 DOCS_ASSETS = "/docs-assets"   # the OpenAPI pages' scripts and styles (fastapi-offline)
 EXAMPLE_RESOLUTION = 64
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WILDCARD = ("0.0.0.0", "::", "")
+MAX_JSON_BYTES = 64 * 1024         # a poke is under 1 KiB; a larger JSON body is refused (413) unparsed
+FORM_OVERHEAD = 64 * 1024          # an upload's multipart framing, on top of Limits.max_upload_bytes
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+                    "Cross-Origin-Resource-Policy": "same-origin"}
+CONTENT_POLICY = ("default-src 'self'; script-src 'self'{scripts}; style-src 'self'; "
+                  "img-src 'self' data: blob:; media-src 'self' data: blob:; connect-src 'self'; "
+                  "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.S)    # /docs starts Swagger UI from one
 log = logging.getLogger("poke2video.app")
 
 
@@ -56,11 +71,14 @@ class AppState:
 
 
 def describe_model(poker: Poker, name: str) -> dict:
+    """/api/model's answer. The checkpoint's `name` is shown as one line of at most 200 characters and its
+    `step` only when it is an integer: metadata of another type made every GET /api/model a 500."""
     parameters = sum(p.numel() for p in poker.model.parameters())
-    return {"name": str(poker.metadata.get("name") or name), "resolution": poker.resolution,
-            "frames": poker.frames, "parameters": parameters, "modes": list(poker.modes),
-            "default_mode": poker.modes[0], "impulse_scale": poker.impulse_scale,
-            "step": poker.metadata.get("step")}
+    step = poker.metadata.get("step")
+    return {"name": " ".join(str(poker.metadata.get("name") or name).split())[:200] or name,
+            "resolution": poker.resolution, "frames": poker.frames, "parameters": parameters,
+            "modes": list(poker.modes), "default_mode": poker.modes[0], "impulse_scale": poker.impulse_scale,
+            "step": step if isinstance(step, int) and not isinstance(step, bool) else None}
 
 
 def model_name(checkpoint: str | None) -> str:
@@ -82,8 +100,10 @@ def _add_examples(images: ImageStore) -> list[dict]:
     return examples
 
 
-def create_app(poker: Poker, name: str = "model", limits: Limits | None = None, threads: int = 1) -> FastAPI:
-    """The app for one loaded model. `threads`: torch threads of the inference worker."""
+def create_app(poker: Poker, name: str = "model", limits: Limits | None = None, threads: int = 1,
+               host: str = "127.0.0.1") -> FastAPI:
+    """The app for one loaded model. `threads`: torch threads of the inference worker; `host`: the address
+    it serves (requests whose Host header names anything else are refused, see HostNames)."""
     limits = limits or Limits()
     images = ImageStore(limits.max_images)
     state = AppState(poker, describe_model(poker, name), limits, images, WorkQueue(limits.max_waiting, threads),
@@ -100,9 +120,10 @@ def create_app(poker: Poker, name: str = "model", limits: Limits | None = None, 
                          static_url=DOCS_ASSETS, redoc_url=None)   # Swagger UI from the package, not a CDN
     app.state.poke2video = state
     _add_error_handlers(app)
-    _add_upload_guard(app)
     _add_routes(app, state)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    build = app.build_middleware_stack       # Guard goes outside Starlette's error layer: its 500s get headers too
+    app.build_middleware_stack = lambda: Guard(build(), HostNames.serving(host), limits.max_upload_bytes)
     return app
 
 
@@ -114,8 +135,10 @@ def attachment(filename: str) -> str:
     return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def _error(status: int, detail: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"detail": detail})
+def _error(status: int, detail: str, headers: dict | None = None, **extra) -> JSONResponse:
+    """Every error the app answers: JSON whose `detail` is one line (at most 500 characters)."""
+    return JSONResponse(status_code=status, headers=headers,
+                        content={"detail": " ".join(str(detail).split())[:500] or "error", **extra})
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -127,31 +150,153 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def user_error(_request, exc: UserError):
         return _error(400, str(exc))
 
+    @app.exception_handler(HTTPException)
+    async def http_error(_request, exc: HTTPException):
+        if exc.status_code == 400:    # FastAPI's and Starlette's answer to a body they cannot parse
+            cause = exc.__cause__ or exc.__context__
+            return _error(422, f"body: cannot be parsed ({first_line(cause) if cause else exc.detail})")
+        return _error(exc.status_code, str(exc.detail), exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_request, exc: RequestValidationError):
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
                   for e in exc.errors()]      # without the offending input: it may be NaN, which JSON lacks
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request", "type": ""}
         where = ".".join(str(part) for part in first["loc"] if part != "body") or "request"
-        return JSONResponse(status_code=422, content={"detail": f"{where}: {first['msg']}", "errors": errors})
+        message = first["msg"]
+        if first["type"] == "json_invalid":
+            where = f"body: not valid JSON at character {first['loc'][-1]}"
+            message = exc.errors()[0].get("ctx", {}).get("error") or message
+        return _error(422, f"{where}: {message}", errors=errors)
 
     @app.exception_handler(Exception)
     async def crashed(_request, exc: Exception):
         log.exception("internal error")
-        return _error(500, f"internal error ({type(exc).__name__}: {exc}); the server keeps running")
+        return _error(500, f"internal error ({type(exc).__name__}: {first_line(exc)[:200]}); "
+                           "the server keeps running and logs the details")
 
 
-def _add_upload_guard(app: FastAPI) -> None:
-    """Refuse an oversized upload from its Content-Length, before the body is read and parsed."""
+@dataclass(frozen=True)
+class HostNames:
+    """The host names requests may be addressed to: the loopback names, the address served and, where that
+    is a wildcard (0.0.0.0, ::), this machine's names and any IP address. A web page that rebinds its own
+    DNS name to this machine sends that name in its Host header and is refused; an IP address cannot be
+    rebound."""
 
-    @app.middleware("http")
-    async def upload_size(request: Request, call_next):
-        if request.method == "POST" and request.url.path == "/api/images":
-            try:
-                check_body_size(request.headers.get("content-length"), app.state.poke2video.limits)
-            except AppError as exc:
-                return _error(exc.status, str(exc))
-        return await call_next(request)
+    names: frozenset[str]
+    any_address: bool
+
+    @classmethod
+    def serving(cls, host: str) -> "HostNames":
+        wildcard = host in WILDCARD
+        machine = {socket.gethostname(), socket.getfqdn()} if wildcard else set()
+        return cls(frozenset(_host_name(n) for n in {*LOOPBACK, host, *machine}), wildcard)
+
+    def allows(self, host_header: str) -> bool:
+        name = _host_name(host_header)
+        if name in self.names:
+            return True
+        try:
+            return self.any_address and bool(ipaddress.ip_address(name))
+        except ValueError:
+            return False
+
+
+def _host_name(authority: str) -> str:
+    """The host of a Host header or an address: no port, no brackets, no final dot, lower case."""
+    authority = authority.strip().lower()
+    if authority.startswith("["):
+        name = authority[1:].partition("]")[0]
+    else:
+        name = authority.rpartition(":")[0] if authority.count(":") == 1 else authority
+    return name.removesuffix(".")
+
+
+class Guard:
+    """The app's outermost layer. It refuses, before reading a body, a Host header naming another host
+    (403), an Origin of another site (403) and a declared Content-Length over the limit (413); it counts a
+    body as it arrives (chunked uploads declare no length) and stops it at the limit with 413; and it adds
+    the security headers to every answer."""
+
+    def __init__(self, app, hosts: HostNames, upload_bytes: int):
+        self.app, self.hosts, self.upload_bytes = app, hosts, upload_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        send = _with_policies(send)
+        upload = scope["path"] == "/api/images"
+        shown, kind = (self.upload_bytes, "an upload") if upload else (MAX_JSON_BYTES, "a JSON request")
+        limit = shown + FORM_OVERHEAD if upload else shown
+        refused = self._refusal(scope, limit, f"{kind} may have at most {shown:,} bytes")
+        if refused is not None:
+            return await refused(scope, receive, send)
+        await self.app(scope, _bounded(receive, limit, f"{kind} may have at most {shown:,} bytes"), send)
+
+    def _refusal(self, scope, limit: int, most: str) -> JSONResponse | None:
+        headers = Headers(scope=scope)
+        host, origin = headers.get("host"), headers.get("origin")
+        if host is not None and not self.hosts.allows(host):
+            return _error(403, f"this server does not answer for the host {host[:100]!r}; open it as "
+                               f"http://127.0.0.1 or by the address it was started with (--host)")
+        if origin is not None and origin.strip().lower() != f"{scope['scheme']}://{host}".lower():
+            return _error(403, f"a request from another site ({origin[:100]!r}) is refused")
+        length = headers.get("content-length")
+        if length is not None and not length.strip().isdigit():
+            return _error(400, f"bad Content-Length header {length[:40]!r}", {"Connection": "close"})
+        if length is not None and int(length) > limit:
+            return _error(413, f"the request has {int(length):,} bytes; {most}", {"Connection": "close"})
+        return None
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` once a body passes its limit: the app answers 413 and closes the connection."""
+
+    def __init__(self, limit: int, most: str):
+        super().__init__(413, f"the request body passed {limit:,} bytes; {most}", {"Connection": "close"})
+
+
+def _bounded(receive, limit: int, most: str):
+    """`receive` that raises BodyTooLarge as soon as more than `limit` body bytes have arrived."""
+    seen = 0
+
+    async def bounded():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit, most)
+        return message
+    return bounded
+
+
+def _with_policies(send):
+    """`send` that adds SECURITY_HEADERS and CONTENT_POLICY to every answer; an HTML page is held until
+    complete so that the policy can allow its inline scripts by their sha256."""
+    held: list[dict] = []
+
+    async def policed(message):
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(scope=message)
+            headers.update(SECURITY_HEADERS)
+            if headers.get("content-type", "").startswith("text/html"):
+                held.append(message)                         # sent with the whole page
+                return
+            headers["Content-Security-Policy"] = CONTENT_POLICY.format(scripts="")
+        elif held and message["type"] == "http.response.body":
+            held.append(message)
+            if message.get("more_body"):
+                return
+            start, page = held[0], b"".join(part.get("body", b"") for part in held[1:])
+            held.clear()
+            scripts = "".join(f" 'sha256-{base64.b64encode(hashlib.sha256(script).digest()).decode()}'"
+                              for script in INLINE_SCRIPT.findall(page))
+            MutableHeaders(scope=start)["Content-Security-Policy"] = CONTENT_POLICY.format(scripts=scripts)
+            await send(start)
+            message = {"type": "http.response.body", "body": page}
+        await send(message)
+    return policed
 
 
 def _add_routes(app: FastAPI, state: AppState) -> None:
@@ -226,7 +371,7 @@ def serve(checkpoint: str | None = None, host: str = "127.0.0.1", port: int = 78
     torch.set_num_threads(threads)
     poker = Poker.load(checkpoint)
     _check_port(host, port)
-    app = create_app(poker, model_name(checkpoint), threads=threads)
+    app = create_app(poker, model_name(checkpoint), threads=threads, host=host)
     shown = f"[{host}]" if ":" in host else host
     print(f"poke2video app: {app.state.poke2video.model['name']} at http://{shown}:{port}/ "
           f"(API: http://{shown}:{port}/docs; Ctrl-C stops)", flush=True)
