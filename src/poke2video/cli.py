@@ -190,7 +190,8 @@ def _add_evaluate(sub) -> None:
     _add_checkpoint(p)
     p.add_argument("--data", required=True, help="dataset directory (from prepare or simulate)")
     p.add_argument("--split", default="test", help="split to score (default test; PokeSim also has test_unseen)")
-    p.add_argument("--baselines", default="static,warp", help="comma-separated: static, warp, or none")
+    p.add_argument("--baselines", default="static,warp",
+                   help="comma-separated: static, warp, oracle, oracle-true-fill (the oracles: PokeSim only), or none")
     p.add_argument("--limit", type=_positive_int, default=None, help="score only the first N clips")
     p.add_argument("--out", type=_path, required=True, help="report folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
@@ -209,8 +210,6 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--lpips-alex-heads", default=None, metavar="PATH", help="lpips v0.1 alex.pth linear heads")
     p.add_argument("--i3d-weights", default=None, metavar="PATH", help="i3d_torchscript.pt for FVD")
     p.add_argument("--no-fvd", action="store_true", help="skip FVD")
-    p.add_argument("--no-anchor", action="store_true",
-                   help="score a poke-anchored model's own flows (model.poke_anchor off; README, Poke anchoring)")
     p.add_argument("--seed", type=_non_negative_int, default=0,
                    help="seed of the correlation pokes and the bootstrap")
     p.set_defaults(func=_cmd_evaluate)
@@ -315,7 +314,7 @@ def _cmd_evaluate(args) -> None:
                           seed=args.seed, tracker=args.tracker)
     evaluate_to_dir(checkpoint=args.checkpoint, data=args.data, out=args.out, split=args.split,
                     baselines=args.baselines, overwrite=args.overwrite, options=options,
-                    command=" ".join(["poke2video", *args.argv]), anchor=not args.no_anchor)
+                    command=" ".join(["poke2video", *args.argv]))
 
 
 def _cmd_correlate(args) -> None:

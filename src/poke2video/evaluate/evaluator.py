@@ -1,13 +1,20 @@
 """`poke2video evaluate`: the model, its ablations, the baselines and the real clip, scored by one code path.
 
 Every method turns an `EvalCase` (a clip's source frame and poke, see `cases.py`) into T frames; every
-method's frames then go through `score_clip`, the same for all. Per-clip metrics (means with seeded 95%
-bootstrap intervals in the summary):
+method's frames (and its forward flow, if it has one) then go through `score_clip`, the same for all (the
+methods, their rows, are in `methods.py`). Per-clip metrics (means with seeded 95% bootstrap intervals in
+the summary):
 - psnr, ssim, lpips: against the expected video (the real clip; for a background poke on a flow store
   the source frame repeated), frame-averaged. Not for the real clip itself.
 - endpoint_error (object pokes): the poked pixel tracked through the video (flow chained frame to frame by
   the `tracker`, default `metrics.TRACKER`), its distance at frame T to where the pixel really is.
-- motion_error (PokeSim object pokes): tracked motion of every object pixel vs the ground-truth flow.
+- motion_error (PokeSim object pokes): tracked motion of every object pixel vs the ground-truth flow;
+  motion_error_moving / motion_error_still: the same over the object pixels whose true displacement at frame
+  T exceeds `metrics.MOVES_PX` / the others; moving_iou: IoU of the object pixels that move (tracked) and
+  those that truly do. Per frame too (`Evaluation.per_frame`). One tracking pass per video feeds them all
+  and the endpoint error.
+- flow_error, flow_error_moving, flow_error_still (PokeSim object pokes, methods that give a forward flow):
+  the flow against the ground truth on object pixels, every frame; no tracker.
 - background_change (background pokes): mean absolute change from the source frame, in units of 255.
 - structure_auc (PokeSim, the first `structure_clips` object pokes): the correlation map's AUC.
 - ms_per_video: wall-clock milliseconds to make the video (batch 1).
@@ -28,60 +35,17 @@ from poke2video.data.flow import FlowEstimator, get_flow_estimator
 from poke2video.data.store import Store
 from poke2video.errors import UserError, WeightsUnavailable
 from poke2video.evaluate import metrics
-from poke2video.evaluate.baselines import Baseline, get_baseline
 from poke2video.evaluate.cases import EvalCase, is_pokesim, load_cases, split_size, subtree_mask
 from poke2video.evaluate.correlate import correlation_map, structure_auc
+from poke2video.evaluate.methods import (REAL_CLIP, Method, baseline_methods, model_method,  # noqa: F401
+                                         real_clip_method)
 from poke2video.evaluate.sheets import Example
 
-REAL_CLIP = "real clip"
-CLIP_METRICS = ("psnr", "ssim", "lpips", "endpoint_error", "motion_error", "background_change",
-                "structure_auc", "ms_per_video")
+CLIP_METRICS = ("psnr", "ssim", "lpips", "endpoint_error", "motion_error", "motion_error_moving",
+                "motion_error_still", "moving_iou", "flow_error", "flow_error_moving", "flow_error_still",
+                "background_change", "structure_auc", "ms_per_video")
+PER_FRAME = ("motion_error",)  # also kept per frame (Evaluation.per_frame): "<metric>_per_frame" in score_clip
 AGAINST_REAL = ("psnr", "ssim", "lpips", "fvd")  # compare with the real clip: meaningless for the real clip
-
-
-@dataclass(frozen=True)
-class Method:
-    """A named way to make videos: `animate(frame, source_xy, target_xy, T)` -> uint8 [T, H, W, 3], or
-    None for the real clip (the tracker's own floor on PokeSim)."""
-
-    name: str
-    animate: Baseline | None
-    frames: int | None = None  # the T it always makes (models); None: any
-
-    def video_for(self, case: EvalCase) -> np.ndarray:
-        if self.animate is None:
-            return case.expected_video[1:]
-        return self.animate(case.source_frame, case.poke_source, case.poke_target, case.frames)
-
-
-def model_method(checkpoint: str | None, name: str = "model", anchor: bool = True,
-                 anchor_limits: dict[str, float] | None = None) -> Method:
-    """The model in `checkpoint` (None: the bundled default) through `Poker.animate`; `anchor=False` scores a
-    `model.poke_anchor` checkpoint's own flows; `anchor_limits` ({"anchor_max_gain": .., "anchor_min_motion":
-    ..}) replaces anchoring's limits in memory, the file untouched (benchmarks/pokesim_endpoint.py)."""
-    from poke2video.poker import Poker
-
-    poker = Poker.load(checkpoint)
-    for key, value in (anchor_limits or {}).items():
-        if key not in ("anchor_max_gain", "anchor_min_motion"):
-            raise ValueError(f"not an anchoring limit: {key}")
-        setattr(poker.model.cfg, key, value)
-    poker.model.cfg.validate()
-    return Method(name, lambda frame, source, target, frames: poker.animate(frame, source, target, anchor=anchor),
-                  poker.frames)
-
-
-def real_clip_method() -> Method:
-    """The real clip as a method: the tracker's own error on PokeSim, a floor for any model."""
-    return Method(REAL_CLIP, None)
-
-
-def baseline_methods(names: str) -> list[Method]:
-    """Methods for `--baselines static,warp` ('' or 'none': no baselines)."""
-    chosen = [n.strip() for n in names.split(",") if n.strip()] if names.strip() != "none" else []
-    if len(set(chosen)) != len(chosen):
-        raise UserError(f"--baselines names a baseline twice: {names!r}")
-    return [Method(name, get_baseline(name)) for name in chosen]
 
 
 @dataclass
@@ -114,7 +78,11 @@ class Evaluation:
     fvd: dict[str, float] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     examples: list[Example] = field(default_factory=list)
-    real_methods: list[str] = field(default_factory=list)  # methods that replay the real clip
+    real_methods: list[str] = field(default_factory=list)    # methods that replay the real clip
+    oracle_methods: list[str] = field(default_factory=list)  # methods made from the case's ground truth
+    flow_methods: list[str] = field(default_factory=list)    # methods that give a forward flow
+    rows: dict[str, str] = field(default_factory=dict)       # method: what the row is
+    per_frame: dict[str, dict[str, list[list[float] | None]]] = field(default_factory=dict)  # method: metric: per clip
 
 
 def load_judges(options: EvalOptions):
@@ -150,11 +118,12 @@ def load_judges(options: EvalOptions):
 
 
 def score_clip(case: EvalCase, generated: np.ndarray, against_real: bool, motion: bool, lpips_model=None,
-               tracker: FlowEstimator | None = None) -> dict[str, float]:
+               tracker: FlowEstimator | None = None, flow: np.ndarray | None = None) -> dict:
     """The per-clip metrics of one video `generated` uint8 [T, H, W, 3] for `case` (see the module docstring);
-    `tracker` follows pixels (None: `metrics.TRACKER`)."""
+    `tracker` follows pixels (None: `metrics.TRACKER`); `flow` float [T, 2, H, W]: the forward flow the video
+    follows, if the method gives one. Per-frame values come as "<metric>_per_frame" lists."""
     with_source = np.concatenate([case.source_frame[None], generated])
-    scores: dict[str, float] = {}
+    scores: dict = {}
     if against_real:
         expected = case.expected_video[1:]
         scores["psnr"] = metrics.psnr(generated, expected)
@@ -166,10 +135,31 @@ def score_clip(case: EvalCase, generated: np.ndarray, against_real: bool, motion
     if case.is_background:
         scores["background_change"] = metrics.background_stillness(with_source)
         return scores
-    scores["endpoint_error"] = metrics.poke_endpoint_error(with_source, case.poke_source, case.true_target, tracker)
-    if motion and case.gt_flow is not None and case.object_mask.any():
-        scores["motion_error"] = metrics.motion_error(with_source, case.gt_flow, case.object_mask, flow=tracker)
-    return scores
+    truth = case.gt_flow is not None and case.object_mask.any()
+    if not (motion and truth):
+        scores["endpoint_error"] = metrics.poke_endpoint_error(with_source, case.poke_source, case.true_target, tracker)
+    else:
+        scores.update(_motion_scores(case, with_source, tracker))
+    if truth and flow is not None:
+        split = metrics.motion_split(flow, case.gt_flow, case.object_mask)
+        scores.update({f"flow_error{'' if part == 'all' else '_' + part}": value for part, value in split.items()})
+    return {name: value for name, value in scores.items() if value is not None}
+
+
+def _motion_scores(case: EvalCase, with_source: np.ndarray, tracker: FlowEstimator | None) -> dict:
+    """Endpoint error, motion error (all, moving, still, per frame) and moving IoU from one tracking pass of
+    the poked pixel and every object pixel."""
+    mask = case.object_mask
+    object_y, object_x = np.nonzero(mask)
+    start = np.stack([object_x, object_y], axis=1).astype(np.float64)                        # [N, 2]
+    positions = metrics.track_points(with_source, np.concatenate([[case.poke_source], start]), tracker)
+    motion = metrics.motion_field(positions[1:, 1:] - start, mask)                           # [T, 2, H, W]
+    split = metrics.motion_split(motion, case.gt_flow, mask)
+    return {"endpoint_error": float(np.hypot(*(positions[-1, 0] - np.asarray(case.true_target, np.float64)))),
+            "motion_error": split["all"], "motion_error_moving": split["moving"],
+            "motion_error_still": split["still"],
+            "moving_iou": metrics.moving_iou(motion[-1], case.gt_flow[-1], mask),
+            "motion_error_per_frame": metrics.error_per_frame(motion, case.gt_flow, mask).tolist()}
 
 
 def structure_score(method: Method, case: EvalCase, options: EvalOptions, tracker: FlowEstimator | None = None,
@@ -207,6 +197,13 @@ def _check_frames(methods: list[Method], store: Store) -> None:
                             f"{store.clip_length}; evaluate on a store with the model's clip length")
 
 
+def _check_oracles(methods: list[Method], store: Store) -> None:
+    oracles = [m.name for m in methods if m.oracle is not None]
+    if oracles and not is_pokesim(store):
+        raise UserError(f"--baselines {','.join(oracles)} renders the ground-truth flow, which only a PokeSim "
+                        f"store has ({store.root} is not one)")
+
+
 def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptions = EvalOptions()) -> Evaluation:
     """Score every method on the first `options.limit` clips of `split`."""
     names = [m.name for m in methods]
@@ -214,12 +211,17 @@ def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptio
         raise UserError(f"need at least one method, each named once; got {names}")
     count = split_size(store, split, options.limit)
     _check_frames(methods, store)
+    _check_oracles(methods, store)
     lpips_model, i3d, unavailable = load_judges(options)
     tracker = get_flow_estimator(options.tracker)
     pokesim = is_pokesim(store)
     result = Evaluation(str(store.root), split, pokesim, names, options, unavailable=unavailable,
-                        real_methods=[m.name for m in methods if m.animate is None],
-                        per_clip={name: {metric: [] for metric in CLIP_METRICS} for name in names})
+                        real_methods=[m.name for m in methods if m.is_real],
+                        oracle_methods=[m.name for m in methods if m.oracle is not None],
+                        flow_methods=[m.name for m in methods if m.gives_flow],
+                        rows={m.name: m.about for m in methods},
+                        per_clip={name: {metric: [] for metric in CLIP_METRICS} for name in names},
+                        per_frame={name: {metric: [] for metric in PER_FRAME} for name in names})
     structure_left = options.structure_clips if pokesim else 0
     animated = sum(m.animate is not None for m in methods)
     total = count * len(methods) + min(structure_left, count) * animated * options.structure_pokes
@@ -239,6 +241,8 @@ def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptio
                                               bar.update)
                 for metric in CLIP_METRICS:
                     result.per_clip[method.name][metric].append(scores.get(metric))
+                for metric in PER_FRAME:
+                    result.per_frame[method.name][metric].append(scores.get(f"{metric}_per_frame"))
                 if fvd_videos is not None:
                     fvd_videos[method.name].append(np.concatenate([case.source_frame[None], video]))
                 if example is not None:
@@ -251,14 +255,14 @@ def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptio
 
 
 def _score_method(method: Method, case: EvalCase, options: EvalOptions, lpips_model, tracker: FlowEstimator,
-                  with_structure: bool, progress) -> tuple[dict[str, float], np.ndarray]:
+                  with_structure: bool, progress) -> tuple[dict, np.ndarray]:
     began = time.perf_counter()
     video = method.video_for(case)
     elapsed_ms = 1000.0 * (time.perf_counter() - began)
-    is_real = method.animate is None
-    scores = score_clip(case, video, against_real=not is_real, motion=options.motion, lpips_model=lpips_model,
-                        tracker=tracker)
-    if not is_real:
+    scored_flow = method.flow_for(case) if case.gt_flow is not None and not case.is_background else None
+    scores = score_clip(case, video, against_real=not method.is_real, motion=options.motion,
+                        lpips_model=lpips_model, tracker=tracker, flow=scored_flow)
+    if method.animate is not None:
         scores["ms_per_video"] = elapsed_ms
         if with_structure:
             auc = structure_score(method, case, options, tracker, progress)
@@ -275,7 +279,7 @@ def _fvd_scores(methods: list[Method], videos: dict[str, list[np.ndarray]], expe
     if len(expected_videos) < 2:
         return {}
     expected = np.stack(expected_videos)
-    return {m.name: fvd(np.stack(videos[m.name]), expected, i3d) for m in methods if m.animate is not None}
+    return {m.name: fvd(np.stack(videos[m.name]), expected, i3d) for m in methods if not m.is_real}
 
 
 def check_output_dir(out: str | Path, overwrite: bool) -> Path:
@@ -289,8 +293,7 @@ def check_output_dir(out: str | Path, overwrite: bool) -> Path:
 
 
 def evaluate_to_dir(checkpoint: str | None, data: str, out: str, split: str = "test", baselines: str = "static,warp",
-                    overwrite: bool = False, options: EvalOptions = EvalOptions(), command: str | None = None,
-                    anchor: bool = True) -> Path:
+                    overwrite: bool = False, options: EvalOptions = EvalOptions(), command: str | None = None) -> Path:
     """`poke2video evaluate`: the model, the baselines and (PokeSim) the real clip on `split`; report in `out`."""
     from poke2video.evaluate.report import write_report
 
@@ -298,7 +301,8 @@ def evaluate_to_dir(checkpoint: str | None, data: str, out: str, split: str = "t
     store = Store.open(data)
     split_size(store, split, options.limit)
     methods = baseline_methods(baselines)
-    methods.insert(0, model_method(checkpoint, anchor=anchor))
+    _check_oracles(methods, store)
+    methods.insert(0, model_method(checkpoint))
     if is_pokesim(store):
         methods.append(real_clip_method())
     return write_report(evaluate(store, split, methods, options), out_dir, overwrite=overwrite, command=command)

@@ -146,6 +146,35 @@ def poke_endpoint_error(video_with_source: np.ndarray, source_xy, target_xy, flo
     return float(np.hypot(*(last_xy - np.asarray(target_xy, np.float64))))
 
 
+def motion_field(displacements: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Displacements [K, N, 2] of the `mask` pixels (in `np.nonzero(mask)` order) -> float64 [K, 2, H, W],
+    zero off the mask."""
+    mask = np.asarray(mask, bool)
+    displacements = np.asarray(displacements, np.float64)
+    if displacements.ndim != 3 or displacements.shape[1:] != (int(mask.sum()), 2):
+        raise ValueError(f"displacements {displacements.shape} do not fit a mask of {int(mask.sum())} pixels")
+    field = np.zeros((len(displacements), 2, *mask.shape), np.float64)
+    field[:, :, mask] = displacements.transpose(0, 2, 1)
+    return field
+
+
+def tracked_motion(video_with_source: np.ndarray, mask: np.ndarray, frame_indices=None,
+                   flow: FlowEstimator | None = None) -> np.ndarray:
+    """float64 [K, 2, H, W]: where `track_points` carries each `mask` pixel of frame 0 by frame
+    `frame_indices[k]` (default every frame after the source), minus where it started; zero off the mask."""
+    video = _check_video(video_with_source, "video_with_source")
+    mask = np.asarray(mask, bool)
+    indices = np.arange(1, len(video)) if frame_indices is None else np.asarray(frame_indices)
+    if len(indices) == 0 or indices.min() < 1 or indices.max() >= len(video):
+        raise ValueError(f"frame_indices {indices.tolist()} do not fit a video of {len(video)} frames")
+    if mask.shape != video.shape[1:3] or not mask.any():
+        raise ValueError(f"mask must be a non-empty bool [H, W] of the video's size, got {mask.shape}")
+    object_y, object_x = np.nonzero(mask)
+    start_xy = np.stack([object_x, object_y], axis=1).astype(np.float64)  # [N, 2]
+    positions = track_points(video[: indices.max() + 1], start_xy, flow)  # [T', N, 2]
+    return motion_field(positions[indices] - start_xy, mask)
+
+
 def motion_error(
     video_with_source: np.ndarray,
     gt_flow: np.ndarray,
@@ -157,24 +186,54 @@ def motion_error(
 
     `video_with_source` uint8 [T+1, H, W, 3], frame 0 the source. `gt_flow` [K, 2, H, W]: flow from
     frame 0 to frame `frame_indices[k]` (default 1..K). `mask` bool [H, W]: object pixels of frame 0.
-    The generated motion of each object pixel from frame 0 is found by `track_points`.
+    The generated motion of each object pixel from frame 0 is found by `track_points` (`tracked_motion`).
     """
     video = _check_video(video_with_source, "video_with_source")
     gt_flow = np.asarray(gt_flow, np.float32)
-    mask = np.asarray(mask, bool)
     indices = np.arange(1, len(gt_flow) + 1) if frame_indices is None else np.asarray(frame_indices)
     if gt_flow.ndim != 4 or gt_flow.shape[1] != 2 or gt_flow.shape[2:] != video.shape[1:3]:
         raise ValueError(f"gt_flow must be [K, 2, H, W] matching the video, got {gt_flow.shape}")
-    if len(indices) != len(gt_flow) or indices.min() < 1 or indices.max() >= len(video):
-        raise ValueError(f"frame_indices {indices.tolist()} do not fit {len(gt_flow)} flows and {len(video)} frames")
-    if mask.shape != video.shape[1:3] or not mask.any():
-        raise ValueError(f"mask must be a non-empty bool [H, W] of the video's size, got {mask.shape}")
-    object_y, object_x = np.nonzero(mask)
-    start_xy = np.stack([object_x, object_y], axis=1).astype(np.float64)  # [N, 2]
-    positions = track_points(video[: indices.max() + 1], start_xy, flow)  # [T', N, 2]
-    video_motion = positions[indices] - start_xy  # [K, N, 2]
-    true_motion = gt_flow[:, :, object_y, object_x].transpose(0, 2, 1)  # [K, N, 2]
-    return float(np.hypot(*np.moveaxis(video_motion - true_motion, -1, 0)).mean())
+    if len(indices) != len(gt_flow):
+        raise ValueError(f"frame_indices {indices.tolist()} do not fit {len(gt_flow)} flows")
+    return motion_split(tracked_motion(video, mask, indices, flow), gt_flow, mask)["all"]
+
+
+def error_per_frame(motion: np.ndarray, true_motion: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """float64 [K]: endpoint error (px) of displacement fields [K, 2, H, W] against the truth, mean over the
+    `mask` pixels of each frame."""
+    motion, true_motion, mask = np.asarray(motion, np.float64), np.asarray(true_motion, np.float64), np.asarray(mask, bool)
+    if motion.shape != true_motion.shape or motion.ndim != 4 or mask.shape != motion.shape[2:] or not mask.any():
+        raise ValueError(f"motion {motion.shape}, true motion {true_motion.shape} and mask {mask.shape} do not fit")
+    return np.hypot(*np.moveaxis(motion - true_motion, 1, 0))[:, mask].mean(axis=1)
+
+
+MOVES_PX = 1.0   # an object pixel "moves" when its displacement at frame T exceeds this (moving_iou, the split)
+
+
+def motion_split(motion: np.ndarray, true_motion: np.ndarray, mask: np.ndarray) -> dict[str, float | None]:
+    """Endpoint error (px) of a displacement field against the truth over object pixels, split by motion.
+
+    `motion`, `true_motion` float [K, 2, H, W]: displacement of every pixel of frame 0 at K frames (the last
+    is frame T); `mask` bool [H, W]: object pixels of frame 0. Returns "all" (mean over object pixels and
+    frames), "moving" (over object pixels whose true displacement at frame T exceeds MOVES_PX) and "still"
+    (the other object pixels); a part with no pixels is None."""
+    motion, true_motion, mask = np.asarray(motion, np.float64), np.asarray(true_motion, np.float64), np.asarray(mask, bool)
+    if motion.shape != true_motion.shape or motion.ndim != 4 or motion.shape[1] != 2 or mask.shape != motion.shape[2:]:
+        raise ValueError(f"motion {motion.shape}, true motion {true_motion.shape} and mask {mask.shape} do not fit")
+    error = np.hypot(*np.moveaxis(motion - true_motion, 1, 0))                     # [K, H, W]
+    moves = np.hypot(*true_motion[-1]) > MOVES_PX
+    parts = {"all": mask, "moving": mask & moves, "still": mask & ~moves}
+    return {name: float(error[:, part].mean()) if part.any() else None for name, part in parts.items()}
+
+
+def moving_iou(motion_T: np.ndarray, true_motion_T: np.ndarray, mask: np.ndarray) -> float:
+    """IoU, among object pixels (`mask` [H, W]), of those whose displacement at frame T ([2, H, W]) exceeds
+    MOVES_PX and those whose true displacement does; 1 when neither has any."""
+    mask = np.asarray(mask, bool)
+    moves = (np.hypot(*np.asarray(motion_T, np.float64)) > MOVES_PX) & mask
+    truly = (np.hypot(*np.asarray(true_motion_T, np.float64)) > MOVES_PX) & mask
+    union = (moves | truly).sum()
+    return float((moves & truly).sum() / union) if union else 1.0
 
 
 def background_stillness(video_with_source: np.ndarray) -> float:

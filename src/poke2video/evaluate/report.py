@@ -2,8 +2,8 @@
 
     metrics.json     summaries (mean, 95% bootstrap interval, n) per method and metric, the reasons
                      for unavailable metrics, the options, and every per-clip score
-    report.md        one Markdown table, a row per method
-    plots/*.png      a bar chart per metric (means and intervals)
+    report.md        one Markdown table, a row per method, what each row is, and the metrics' definitions
+    plots/*.png      a bar chart per metric (means and intervals); METRIC_per_frame.png: a line per method
     examples.png     example clips: the source frame with the poke arrow, then each method's frames
     examples.mp4     the same clips side by side over time
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from poke2video.evaluate.evaluator import AGAINST_REAL, Evaluation
-from poke2video.evaluate.metrics import bootstrap_interval
-from poke2video.evaluate.sheets import bar_chart, example_sheet, example_video, save_png
+from poke2video.evaluate.evaluator import AGAINST_REAL, PER_FRAME, Evaluation
+from poke2video.evaluate.metrics import MOVES_PX, bootstrap_interval
+from poke2video.evaluate.sheets import bar_chart, example_sheet, example_video, line_chart, save_png
 from poke2video.export import write_video
 from poke2video.fsutil import atomic_path, remove_path
 
@@ -45,12 +45,30 @@ METRICS = {
                                  "the video; distance at frame T to where it really is"),
     "motion_error": MetricInfo("motion error", "px", False, 2, "PokeSim object pokes: tracked motion of every object "
                                "pixel vs the ground-truth flow, mean over frames and pixels"),
+    "motion_error_moving": MetricInfo("motion error, moving", "px", False, 2, "motion error over the object pixels "
+                                      f"whose true displacement at frame T exceeds {MOVES_PX:g} px (high: the part "
+                                      "that moves is missed)"),
+    "motion_error_still": MetricInfo("motion error, still", "px", False, 2, "motion error over the other object "
+                                     "pixels (high: parts that stay are moved, e.g. a whole blob)"),
+    "moving_iou": MetricInfo("moving IoU", "", True, 3, "PokeSim object pokes: IoU of the object pixels whose tracked "
+                             f"displacement at frame T exceeds {MOVES_PX:g} px and those whose true one does (1 when "
+                             "neither has any)"),
+    "flow_error": MetricInfo("flow error", "px", False, 2, "PokeSim object pokes, methods that give a forward flow: "
+                             "endpoint error of that flow vs the ground-truth flow, mean over frames 1..T and object "
+                             "pixels (no tracker)"),
+    "flow_error_moving": MetricInfo("flow error, moving", "px", False, 2, "flow error over the object pixels whose "
+                                    f"true displacement at frame T exceeds {MOVES_PX:g} px"),
+    "flow_error_still": MetricInfo("flow error, still", "px", False, 2, "flow error over the other object pixels"),
     "background_change": MetricInfo("background change", "of 255", False, 4, "background pokes: mean absolute change "
                                     "from the source frame (0 = still)"),
     "structure_auc": MetricInfo("structure AUC", "", True, 3, "PokeSim: AUC of the correlation map (inverse variance) "
                                 "for 'on the poked segment's subtree', over object pixels; 0.5 = chance"),
     "ms_per_video": MetricInfo("ms per video", "ms", False, 1, "wall-clock time to make one video, batch 1"),
 }
+
+
+TRACKED = ("motion_error", "motion_error_moving", "motion_error_still", "moving_iou")  # every object pixel tracked
+FLOW = ("flow_error", "flow_error_moving", "flow_error_still")
 
 
 def _not_applicable(evaluation: Evaluation, method: str, metric: str) -> str:
@@ -60,10 +78,14 @@ def _not_applicable(evaluation: Evaluation, method: str, metric: str) -> str:
         return "compares the real clip with itself"
     if real and metric in ("structure_auc", "ms_per_video"):
         return "the real clip exists for its own poke only"
-    if metric in ("motion_error", "structure_auc") and not evaluation.pokesim:
+    if metric in ("structure_auc", "ms_per_video") and method in evaluation.oracle_methods:
+        return "the oracle exists for its clip's own poke and ground truth only"
+    if (metric in TRACKED or metric in FLOW or metric == "structure_auc") and not evaluation.pokesim:
         return "needs PokeSim ground truth"
-    if metric == "motion_error" and not evaluation.options.motion:
-        return "turned off"
+    if metric in FLOW and method not in evaluation.flow_methods:
+        return "gives frames, no forward flow"
+    if metric in TRACKED and not evaluation.options.motion:
+        return "turned off (--no-motion)"
     if metric == "structure_auc" and evaluation.options.structure_clips == 0:
         return "turned off (--structure-clips 0)"
     if metric == "background_change":
@@ -95,6 +117,19 @@ def summarize(evaluation: Evaluation) -> dict[str, dict[str, dict]]:
     return summary
 
 
+def summarize_per_frame(evaluation: Evaluation) -> dict[str, dict[str, dict]]:
+    """{metric: {method: {"mean": [value at frame t = 1..T], "n": clips}}} over the clips that have the metric."""
+    summary = {}
+    for metric in PER_FRAME:
+        rows = {}
+        for method in evaluation.methods:
+            values = [v for v in evaluation.per_frame.get(method, {}).get(metric, []) if v is not None]
+            if values:
+                rows[method] = {"mean": np.mean(values, axis=0).tolist(), "n": len(values)}
+        summary[metric] = rows
+    return summary
+
+
 def metrics_document(evaluation: Evaluation, summary: dict, command: str | None) -> dict:
     backgrounds = sum(clip["is_background"] for clip in evaluation.clips)
     return {
@@ -103,9 +138,10 @@ def metrics_document(evaluation: Evaluation, summary: dict, command: str | None)
         "clips": len(evaluation.clips), "object_pokes": len(evaluation.clips) - backgrounds,
         "background_pokes": backgrounds, "confidence": CONFIDENCE,
         "options": dataclasses.asdict(evaluation.options), "methods": evaluation.methods,
-        "metrics": summary, "unavailable": evaluation.unavailable,
+        "rows": evaluation.rows, "metrics": summary, "per_frame": summarize_per_frame(evaluation),
+        "unavailable": evaluation.unavailable,
         "definitions": {name: info.definition for name, info in METRICS.items()},
-        "per_clip": {"clips": evaluation.clips, "scores": evaluation.per_clip},
+        "per_clip": {"clips": evaluation.clips, "scores": evaluation.per_clip, "per_frame": evaluation.per_frame},
     }
 
 
@@ -167,14 +203,27 @@ def report_markdown(document: dict) -> str:
     dropped = [m for m in METRICS if m not in columns]
     if dropped:
         lines += ["Not applicable here: " + ", ".join(METRICS[m].label for m in dropped) + "."]
+    rows = document.get("rows") or {}
+    if any(rows.values()):
+        lines += ["", "## Rows", ""] + [f"- **{name}**: {about}." for name, about in rows.items() if about]
     lines += ["", "## Metrics", ""] + [f"- **{METRICS[m].label}**: {METRICS[m].definition}." for m in columns]
-    lines += ["", "Files: `metrics.json` (everything, per clip too), `plots/`, `examples.png`, `examples.mp4`.", ""]
+    lines += ["", "Files: `metrics.json` (everything, per clip too), `plots/` (a chart per metric; "
+              + ", ".join(f"`{m}_per_frame.png`" for m, r in document["per_frame"].items() if r)
+              + (": the mean over clips at each frame" if any(document["per_frame"].values()) else "")
+              + "), `examples.png`, `examples.mp4`.", ""]
     return "\n".join(lines)
 
 
-def plots(summary: dict) -> dict[str, np.ndarray]:
-    """{file name: bar chart} for each metric with values."""
+def plots(summary: dict, per_frame: dict | None = None) -> dict[str, np.ndarray]:
+    """{file name: bar chart} for each metric with values; {METRIC_per_frame.png: line chart} for each
+    per-frame summary (`summarize_per_frame`) with values."""
     charts = {}
+    for metric, rows in (per_frame or {}).items():
+        if rows:
+            info = METRICS[metric]
+            arrow = "higher is better" if info.higher_is_better else "lower is better"
+            charts[f"{metric}_per_frame.png"] = line_chart(f"{info.label} per frame, {arrow}",
+                                                           {m: r["mean"] for m, r in rows.items()}, info.unit)
     for metric, info in METRICS.items():
         rows = [(method, e.get("mean", e.get("value")), e.get("low", e.get("value")), e.get("high", e.get("value")))
                 for method, entries in summary.items() if (e := entries[metric])["status"] == "ok"]
@@ -194,7 +243,7 @@ def write_report(evaluation: Evaluation, out: str | Path, overwrite: bool = Fals
         (tmp / "plots").mkdir(parents=True)
         (tmp / "metrics.json").write_text(json.dumps(document, indent=1, allow_nan=False))
         (tmp / "report.md").write_text(report_markdown(document))
-        for name, chart in plots(summary).items():
+        for name, chart in plots(summary, document["per_frame"]).items():
             save_png(tmp / "plots" / name, chart)
         if evaluation.examples:
             save_png(tmp / "examples.png", example_sheet(evaluation.examples, evaluation.methods))

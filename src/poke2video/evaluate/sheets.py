@@ -129,6 +129,45 @@ def bar_chart(title: str, entries: list[tuple[str, float, float, float]], unit: 
     return np.asarray(canvas)
 
 
+LINE_RGB = [(70, 110, 190), (220, 120, 30), (60, 160, 80), (200, 50, 60), (140, 90, 180), (120, 120, 120),
+            (30, 170, 190), (190, 150, 20)]
+
+
+def line_chart(title: str, series: dict[str, list[float]], unit: str = "", width: int = 520,
+               plot_height: int = 220) -> np.ndarray:
+    """One line per name over x = 1..len(values) (frames), a legend of the names below; y from 0 to the top."""
+    legend_rows = -(-len(series) // 3)
+    height = 34 + plot_height + 24 + legend_rows * 16 + PAD
+    canvas = Image.new("RGB", (width, height), WHITE)
+    draw = ImageDraw.Draw(canvas)
+    draw.text((PAD, PAD), title + (f" ({unit})" if unit else ""), fill=BLACK, font=font(14))
+    left, right, top, bottom = 48, width - 16, 34, 34 + plot_height
+    steps = max((len(values) for values in series.values()), default=1)
+    top_value = max((v for values in series.values() for v in values), default=0.0) or 1.0
+
+    def point(k: int, value: float) -> tuple[float, float]:
+        x = left + (k / max(steps - 1, 1)) * (right - left)
+        return x, bottom - value / top_value * (bottom - top)
+
+    draw.line([left, top, left, bottom, right, bottom], fill=GREY, width=1)
+    for value in (0.0, top_value / 2, top_value):
+        draw.text((PAD, point(0, value)[1] - 6), f"{value:.3g}", fill=GREY, font=font(10))
+    for k in range(steps):
+        draw.text((point(k, 0.0)[0] - 3, bottom + 4), str(k + 1), fill=GREY, font=font(10))
+    draw.text((right - 40, top - 14), "x: frame", fill=GREY, font=font(10))
+    for n, (name, values) in enumerate(series.items()):
+        colour = LINE_RGB[n % len(LINE_RGB)]
+        if len(values) > 1:
+            draw.line([point(k, v) for k, v in enumerate(values)], fill=colour, width=2)
+        for k, v in enumerate(values):
+            x, y = point(k, v)
+            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
+        legend_x, legend_y = PAD + (n % 3) * (width // 3), bottom + 22 + (n // 3) * 16
+        draw.line([legend_x, legend_y + 6, legend_x + 16, legend_y + 6], fill=colour, width=3)
+        draw.text((legend_x + 20, legend_y), name[:22], fill=BLACK, font=font(11))
+    return np.asarray(canvas)
+
+
 def heat_colours(heat: np.ndarray) -> np.ndarray:
     """uint8 RGB [H, W, 3] of `heat` [H, W] in [0, 1] (OpenCV's inferno: dark = low, yellow = high)."""
     levels = np.clip(np.nan_to_num(heat) * 255, 0, 255).astype(np.uint8)

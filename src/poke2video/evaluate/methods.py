@@ -1,0 +1,142 @@
+"""The rows of an evaluation: ways to make a clip's T frames, and the forward flow they follow where there is one.
+
+- `model`: the checkpoint through `Poker.animate`, nothing after the network reading the poke's target; a
+  model that gives forward flows (`Poker.has_flow`) has its flow scored too (`Poker.forward_flow`).
+- baselines (`baselines.py`): `static` (zero flow) and `warp` (its Gaussian field is its flow).
+- `oracle` (PokeSim): the ground-truth flow rendered as the flow model renders its own (`render.render_video`:
+  forward splatting, uncovered pixels from the background plate); `oracle-true-fill`: splatted the same way,
+  uncovered pixels taken from the true frames. What the renderer alone costs.
+- `real clip` (PokeSim): the simulated video itself; its scores are the tracker's own floor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from poke2video.errors import UserError
+from poke2video.evaluate.baselines import Baseline, FlowFunction, baseline_flow, get_baseline
+from poke2video.evaluate.cases import EvalCase
+
+REAL_CLIP = "real clip"
+ORACLES = ("oracle", "oracle-true-fill")
+ABOUT = {
+    "static": "the source frame repeated: no motion (flow: zero)",
+    "warp": "the source warped by a Gaussian displacement field around the poke that grows to the full poke at "
+            "frame T (flow: that field)",
+    "oracle": "the ground-truth flow rendered by the flow model's renderer (forward splatting; uncovered pixels "
+              "from the background plate): what the renderer alone costs (flow: the ground truth)",
+    "oracle-true-fill": "the ground-truth flow splatted as by `oracle`, uncovered pixels taken from the true frames "
+                        "(flow: the ground truth)",
+    REAL_CLIP: "the simulated clip itself, tracked like every video: the tracker's own floor",
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named way to make videos: `animate(frame, source_xy, target_xy, T)` -> uint8 [T, H, W, 3]; or, for
+    an oracle, `oracle(case)` made from the case's ground truth; neither: the real clip (the tracker's floor).
+    `flow` (same arguments as `animate`) -> float32 [T, 2, H, W]: the forward flow its frames follow."""
+
+    name: str
+    animate: Baseline | None
+    frames: int | None = None  # the T it always makes (models); None: any
+    flow: FlowFunction | None = None
+    oracle: Callable[[EvalCase], np.ndarray] | None = None
+    about: str = ""            # what the row is, for the report
+
+    @property
+    def is_real(self) -> bool:
+        return self.animate is None and self.oracle is None
+
+    @property
+    def gives_flow(self) -> bool:
+        return self.flow is not None or self.oracle is not None
+
+    def video_for(self, case: EvalCase) -> np.ndarray:
+        if self.oracle is not None:
+            return self.oracle(case)
+        if self.animate is None:
+            return case.expected_video[1:]
+        return self.animate(case.source_frame, case.poke_source, case.poke_target, case.frames)
+
+    def flow_for(self, case: EvalCase) -> np.ndarray | None:
+        """float32 [T, 2, H, W], the forward flow behind `video_for(case)`; None when the method has none."""
+        if self.oracle is not None:
+            return case.gt_flow
+        if self.flow is None:
+            return None
+        return self.flow(case.source_frame, case.poke_source, case.poke_target, case.frames)
+
+
+def model_method(checkpoint: str | None, name: str = "model") -> Method:
+    """The model in `checkpoint` (None: the bundled default) through `Poker.animate`, as a user gets it; a model
+    that gives forward flows has them scored too (`Poker.forward_flow`)."""
+    from poke2video.poker import Poker
+
+    poker = Poker.load(checkpoint)
+    flow = (lambda frame, source, target, frames: poker.forward_flow(frame, source, target)) if poker.has_flow else None
+    about = ("the network's own frames through `Poker.animate`; nothing after the network reads the poke's target"
+             + (" (flow: its forward flow, rendered by splatting)" if flow else ""))
+    return Method(name, lambda frame, source, target, frames: poker.animate(frame, source, target), poker.frames,
+                  flow=flow, about=about)
+
+
+def real_clip_method() -> Method:
+    """The real clip as a method: the tracker's own error on PokeSim, a floor for any model."""
+    return Method(REAL_CLIP, None, about=ABOUT[REAL_CLIP])
+
+
+def baseline_methods(names: str) -> list[Method]:
+    """Methods for `--baselines static,warp,oracle` ('' or 'none': no baselines)."""
+    chosen = [n.strip() for n in names.split(",") if n.strip()] if names.strip() != "none" else []
+    if len(set(chosen)) != len(chosen):
+        raise UserError(f"--baselines names a baseline twice: {names!r}")
+    return [oracle_method(name) if name in ORACLES else _baseline_method(name) for name in chosen]
+
+
+def _baseline_method(name: str) -> Method:
+    baseline = get_baseline(name)
+    return Method(name, baseline, flow=baseline_flow(baseline), about=ABOUT.get(name, ""))
+
+
+def oracle_method(name: str = "oracle") -> Method:
+    """`oracle` or `oracle-true-fill` (see the module docstring); needs PokeSim cases (their `gt_flow`)."""
+    if name not in ORACLES:
+        raise UserError(f"unknown oracle {name!r}; available: {', '.join(ORACLES)}")
+    true_fill = name == "oracle-true-fill"
+
+    def oracle(case: EvalCase) -> np.ndarray:
+        if case.gt_flow is None:
+            raise UserError(f"--baselines {name} needs a PokeSim store (ground-truth flow)")
+        if true_fill:
+            return render_true_fill(case.source_frame, case.gt_flow, case.expected_video[1:])
+        return render_flow(case.source_frame, case.gt_flow)
+
+    return Method(name, None, oracle=oracle, about=ABOUT[name])
+
+
+def render_flow(frame: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, 3] carried along the forward flow float [T, 2, H, W] -> uint8 [T, H, W, 3], exactly as
+    `Poker` renders a flow model's flow at the model's size."""
+    from poke2video.model.render import STILL_PX
+    from poke2video.poker import render_uint8
+
+    return render_uint8(np.asarray(frame, np.uint8), torch.from_numpy(np.asarray(flow, np.float32)), STILL_PX)
+
+
+def render_true_fill(frame: np.ndarray, flow: np.ndarray, true_frames: np.ndarray) -> np.ndarray:
+    """`render_flow`, but a pixel that nothing covers (fully or in part) is filled from the true frame
+    uint8 [T, H, W, 3] instead of the background plate."""
+    from poke2video.model.render import STILL_PX, splat
+
+    flows = torch.from_numpy(np.asarray(flow, np.float32))                                    # [T, 2, H, W]
+    image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()       # [1, 3, H, W]
+    truth = torch.from_numpy(np.ascontiguousarray(true_frames)).permute(0, 3, 1, 2).float()    # [T, 3, H, W]
+    still = torch.hypot(flows[:, 0], flows[:, 1]).amax(dim=0) <= STILL_PX                      # [H, W]
+    with torch.inference_mode():
+        colour, coverage = splat(image.expand(len(flows), -1, -1, -1), flows, still.expand(len(flows), -1, -1))
+        frames = coverage * colour + (1 - coverage) * truth
+    return frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
