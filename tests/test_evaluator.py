@@ -201,18 +201,3 @@ def test_evaluate_command_errors_are_one_line_and_leave_nothing(sim, tmp_path, a
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
-
-
-def test_the_endpoint_benchmark_prints_its_table_and_checks_anchoring_limits(sim, checkpoint, monkeypatch, capsys):
-    from script_support import load_script
-
-    script = load_script("pokesim_endpoint")
-    argv = ["pokesim_endpoint.py", "--checkpoint", str(checkpoint), "--data", str(sim.root), "--limit", "3"]
-    monkeypatch.setattr("sys.argv", [*argv, "--anchor-min-motion", "0.3"])
-    script.main()
-    rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in capsys.readouterr().out.splitlines()[2:]}
-    assert rows["endpoint_error, model"][0].strip() == "2" and float(rows["endpoint_error, static"][1]) > 0
-    assert rows["background_change, model"][0].strip() == "1"
-    monkeypatch.setattr("sys.argv", [*argv, "--anchor-min-motion", "1.5"])
-    with pytest.raises(SystemExit, match="anchor_min_motion must be between 0 and 1"):
-        script.main()

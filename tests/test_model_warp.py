@@ -1,15 +1,13 @@
 """The warp output (model.output: warp), the poke at every level, and the flow loss that trains them."""
 import dataclasses
 
-import numpy as np
 import pytest
 import torch
 
-from poke2video.config import model_config_for
 from poke2video.model import PokeModel
 from poke2video.model.warping import backward_flow_target, sample_points, warp
 from poke2video.train.losses import frame_flow_loss
-from script_support import load_script
+from model_support import small_gru_config
 
 torch.set_num_threads(1)
 
@@ -68,7 +66,7 @@ def test_flow_endpoint_term_adds_the_plain_error_and_keeps_pulling_when_close():
 
 
 def test_fresh_warp_model_starts_from_the_source_frame():
-    cfg = dataclasses.replace(model_config_for("cpu-64"), output="warp")
+    cfg = small_gru_config(output="warp")
     torch.manual_seed(0)
     model = PokeModel(cfg)
     source = torch.rand(2, 3, 64, 64) * 2 - 1
@@ -84,7 +82,7 @@ def test_fresh_warp_model_starts_from_the_source_frame():
 
 @pytest.mark.parametrize("poke_input", ["coarsest", "every_level"])
 def test_poke_reaches_the_finest_level_only_through_the_hierarchy_unless_every_level(poke_input):
-    cfg = dataclasses.replace(model_config_for("cpu-64"), poke_input=poke_input)
+    cfg = small_gru_config(poke_input=poke_input)
     torch.manual_seed(0)
     model = PokeModel(cfg)
     source = torch.rand(1, 3, 64, 64) * 2 - 1
@@ -100,7 +98,7 @@ def test_poke_reaches_the_finest_level_only_through_the_hierarchy_unless_every_l
 
 
 def test_bounded_state_keeps_encoded_levels_in_the_gru_range():
-    cfg = dataclasses.replace(model_config_for("cpu-64"), bounded_state=True)
+    cfg = small_gru_config(bounded_state=True)
     torch.manual_seed(0)
     model = PokeModel(cfg)
     frames = torch.rand(2, 3, 64, 64) * 2 - 1
@@ -112,46 +110,3 @@ def test_bounded_state_keeps_encoded_levels_in_the_gru_range():
     assert all(level.abs().max() <= 1 for level in bounded)
     assert any(level.abs().max() > 1 for level in raw)
     assert all(torch.allclose(b, torch.tanh(r)) for b, r in zip(bounded, raw))
-
-
-def test_trajectory_benchmark_finds_where_the_flow_takes_the_poked_pixel():
-    own_positions = load_script("poke_trajectory").own_positions
-    flow = np.zeros((2, 2, 16, 16), np.float32)
-    flow[1, 0], flow[1, 1] = -3.0, 2.0       # frame 1: every pixel comes from 3 px left, 2 px down
-    positions = own_positions(flow, np.array([5.0, 8.0]))
-    assert positions.tolist() == [[5.0, 8.0], [8.0, 6.0]]
-
-
-def test_trajectory_benchmark_compares_the_moved_area_with_the_clips():
-    moved_area = load_script("poke_trajectory").moved_area
-    true_forward = np.zeros((2, 16, 16), np.float32)
-    true_forward[0, 4:6, 4:6] = 3.0                       # the clip moves a 2x2 part
-    blob = np.zeros((2, 16, 16), np.float32)
-    blob[0, 2:10, 4:10] = -1.0                            # the model moves 48 pixels by 1 px
-    blob[1, 0, 0] = 0.4                                   # under the threshold: still
-    assert moved_area(blob, true_forward) == 12.0
-    assert moved_area(np.zeros_like(blob), true_forward) == 0.0
-
-
-def test_flow_per_drag_scales_each_videos_flows_by_its_drags_length():
-    from poke2video.data.pokes import make_poke_map
-    from poke2video.errors import UserError
-    from poke2video.model.poke_model import DRAG_UNIT
-
-    cfg = dataclasses.replace(model_config_for("cpu-64"), poke_anchor=False, movable_poke=False, flow_per_drag=False)
-    torch.manual_seed(0)
-    plain = PokeModel(cfg).eval()
-    with torch.no_grad():
-        plain.decoder.to_rgb.weight[3:5].normal_(0.0, 0.1)        # a fresh model decodes no flow at all
-    per_drag = PokeModel(dataclasses.replace(cfg, flow_per_drag=True)).eval()
-    per_drag.load_state_dict(plain.state_dict())
-    source = torch.rand(3, 3, 64, 64) * 2 - 1
-    drags = [(3.0, 4.0), (-6.0, 8.0), (0.0, 0.0)]                  # 5 px (one DRAG_UNIT), 10 px, none
-    poke_map = torch.from_numpy(np.stack([make_poke_map(64, (30, 30), drag, 3) for drag in drags]))
-    with torch.no_grad():
-        own, scaled = (model.predict(source, poke_map, steps=2).backward_flow for model in (plain, per_drag))
-    assert own[:2].abs().max() > 0.01                             # the plain model moves something
-    for video, drag in enumerate(drags):
-        assert torch.allclose(scaled[video], own[video] * np.hypot(*drag) / DRAG_UNIT, atol=1e-6)
-    with pytest.raises(UserError, match="flow_per_drag needs model.output: warp"):
-        dataclasses.replace(cfg, output="pixels", poke_anchor=False, flow_per_drag=True).validate()

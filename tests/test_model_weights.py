@@ -5,9 +5,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from poke2video.config import model_config_for
 from poke2video.errors import UserError
 from poke2video.model import PokeModel, load_model, save_model
+from model_support import small_gru_config
 
 torch.set_num_threads(1)
 
@@ -15,7 +15,7 @@ torch.set_num_threads(1)
 @pytest.fixture()
 def saved(tmp_path):
     torch.manual_seed(1)
-    model = PokeModel(model_config_for("cpu-64")).eval()
+    model = PokeModel(small_gru_config()).eval()
     path = tmp_path / "model.safetensors"
     save_model(path, model, {"impulse_scale": 7.5, "train": {"steps": 3}})
     return model, path

@@ -78,17 +78,12 @@ ABLATIONS = {
     "gan": ({}, {"gan": {"start_step": 0, "patch_frames": 4}}),
     "warp_flow": (WARP, {"flow_weight": 1.0}),
     "flow_endpoint": (WARP, {"flow_weight": 1.0, "flow_endpoint_weight": 3.0}),
-    "poke_point": (WARP, {"flow_weight": 1.0, "flow_frames": "all", "poke_point_weight": 2.0}),
     "ema": ({}, {"ema": 0.9}),
     "every_frame_flow": (WARP, {"flow_weight": 1.0, "flow_frames": "all", "flow_endpoint_weight": 3.0}),
-    "flow_gate": ({**WARP, "flow_gate": True, "poke_anchor": True}, {"flow_weight": 1.0}),
-    "movable_poke": ({**WARP, "movable_poke": True, "poke_anchor": True}, {"flow_weight": 1.0, "movable_weight": 1.0,
-                                                                          "poke": {"background_fraction": 0.5}}),
 }
 
 
-LOGGED_LOSS = {"movable_poke": "loss/movable", "poke_point": "loss/poke_point", "warp_flow": "loss/flow",
-               "every_frame_flow": "loss/flow", "flow_gate": "loss/flow"}
+LOGGED_LOSS = {"warp_flow": "loss/flow", "every_frame_flow": "loss/flow"}
 
 
 @pytest.mark.parametrize("name", sorted(ABLATIONS))
@@ -110,11 +105,6 @@ def test_each_switch_trains_and_writes_loadable_weights(tmp_path, store, name):
         assert metadata["impulse_scale"] is None
     if name == "every_frame_flow":
         assert metadata["flow_frames"] == "all"
-    if name == "flow_gate":  # the gate's weights are saved and were trained
-        assert any(key.startswith("flow_gate.") for key in weights_of(loaded))
-        assert loaded.flow_gate.net[-1].weight.abs().sum() > 0          # it starts at zero
-    if name == "movable_poke":
-        assert loaded.movable_poke.net[-1].weight.abs().sum() > 0       # trained: it starts at zero
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     if name in LOGGED_LOSS:   # the switch's loss is logged at every step, and not zero (the tiny store's pokes all move)
         step_rows = [row for row in logged if "loss/total" in row]
@@ -183,7 +173,7 @@ def test_shipped_presets_load_with_a_train_section(name):
         assert train.recon_loss == "vgg" and train.gan.start_step == 4000 and train.lr_decay_epochs == [10, 25, 50]
         assert (train.gan.patch_r1, train.gan.temporal_gp, train.gan.feature_matching) == (1e-4, 0.1, 10.0)
     else:
-        assert recipe.train.recon_loss == "l1_gradient"
+        assert recipe.model.architecture == "unet" and recipe.train.flow_frames == "all"
 
 
 def test_unknown_preset_keys_are_rejected(tmp_path):
@@ -195,7 +185,7 @@ def test_unknown_preset_keys_are_rejected(tmp_path):
 
 @pytest.mark.parametrize("model, train, message", [
     ({"levels": "3"}, {}, "ModelConfig.levels must be an integer, got '3'"),
-    ({"anchor_min_motion": True}, {}, "ModelConfig.anchor_min_motion must be a number or null, got True"),
+    ({"unet_channels": True}, {}, "ModelConfig.unet_channels must be a list of integers, got True"),
     ({"channels": [8, "a"]}, {}, "ModelConfig.channels must be a list of integers"),
     ({"discriminator": 5}, {}, "ModelConfig.discriminator must be a mapping, got 5"),
     ({}, {"betas": [0.5]}, "TrainConfig.betas must be a list of 2 numbers, got \\[0.5\\]"),
@@ -234,8 +224,8 @@ def test_every_frame_flow_targets_come_from_the_stores_ground_truth(tmp_path, st
     assert flows[0].abs().max() > 0 and torch.allclose(flows[0] * T, last_flow, atol=0.01)  # 1/T of the way
     background = PokeDataset(store, "train", poke=PokeConfig(poke_size=3, background_fraction=1.0), flow_frames="all")
     assert background[0][4].shape == (T, 2, RES, RES) and background[0][4].abs().max() == 0
-    plain = make_tiny_store(tmp_path / "plain")
-    with pytest.raises(UserError, match="flow_frames: all needs a PokeSim store"):
+    plain = make_tiny_store(tmp_path / "plain")              # frame T's flow only, from no flow method
+    with pytest.raises(UserError, match="no flow of every frame"):
         PokeDataset(plain, "train", flow_frames="all")
     assert PokeDataset(plain, "train", flow_frames="auto").flow_frames == "last"
     assert PokeDataset(store, "train", flow_frames="auto").flow_frames == "all"

@@ -71,37 +71,3 @@ def test_changed_pixel_loss_scores_only_pixels_that_differ_from_the_source():
     wrong_elsewhere = target.clone()
     wrong_elsewhere[0, 0, :, 3, 3] = 0.5              # an error on an unchanged pixel is not counted
     assert losses.changed_pixel_loss(wrong_elsewhere, target, source).item() == 0.0
-
-
-def test_poke_point_loss_reads_the_landing_pixel_of_object_pokes_only():
-    # two object pokes and one background poke (x, y, dx, dy, is_background) on 16x16 flows
-    poke = torch.tensor([[4.0, 5.0, 3.4, -1.6, 0.0], [10.0, 10.0, -2.0, 2.0, 0.0], [8.0, 8.0, 0.0, 0.0, 1.0]])
-    forward = torch.zeros(3, 2, 16, 16)                     # the clip's F(0 -> T): where each pixel goes
-    forward[0, :, 5, 4] = torch.tensor([3.4, -1.6])
-    forward[1, :, 10, 10] = torch.tensor([-2.0, 2.0])
-    right = torch.zeros(3, 2, 16, 16)                       # the model's backward flow of frame T
-    right[0, :, 3, 7] = torch.tensor([-3.4, 1.6])           # round(4 + 3.4, 5 - 1.6) = (7, 3) leads back to (4, 5)
-    right[1, :, 12, 8] = torch.tensor([2.0, -2.0])
-    assert losses.poke_point_loss(right, forward, poke).item() < 1e-2
-    by_hand = (math.hypot(3.4, 1.6) + math.hypot(2.0, 2.0)) / 2
-    assert losses.poke_point_loss(torch.zeros_like(right), forward, poke).item() == pytest.approx(by_hand, rel=1e-4)
-    elsewhere = right.clone()
-    elsewhere[2] = 5.0                                      # the background poke's video: not scored
-    elsewhere[0, :, 4, 7] = 9.0                             # a pixel next to the landing one: not scored
-    assert losses.poke_point_loss(elsewhere, forward, poke).item() < 1e-2
-    assert losses.poke_point_loss(right[2:], forward[2:], poke[2:]).item() == 0.0   # background pokes only
-    flow = torch.zeros_like(right, requires_grad=True)
-    losses.poke_point_loss(flow, forward, poke).backward()
-    assert set(map(tuple, flow.grad.abs().sum(1).nonzero().tolist())) == {(0, 3, 7), (1, 12, 8)}
-
-
-def test_poke_point_weight_needs_the_warp_output(tmp_path):
-    from poke2video.config import load_preset
-    from poke2video.errors import UserError
-
-    preset = tmp_path / "p.yaml"
-    preset.write_text("model:\n  resolution: 32\n  output: pixels\ntrain:\n  poke_point_weight: 1.0\n")
-    with pytest.raises(UserError, match="poke_point_weight needs model.output: warp"):
-        load_preset(str(preset))
-    with pytest.raises(UserError, match="not negative"):
-        TrainConfig(poke_point_weight=-1.0).validate()

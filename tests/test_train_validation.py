@@ -36,9 +36,9 @@ def validations(run) -> list[dict]:
 def test_val_data_scores_the_other_store_and_holds_nothing_back(setup, tmp_path):
     store, val_store, preset, straight, _ = setup
     assert len(straight.train_positions) == len(straight.dataset)            # every training clip trains
-    val_clips = PokeDataset(Store.open(val_store), "test", poke=straight.cfg.poke)
+    val_clips = PokeDataset(Store.open(val_store), "train", poke=straight.cfg.poke)
     val_clips.set_epoch(0)
-    expected = [val_clips[i] for i in (0, len(val_clips) - 1)]                 # 2 clips spread over its test split
+    expected = [val_clips[i] for i in (0, len(val_clips) - 1)]                 # 2 clips spread over its train split
     assert all(np.array_equal(got[0], want[0]) and np.array_equal(got[3], want[3])
                for got, want in zip(straight.validator.items, expected, strict=True))
     own = train_run(str(store), str(tmp_path / "own"), str(preset), steps=1)

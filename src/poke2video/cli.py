@@ -9,6 +9,12 @@ from poke2video import __version__
 from poke2video.errors import UserError
 
 TRACKERS = ["farneback-fine", "dis-fine", "dis"]  # data/flow.py ESTIMATORS, the metrics' default first
+# Commands that write --out, and whether it is a folder: checked before any work (fsutil.check_output).
+OUT_IS_FOLDER = {"demo": True, "simulate": True, "prepare": True, "merge": True, "train": True, "evaluate": True,
+                 "poke": False, "correlate": False}
+# Commands that write --out, and whether it is a folder: checked before any work (fsutil.check_output).
+OUT_IS_FOLDER = {"demo": True, "simulate": True, "prepare": True, "merge": True, "train": True, "evaluate": True,
+                 "poke": False, "correlate": False}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -98,6 +104,12 @@ def _add_simulate(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.add_argument("--sway", type=float, default=0.0,
                    help="ambient sway of every joint in radians, 0 to 0.1 (default 0: only the poke moves things)")
+    p.add_argument("--procedural", action="store_true",
+                   help="train-split objects of made-up species, one per clip: random build, stiffness and colours "
+                        "(test and test_unseen keep the named species)")
+    p.add_argument("--as-videos", action="store_true",
+                   help="write the train split's clips as plain .mp4 files in --out (no ground truth, no store): "
+                        "footage to `prepare` as a user's own videos would be")
     p.add_argument("--chunk-clips", type=_positive_int, default=100, help="clips per store video (default 100)")
     p.set_defaults(func=_cmd_simulate)
 
@@ -218,7 +230,7 @@ def _add_evaluate(sub) -> None:
 def _add_correlate(sub) -> None:
     p = sub.add_parser("correlate", help="map which pixels move with a poked location",
                        description="Poke --at with N random pokes, track every pixel through each video and map "
-                                   "the inverse variance of its distance to the poke vector (PAPER.md, Analysis).")
+                                   "the inverse variance of its distance to the poke vector (docs/architecture.md).")
     _add_checkpoint(p)
     p.add_argument("--image", required=True, help="input image (png, jpg, ...)")
     p.add_argument("--at", nargs=2, type=_point, required=True, metavar=("X", "Y"),
@@ -263,8 +275,15 @@ def _cmd_demo(args) -> None:
 def _cmd_simulate(args) -> None:
     from poke2video.sim.generate import simulate_dataset
 
+    if args.as_videos:
+        from poke2video.sim.videos import simulate_videos
+
+        simulate_videos(args.out, clips=args.clips, resolution=args.res, seed=args.seed, kind=args.kind,
+                        procedural=args.procedural)
+        return
     simulate_dataset(out=args.out, clips=args.clips, resolution=args.res, seed=args.seed, kind=args.kind,
-                     workers=args.workers, overwrite=args.overwrite, sway=args.sway, chunk_clips=args.chunk_clips)
+                     workers=args.workers, overwrite=args.overwrite, sway=args.sway, chunk_clips=args.chunk_clips,
+                     procedural=args.procedural)
 
 
 def _cmd_prepare(args) -> None:
@@ -330,18 +349,39 @@ def _cmd_app(args) -> None:
     serve(checkpoint=args.checkpoint, host=args.host, port=args.port, threads=args.threads)
 
 
+def _os_error(exc: OSError) -> str:
+    from poke2video.fsutil import os_reason
+
+    names = [str(os.fsdecode(n)) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{' -> '.join(names)}: {os_reason(exc)}" if names else os_reason(exc)
+
+
+def _os_error(exc: OSError) -> str:
+    from poke2video.fsutil import os_reason
+
+    names = [str(os.fsdecode(n)) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{' -> '.join(names)}: {os_reason(exc)}" if names else os_reason(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
-    # PyTorch's OpenMP workers spin while they wait; on a small or shared CPU that made a cpu-64 video
-    # 40x slower (README, "Poking images"). Passive waiting costs little when the machine is idle.
+    # PyTorch's OpenMP workers spin while they wait; on a small or shared CPU that slows a small model down
+    # many times over. Passive waiting costs little when the machine is idle.
     # Set before torch is imported (the handlers import it); a user's own setting wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
+        if args.command in OUT_IS_FOLDER:
+            from poke2video.fsutil import check_output
+
+            check_output(args.out, folder=OUT_IS_FOLDER[args.command])
         args.func(args)
     except UserError as exc:
         print(f"poke2video {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:                      # the disk or the OS refused a file mid-way: still one line
+        print(f"poke2video {args.command}: error: {_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"poke2video {args.command}: interrupted", file=sys.stderr)

@@ -46,12 +46,14 @@ class DataConfig:
 
 @dataclass
 class PokeConfig:
-    """How training pokes are sampled from flow (PAPER.md, "Training data without labels")."""
+    """How training pokes are drawn (docs/architecture.md, "Training pokes from optical flow")."""
 
     poke_size: int = 3                  # side of the square in the poke map; use poke_size_for(res)
     background_fraction: float = 0.1    # share of pokes placed on still background pixels
     background_percentile: float = 10.0  # background = flow magnitude below this percentile
     impulse: bool = False               # appendix B: poke = direction + normalised strength
+    source: str = "flow"                # flow: sampled from the clip's flow (any video); sim: the simulator's
+    #                                     own poke of each clip (PokeSim stores: its pushed point and drag)
     seed: int = 0
 
     def validate(self) -> None:
@@ -59,13 +61,17 @@ class PokeConfig:
             raise UserError(f"poke_size must be a positive odd number, got {self.poke_size}")
         if not 0.0 <= self.background_fraction <= 1.0:
             raise UserError(f"background_fraction must lie in [0, 1], got {self.background_fraction}")
+        if self.source not in ("flow", "sim"):
+            raise UserError(f"poke.source must be flow or sim, got {self.source!r}")
+        if self.source == "sim" and self.impulse:
+            raise UserError("poke.source: sim gives drags, not impulses; turn poke.impulse off")
         if not 0.0 < self.background_percentile < 100.0:
             raise UserError(f"background_percentile must lie in (0, 100), got {self.background_percentile}")
 
 
 @dataclass
 class DiscriminatorConfig:
-    """GAN critics (PAPER.md, "Losses and stages"); used by training, not saved with the generator."""
+    """GAN critics (docs/architecture.md, "Adversarial losses"); used by training, not saved with the generator."""
 
     patch_channels: int = 64       # pix2pix PatchGAN width of the first layer
     patch_layers: int = 3          # strided layers of the PatchGAN
@@ -73,16 +79,31 @@ class DiscriminatorConfig:
     temporal_blocks: int = 2       # basic blocks per stage (2 = ResNet-18)
 
 
+# Inclusive bounds of ModelConfig's sizes (ModelConfig.validate): generous, yet a model within them fits
+# in memory and pokes in finite time.
+MODEL_BOUNDS = {"resolution": (8, 1024), "frames": (1, 64), "stem_channels": (1, 4096),
+                "bottleneck_channels": (1, 4096), "encoder_blocks": (0, 16), "decoder_blocks": (0, 16),
+                "skip_blocks": (0, 16), "rnn_cells": (1, 16), "gru_kernel": (1, 15),
+                "time_basis": (1, 64)}
+DISCRIMINATOR_BOUNDS = {"patch_channels": (1, 4096), "patch_layers": (1, 8), "temporal_channels": (1, 4096),
+                        "temporal_blocks": (1, 16)}
+
+
 @dataclass
 class ModelConfig:
-    """The generator (PAPER.md, "Model"). Levels are numbered coarse -> fine: level 0 is the bottleneck.
+    """The generator (docs/architecture.md). Levels are numbered coarse -> fine: level 0 is the bottleneck.
 
     Encoder: a stride-1 stem at full resolution, one stride-2 stage per entry of `channels` (fine ->
     coarse), then a stride-1 bottleneck of `bottleneck_channels`. Its levels are [bottleneck, last stage,
     ..., first stage]; the dynamics and the decoder skips use the `levels` (K) coarsest of them.
     """
 
+    architecture: str = "gru"                 # gru: the paper's encoders, GRU hierarchy and decoder (PokeModel);
+    #                                           unet: a flow UNet rendered by splatting (FlowUNet)
     resolution: int = 64
+    unet_channels: list[int] = field(default_factory=lambda: [24, 48, 96, 128])   # unet: width per scale,
+    #                                           full resolution first, each scale half the one before
+    time_basis: int = 3                       # unet: curves over time that every pixel's flow combines
     stem_channels: int = 64
     channels: list[int] = field(default_factory=lambda: [128, 256])
     bottleneck_channels: int = 512            # nf_deep
@@ -99,29 +120,18 @@ class ModelConfig:
     #                                           every_level: each finer GRU also reads the poke encoder's map
     output: str = "pixels"                    # pixels (paper): the decoder draws each frame; warp: it also
     #                                           draws a backward flow and a mask that warp the source frame
-    poke_anchor: bool = False                 # warp only: turn and stretch each video's flows so the poked
-    #                                           pixel ends on the drag's target (model/anchor.py)
-    anchor_max_gain: float = 1.5              # anchoring stretches (and shrinks) a flow by at most this
-    anchor_min_motion: float | None = None    # anchoring leaves a video whose poked pixel moves less than this
-    #                                           share of the drag as it is; None: 1 / anchor_max_gain
-    flow_per_drag: bool = False               # warp only: the decoded flows are in units of the drag's length
-    #                                           (model/poke_model.py), so motion grows with the drag
-    flow_gate: bool = False                   # warp only: a full-resolution gate on each frame's flow: which
-    #                                           pixels take part in the motion (model/gate.py)
-    movable_poke: bool = False                # warp only: scale each video's flows by how likely its poked point
-    #                                           is to move at all (model/movable.py)
     frames: int = 10                          # T: default number of generated frames
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-
-    def anchor_min_share(self) -> float:
-        """The share of the drag the poked pixel must move for anchoring to act (model/anchor.py)."""
-        return 1.0 / self.anchor_max_gain if self.anchor_min_motion is None else self.anchor_min_motion
 
     def level_count(self) -> int:
         """Levels the encoder offers: one per stride-2 stage plus the bottleneck."""
         return len(self.channels) + 1
 
     def validate(self) -> None:
+        if self.architecture not in ("gru", "unet"):
+            raise UserError(f"model.architecture must be gru or unet, got {self.architecture!r}")
+        if self.architecture == "unet":
+            self._validate_unet()
         if self.dynamics not in ("hierarchy", "bottleneck_rnn"):
             raise UserError(f"model.dynamics must be hierarchy or bottleneck_rnn, got {self.dynamics!r}")
         if self.norm not in ("instance", "affine"):
@@ -130,18 +140,6 @@ class ModelConfig:
             raise UserError(f"model.poke_input must be coarsest or every_level, got {self.poke_input!r}")
         if self.output not in ("pixels", "warp"):
             raise UserError(f"model.output must be pixels or warp, got {self.output!r}")
-        if self.poke_anchor and self.output != "warp":
-            raise UserError("model.poke_anchor needs model.output: warp (it moves the warp flows)")
-        if not self.anchor_max_gain >= 1:
-            raise UserError(f"model.anchor_max_gain must be at least 1, got {self.anchor_max_gain}")
-        if self.anchor_min_motion is not None and not 0 <= self.anchor_min_motion <= 1:
-            raise UserError(f"model.anchor_min_motion must be between 0 and 1, got {self.anchor_min_motion}")
-        if self.flow_per_drag and self.output != "warp":
-            raise UserError("model.flow_per_drag needs model.output: warp (it scales the warp flows)")
-        if self.flow_gate and self.output != "warp":
-            raise UserError("model.flow_gate needs model.output: warp (it gates the warp flows)")
-        if self.movable_poke and self.output != "warp":
-            raise UserError("model.movable_poke needs model.output: warp (it scales the warp flows)")
         if not 1 <= self.levels <= self.level_count():
             raise UserError(f"model.levels must be between 1 and {self.level_count()}, got {self.levels}")
         if not self.channels or min(self.channels + [self.stem_channels, self.bottleneck_channels]) < 1:
@@ -150,6 +148,26 @@ class ModelConfig:
             raise UserError(f"model.resolution {self.resolution} must be divisible by 2^{len(self.channels)}")
         if self.frames < 1 or self.rnn_cells < 1 or self.gru_kernel % 2 == 0:
             raise UserError("model.frames and rnn_cells must be >= 1 and gru_kernel odd")
+        # Bounds far beyond any trained model, so that a hostile weights file cannot make loading it
+        # allocate without end or poking it run without end.
+        sizes = [(f"model.{name}", getattr(self, name), bound) for name, bound in MODEL_BOUNDS.items()]
+        sizes += [(f"model.discriminator.{name}", getattr(self.discriminator, name), bound)
+                  for name, bound in DISCRIMINATOR_BOUNDS.items()]
+        for name, value, (low, high) in sizes:
+            if not low <= value <= high:
+                raise UserError(f"{name} must be between {low} and {high}, got {value}")
+        if len(self.channels) > 8 or max(self.channels) > 4096:
+            raise UserError(f"model.channels must hold 1 to 8 widths of at most 4096, got {len(self.channels)} "
+                            f"up to {max(self.channels)}")
+
+    def _validate_unet(self) -> None:
+        if not 1 <= len(self.unet_channels) <= 8 or not 1 <= min(self.unet_channels) <= max(self.unet_channels) <= 4096:
+            raise UserError(f"model.unet_channels must hold 1 to 8 widths between 1 and 4096, got {self.unet_channels}")
+        if self.resolution % (2 ** (len(self.unet_channels) - 1)):
+            raise UserError(f"model.resolution {self.resolution} must be divisible by "
+                            f"2^{len(self.unet_channels) - 1} (one halving per unet_channels entry after the first)")
+        if self.time_basis < 1:
+            raise UserError(f"model.time_basis must be at least 1, got {self.time_basis}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "ModelConfig":
@@ -245,7 +263,8 @@ FLOW_FRAMES = ("last", "all", "auto")   # TrainConfig.flow_frames; PokeDataset r
 
 @dataclass
 class GanConfig:
-    """Adversarial terms (PAPER.md Eq. 8): a frame PatchGAN and a temporal video discriminator."""
+    """Adversarial terms (docs/architecture.md, "Adversarial losses"): a frame PatchGAN and a temporal video
+    discriminator."""
 
     start_step: int = 4000          # first step with adversarial losses; -1 turns both off
     lr: float = 1e-4                # Adam lr of both discriminators
@@ -263,7 +282,7 @@ class GanConfig:
 
 @dataclass
 class TrainConfig:
-    """How a model is trained (PAPER.md "Losses and stages"); the `train:` section of a preset."""
+    """How a model is trained (docs/training.md); the `train:` section of a preset."""
 
     steps: int = 100_000            # default budget when neither --steps nor --max-minutes is given
     batch_size: int = 10            # clips per step and process (DDP: global batch = this x world size)
@@ -284,12 +303,9 @@ class TrainConfig:
     flow_endpoint_weight: float = 0.0  # adds this x the plain (not squared) endpoint error to the flow loss
     flow_frames: str = "last"       # the flow loss on frame T only (last), on every frame (all: PokeSim stores),
     #                                 or on every frame where the store has the flows (auto)
-    gate_weight: float = 0.0        # model.flow_gate: balanced cross-entropy of the gate against the pixels
-    #                                 that move in any frame of the clip's flow (0: the gate learns from the flow loss only)
-    movable_weight: float = 0.0     # model.movable_poke: cross-entropy of its output against the poke's label
-    #                                 (background or not; 0: it learns from the flow and frame losses only)
-    poke_point_weight: float = 0.0  # model.output warp: endpoint error of frame T's flow where the poked pixel
-    #                                 lands, object pokes only (losses.poke_point_loss; 0: off)
+    moving_weight: float = 5.0      # unet: a pixel that moves counts this many times a still one in the flow loss
+    moves_weight: float = 1.0       # unet: weight of the "moves" mask's cross-entropy
+    flip: bool = False              # unet: mirror half of the clips left-right (image, poke, flows)
     ema: float = 0.0                # decay of a moving average of the generator's weights, validated and
     #                                 exported instead of the last step's (train/average.py); 0: off
     gan: GanConfig = field(default_factory=GanConfig)
@@ -313,12 +329,12 @@ class TrainConfig:
             raise UserError(f"train.flow_frames must be one of {', '.join(FLOW_FRAMES)}, got {self.flow_frames!r}")
         if not 0 <= self.ema < 1:
             raise UserError(f"train.ema must be in [0, 1), got {self.ema}")
-        weights = (self.traj_weight, self.motion_weight, self.flow_weight, self.flow_endpoint_weight, self.gate_weight,
-                   self.movable_weight, self.poke_point_weight)
+        weights = (self.traj_weight, self.motion_weight, self.flow_weight, self.flow_endpoint_weight)
+        if self.moving_weight < 1 or self.moves_weight < 0:
+            raise UserError("train.moving_weight must be at least 1 and train.moves_weight not negative")
         if self.lr <= 0 or min(weights) < 0 or min(self.val_clips, self.stage1_steps, self.keep_every) < 0:
             raise UserError("train.lr must be positive; traj_weight, motion_weight, flow_weight, flow_endpoint_weight, "
-                            "gate_weight, movable_weight, poke_point_weight, val_clips, stage1_steps, keep_every "
-                            "not negative")
+                            "val_clips, stage1_steps, keep_every not negative")
 
 
 @dataclass
@@ -345,15 +361,12 @@ def load_preset(name_or_path: str) -> Preset:
     preset.train.betas = tuple(preset.train.betas)
     preset.model.validate()
     preset.train.validate()
+    if preset.model.architecture == "unet" and (preset.train.gan.enabled or preset.train.flow_frames != "all"):
+        raise UserError(f"preset {name_or_path}: a unet model trains on every frame's flow without critics "
+                        "(train.flow_frames: all, train.gan.start_step: -1)")
     if preset.train.flow_weight > 0 and preset.model.output != "warp":
         raise UserError(f"preset {name_or_path}: train.flow_weight needs model.output: warp (a pixel decoder "
                         "draws no flow)")
-    if preset.train.poke_point_weight > 0 and preset.model.output != "warp":
-        raise UserError(f"preset {name_or_path}: train.poke_point_weight needs model.output: warp (it reads the flow)")
-    if preset.train.gate_weight > 0 and not preset.model.flow_gate:
-        raise UserError(f"preset {name_or_path}: train.gate_weight needs model.flow_gate: true (there is no gate)")
-    if preset.train.movable_weight > 0 and not preset.model.movable_poke:
-        raise UserError(f"preset {name_or_path}: train.movable_weight needs model.movable_poke: true")
     return preset
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,19 +20,17 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from poke2video.config import poke_size_for
 from poke2video.data.pokes import impulse_vector, make_poke_map
-from poke2video.errors import UserError, one_line
-from poke2video.export import check_video_path, draw_poke_overlay, write_video
+from poke2video.data.video import pil_to_rgb, read_image
+from poke2video.errors import UserError
+from poke2video.export import check_video_path, check_video_size, draw_poke_overlay, write_video
+from poke2video.model.render import STILL_PX, render_video
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
 
-# What Pillow raises on a broken or hostile file besides OSError: fuzzing (tests/test_fuzz_images.py) found
-# EOFError, NotImplementedError, SyntaxError and TypeError coming out of its format plugins.
-IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, NotImplementedError, TypeError, IndexError,
-                struct.error)
 
 
 def _shown(value) -> str:
@@ -47,16 +44,9 @@ def load_image(image) -> np.ndarray:
     Anything else (a broken file, a PIL mode without an RGB conversion, NaN pixels, other dtypes or shapes)
     is a UserError saying what was wrong."""
     if isinstance(image, (str, os.PathLike)):
-        try:
-            with Image.open(image) as opened:
-                image = opened.convert("RGB")
-        except (*IMAGE_ERRORS, UnidentifiedImageError, Image.DecompressionBombError) as exc:
-            raise UserError(f"cannot read image {image}: {one_line(exc)}") from None
+        image = read_image(image)
     if isinstance(image, Image.Image):
-        try:
-            image = np.asarray(image.convert("RGB"))
-        except IMAGE_ERRORS as exc:
-            raise UserError(f"cannot convert the {image.mode} image to RGB: {one_line(exc)}") from None
+        image = pil_to_rgb(image)
     array = np.asarray(image)
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
@@ -74,6 +64,12 @@ def load_image(image) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.uint8)
 
 
+def _coordinate(value: float) -> str:
+    """A coordinate as short as it can be written without changing it: 63 but 63.0000001, never rounded."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
+
+
 def check_point(name: str, xy, width: int, height: int) -> tuple[float, float]:
     """(x, y) as floats inside the image (0 <= x <= W-1, 0 <= y <= H-1); else a UserError naming it."""
     try:
@@ -85,7 +81,8 @@ def check_point(name: str, xy, width: int, height: int) -> tuple[float, float]:
     if not (math.isfinite(x) and math.isfinite(y)):
         raise UserError(f"{name} must be finite, got ({x}, {y})")
     if not (0 <= x <= width - 1 and 0 <= y <= height - 1):
-        raise UserError(f"{name} ({x:g}, {y:g}) is outside the {width}x{height} image")
+        raise UserError(f"{name} ({_coordinate(x)}, {_coordinate(y)}) is outside the {width}x{height} image "
+                        f"(x from 0 to {width - 1}, y from 0 to {height - 1})")
     return x, y
 
 
@@ -94,15 +91,26 @@ def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
+class _FlowsOnly(torch.nn.Module):
+    """FlowUNet -> its forward flows alone, for a fixed number of frames (what `Poker` traces)."""
+
+    def __init__(self, model: torch.nn.Module, frames: int):
+        super().__init__()
+        self.model, self.frames = model, frames
+
+    def forward(self, source_frame: torch.Tensor, poke: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_flows(source_frame, poke, self.frames)
+
+
 class _VideoOnly(torch.nn.Module):
     """PokeModel -> its video alone, for a fixed number of frames (what `Poker` traces)."""
 
-    def __init__(self, model: torch.nn.Module, frames: int, anchored: bool):
+    def __init__(self, model: torch.nn.Module, frames: int):
         super().__init__()
-        self.model, self.frames, self.anchored = model, frames, anchored
+        self.model, self.frames = model, frames
 
-    def forward(self, source_frame: torch.Tensor, poke_map: torch.Tensor, poke: torch.Tensor) -> torch.Tensor:
-        return self.model.predict(source_frame, poke_map, self.frames, poke=poke if self.anchored else None).video
+    def forward(self, source_frame: torch.Tensor, poke_map: torch.Tensor) -> torch.Tensor:
+        return self.model.predict(source_frame, poke_map, self.frames).video
 
 
 class Poker:
@@ -116,7 +124,7 @@ class Poker:
         self.metadata = dict(metadata or {})
         self.resolution = model.cfg.resolution
         self.frames = model.cfg.frames
-        self._traced: dict[bool, torch.jit.ScriptModule] = {}   # anchored or not -> trace, built on first use
+        self._traced: torch.jit.ScriptModule | None = None   # the model's trace, built on first use
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str = "cpu", trace: bool = True) -> "Poker":
@@ -163,14 +171,13 @@ class Poker:
         strength = math.hypot(*displacement_model_px) / (self.impulse_scale * self.frames)
         return impulse_vector(displacement_model_px, strength)
 
-    def animate(self, image, source, target, output_size: str = "image", mode: str | None = None,
-                anchor: bool = True) -> np.ndarray:
+    def animate(self, image, source, target, output_size: str = "image", mode: str | None = None) -> np.ndarray:
         """uint8 [T, H, W, 3]: frames 1..T of the response to moving `source` towards `target`.
 
         `source`, `target`: (x, y) in the image's pixels. `output_size`: "image" (H, W of the input) or
         "model" (the model's resolution). `mode`: "displacement" or "impulse" (see `modes`); None: the
-        model's own. `anchor`: a `model.poke_anchor` checkpoint of a displacement model carries the poked
-        pixel onto the target (model/anchor.py); False shows the model's own flows.
+        model's own. A flow model (FlowUNet) carries the image's own pixels along its flows, upsampled to the
+        image's size, so a pixel that does not move keeps its exact value.
         """
         if output_size not in ("image", "model"):
             raise UserError(f"output_size must be 'image' or 'model', got {output_size!r}")
@@ -184,51 +191,114 @@ class Poker:
         displacement = tuple((t - v) * s for t, v, s in zip(target_xy, source_xy, scale))
         poke_map = make_poke_map(res, source_model, self.poke_displacement(displacement, mode),
                                   poke_size_for(res))
-        anchored = anchor and self.model.cfg.poke_anchor and self.impulse_scale is None  # displacement models
-        video = self._generate(_resize(rgb, res, res), poke_map, (*source_model, *displacement), anchored)
+        if self.has_flow:
+            flows = self._flows(_resize(rgb, res, res), (*source_model, *displacement))
+            if output_size == "model":
+                return render_uint8(_resize(rgb, res, res), flows, STILL_PX)
+            return render_uint8(rgb, resize_flows(flows, width, height), STILL_PX * max(width, height) / res)
+        video = self._generate(_resize(rgb, res, res), poke_map)
         if output_size == "model" or (width, height) == (res, res):
             return video
         return np.stack([_resize(frame, width, height) for frame in video])
 
-    def _video_function(self, device: torch.device, anchored: bool) -> torch.jit.ScriptModule:
-        """The model as a frozen TorchScript trace of Poker's one call shape (batch 1, T frames, video only).
+    @property
+    def has_flow(self) -> bool:
+        """Whether the model gives forward flows (FlowUNet): its frames are then the image carried along them."""
+        return hasattr(self.model, "forward_flows")
 
-        Eager PyTorch spends much of a small model's time dispatching its ~130 small convolutions; the
-        frozen trace made a cpu-64 video about 30% faster on one CPU thread (17.4 vs 25.2 ms; the same
-        output to float precision, `tests/test_poker.py`). torch.compile would need a C++ toolchain and
-        minutes of compiling on the user's machine; torch.jit is deprecated but present in the pinned torch."""
-        if anchored not in self._traced:
-            res = self.resolution
-            example = (torch.zeros(1, 3, res, res, device=device), torch.zeros(1, 2, res, res, device=device),
-                       torch.ones(1, 4, device=device))
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit: deprecated in 2.13, still there
-                video_only = _VideoOnly(self.model, self.frames, anchored).eval()
-                self._traced[anchored] = torch.jit.freeze(torch.jit.trace(video_only, example, check_trace=False))
-        return self._traced[anchored]
+    def forward_flow(self, image, source, target) -> np.ndarray | None:
+        """float32 [T, 2, H, W]: where each pixel of `image` is at frames 1..T (px of the image), for a model
+        that gives flows; None for one that only draws frames."""
+        if not self.has_flow:
+            return None
+        rgb = load_image(image)
+        height, width = rgb.shape[:2]
+        source_xy = check_point("source", source, width, height)
+        target_xy = check_point("target", target, width, height)
+        res = self.resolution
+        scale = (res / width, res / height)
+        source_model = tuple((v + 0.5) * s - 0.5 for v, s in zip(source_xy, scale))
+        displacement = tuple((t - v) * s for t, v, s in zip(target_xy, source_xy, scale))
+        flows = self._flows(_resize(rgb, res, res), (*source_model, *displacement))
+        return resize_flows(flows, width, height).numpy()
 
-    def _generate(self, frame: np.ndarray, poke_map: np.ndarray, poke: tuple[float, ...],
-                  anchored: bool) -> np.ndarray:
-        """uint8 frame [R, R, 3] + poke map [2, R, R] + the poke (x, y, dx, dy; model pixels) -> uint8 video
-        [T, R, R, 3]; `anchored`: the poke may anchor the flows (`model.poke_anchor`)."""
+    def _flows(self, frame: np.ndarray, poke: tuple[float, ...]) -> torch.Tensor:
+        """uint8 frame [R, R, 3] + the poke (x, y, dx, dy; model pixels) -> forward flows [T, 2, R, R] (CPU)."""
         device = next(self.model.parameters()).device
         source = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
-        poke_map_tensor = torch.from_numpy(poke_map)[None].to(device)
         poke_tensor = torch.tensor([poke], dtype=torch.float32, device=device)
         with torch.inference_mode():
             if self.trace:
-                video = self._video_function(device, anchored)(source, poke_map_tensor, poke_tensor)
+                flows = self._flow_function(device)(source, poke_tensor)
             else:
-                video = self.model(source, poke_map_tensor, self.frames, poke_tensor if anchored else None)[0]
+                flows = self.model.forward_flows(source, poke_tensor, self.frames)
+        return flows[0].float().cpu()
+
+    def _flow_function(self, device: torch.device) -> torch.jit.ScriptModule:
+        """FlowUNet's flows as a frozen TorchScript trace of Poker's one call shape (batch 1, T frames)."""
+        if self._traced is None:
+            res = self.resolution
+            example = (torch.zeros(1, 3, res, res, device=device), torch.ones(1, 4, device=device))
+            self._traced = _frozen_trace(_FlowsOnly(self.model, self.frames).eval(), example)
+        return self._traced
+
+    def _video_function(self, device: torch.device) -> torch.jit.ScriptModule:
+        """The model as a frozen TorchScript trace of Poker's one call shape (batch 1, T frames, video only).
+
+        Eager PyTorch spends much of a small model's time dispatching its small convolutions; a frozen trace
+        gives the same output to float precision (`tests/test_poker.py`). torch.compile would need a C++
+        toolchain and minutes of compiling on the user's machine; torch.jit is deprecated but present in the
+        pinned torch."""
+        if self._traced is None:
+            res = self.resolution
+            example = (torch.zeros(1, 3, res, res, device=device), torch.zeros(1, 2, res, res, device=device))
+            self._traced = _frozen_trace(_VideoOnly(self.model, self.frames).eval(), example)
+        return self._traced
+
+    def _generate(self, frame: np.ndarray, poke_map: np.ndarray) -> np.ndarray:
+        """uint8 frame [R, R, 3] + poke map [2, R, R] -> uint8 video [T, R, R, 3] (a model that draws frames)."""
+        device = next(self.model.parameters()).device
+        source = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
+        poke_map_tensor = torch.from_numpy(poke_map)[None].to(device)
+        with torch.inference_mode():
+            if self.trace:
+                video = self._video_function(device)(source, poke_map_tensor)
+            else:
+                video = self.model(source, poke_map_tensor, self.frames)[0]
         pixels = video[0].permute(0, 2, 3, 1).add(1).mul(127.5).round().clamp(0, 255)
         return pixels.to(torch.uint8).cpu().numpy()
+
+
+def _frozen_trace(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit: deprecated in 2.13, still there
+        return torch.jit.freeze(torch.jit.trace(module, example, check_trace=False))
+
+
+def resize_flows(flows: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Forward flows [T, 2, R, R] in model pixels -> [T, 2, height, width] in the image's pixels."""
+    if flows.shape[-2:] == (height, width):
+        return flows
+    resized = torch.nn.functional.interpolate(flows, size=(height, width), mode="bilinear", align_corners=False)
+    return resized * torch.tensor([width / flows.shape[-1], height / flows.shape[-2]]).view(1, 2, 1, 1)
+
+
+def render_uint8(rgb: np.ndarray, flows: torch.Tensor, still_px: float) -> np.ndarray:
+    """uint8 image [H, W, 3] carried along forward flows [T, 2, H, W] -> uint8 video [T, H, W, 3]; pixels
+    whose flow stays within `still_px` keep their value (`render.render_video`)."""
+    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+    with torch.inference_mode():
+        video = render_video(image, flows[None].float(), still_px)[0]
+    return video.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def poke_to_file(checkpoint: str | None, image, source, target, out: str, overlay: bool = False) -> Path:
     """Animate `image` and write the source frame plus the T generated frames to `out` (.mp4 or .gif)."""
     out_path = check_video_path(out)
     rgb = load_image(image)
+    check_video_size(out_path, rgb.shape[1], rgb.shape[0])
+    check_video_size(out_path, rgb.shape[1], rgb.shape[0])
     video = Poker.load(checkpoint).animate(rgb, source, target)
     video = np.concatenate([rgb[None], video])
     if overlay:

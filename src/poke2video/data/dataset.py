@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from poke2video.config import FLOW_FRAMES, PokeConfig, poke_size_for
+from poke2video.data.flow import ESTIMATORS, chained_flows, get_flow_estimator
 from poke2video.data.pokes import impulse_vector, make_poke_map, sample_poke
 from poke2video.data.store import Store
 from poke2video.errors import UserError
@@ -44,11 +45,15 @@ class PokeDataset(Dataset):
         self.impulse_scale = dataset_impulse_scale(self.store)
         if flow_frames not in FLOW_FRAMES:
             raise UserError(f"flow_frames must be one of {', '.join(FLOW_FRAMES)}, got {flow_frames!r}")
-        has_every_frame = all(self.store.has_array(v, "gt_flow") for v in range(len(self.store.videos)))
-        self.flow_frames = ("all" if has_every_frame else "last") if flow_frames == "auto" else flow_frames
-        if self.flow_frames == "all" and not has_every_frame:
-            raise UserError(f"{self.store.root} has no per-frame ground-truth flow (`gt_flow`, written by "
-                            "`poke2video simulate`): train.flow_frames: all needs a PokeSim store")
+        self.has_gt_flow = all(self.store.has_array(v, "gt_flow") for v in range(len(self.store.videos)))
+        self.flow_frames = ("all" if self.has_gt_flow else "last") if flow_frames == "auto" else flow_frames
+        self._estimator = None   # the store's flow method, made on first use (flow_frames all without gt_flow)
+        if self.flow_frames == "all" and not self.has_gt_flow:
+            self._check_step_flows()
+        if self.poke.source == "sim" and not all(self.store.has_array(v, "gt_poke")
+                                                  for v in range(len(self.store.videos))):
+            raise UserError(f"{self.store.root} has no simulator pokes (`gt_poke`, written by `poke2video "
+                            "simulate`): poke.source: sim needs a PokeSim store")
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -56,6 +61,14 @@ class PokeDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.clips)
+
+    def _check_step_flows(self) -> None:
+        """flow_frames all on a store of real videos: its per-step flows, or a flow method that can be rerun."""
+        method = self.store.manifest.get("flow_method")
+        if method not in ESTIMATORS and not all(self.store.has_array(v, "step_flow")
+                                                for v in range(len(self.store.videos))):
+            raise UserError(f"{self.store.root} has no flow of every frame (`gt_flow` or `step_flow`) and its flow "
+                            f"method {method!r} cannot be rerun; `prepare` the videos again")
 
     def clip_start(self, index: int) -> tuple[int, int]:
         """(video, first frame) of item `index`."""
@@ -74,13 +87,30 @@ class PokeDataset(Dataset):
         return np.asarray(self.store.flow(video)[row], np.float32)
 
     def clip_flows(self, index: int) -> np.ndarray:
-        """float32 [T, 2, H, W]: F(s -> s+t) for t = 1..T of item `index`'s clip (PokeSim's `gt_flow`)."""
+        """float32 [T, 2, H, W]: F(s -> s+t) for t = 1..T of item `index`'s clip: PokeSim's `gt_flow`, or for a
+        store of real videos its per-step flows chained (`step_flow`; a store prepared before it existed: the
+        store's flow method run on each frame step)."""
         video, row = self._video_row(index)
-        return np.asarray(self.store.array(video, "gt_flow")[row, 1:], np.float32)
+        if self.has_gt_flow:
+            return np.asarray(self.store.array(video, "gt_flow")[row, 1:], np.float32)
+        start, T = int(self.store.starts(video)[row]), self.store.clip_length
+        if self.store.has_array(video, "step_flow"):
+            return chained_flows(np.asarray(self.store.array(video, "step_flow")[start:start + T], np.float32))
+        if self._estimator is None:
+            self._estimator = get_flow_estimator(self.store.manifest["flow_method"])
+        clip = np.asarray(self.store.frames(video)[start:start + T + 1])
+        return chained_flows(np.stack([self._estimator(a, b) for a, b in zip(clip[:-1], clip[1:])]))
 
-    def sample(self, index: int) -> tuple[tuple[int, int], tuple[float, float], bool]:
+    def sample(self, index: int) -> tuple[tuple[float, float], tuple[float, float], bool]:
         """The poke of item `index` this epoch: ((x, y), (dx, dy), is_background)."""
-        return self._poke_from_flow(index, self.clip_flow(index))
+        return self._poke(index, self.clip_flow(index))
+
+    def _poke(self, index: int, flow: np.ndarray) -> tuple[tuple[float, float], tuple[float, float], bool]:
+        if self.poke.source == "sim":
+            video, row = self._video_row(index)
+            x, y, _, _, drag_x, drag_y, *_, is_background = (float(v) for v in self.store.array(video, "gt_poke")[row])
+            return (x, y), (drag_x, drag_y), bool(is_background)
+        return self._poke_from_flow(index, flow)
 
     def _poke_from_flow(self, index: int, flow: np.ndarray) -> tuple[tuple[int, int], tuple[float, float], bool]:
         rng = np.random.default_rng([self.poke.seed & 0xFFFFFFFF, self.epoch, index])
@@ -96,7 +126,7 @@ class PokeDataset(Dataset):
         # targets' last frame: simulate writes `flow` as gt_flow's last frame).
         target_flow = self.clip_flows(index) if self.flow_frames == "all" else self.clip_flow(index)
         flow = target_flow[-1] if self.flow_frames == "all" else target_flow
-        source_xy, displacement, background = self._poke_from_flow(index, flow)
+        source_xy, displacement, background = self._poke(index, flow)
         video, start = self.clip_start(index)
         T = self.store.clip_length
         clip = np.array(self.store.frames(video)[start:start + T + 1])  # uint8 [T+1, H, W, 3]

@@ -40,7 +40,7 @@ class FineDIS(DISFlow):
     pixel (not 8 px every 3) and a weak smoothness term (variational alpha 1, not 20).
 
     At 64 px the stock preset works at half resolution and smooths small moving parts into the
-    background; `benchmarks/bench_tracking.py` compares the two (about 10x slower, far more accurate).
+    background; this is slower and far more accurate on small parts (`benchmarks/bench_tracking.py`).
     """
 
     name = "dis-fine"
@@ -98,16 +98,23 @@ def chain_flows(step_flows: np.ndarray) -> np.ndarray:
     One flow straight from frame 0 to frame S misses parts that move further than their own size (a
     16 px square moving 10 px reads as under 1 px at 64 px); the chain follows them.
     """
+    return chained_flows(step_flows)[-1]
+
+
+def chained_flows(step_flows: np.ndarray) -> np.ndarray:
+    """Per-step flows [S, 2, H, W] -> F(0 -> s) for s = 1..S, float32 [S, 2, H, W] (see `chain_flows`)."""
     height, width = step_flows.shape[2:]
     grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     pos_x, pos_y = grid_x.copy(), grid_y.copy()
+    chained = []
     for step in step_flows:
         step = np.asarray(step, np.float32)
         move_x = cv2.remap(step[0], pos_x, pos_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         move_y = cv2.remap(step[1], pos_x, pos_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         pos_x += move_x
         pos_y += move_y
-    return np.stack([pos_x - grid_x, pos_y - grid_y])
+        chained.append(np.stack([pos_x - grid_x, pos_y - grid_y]))
+    return np.stack(chained)
 
 
 def get_flow_estimator(name: str = "dis") -> FlowEstimator:

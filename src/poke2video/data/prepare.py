@@ -153,7 +153,9 @@ def _sha256_of_lines(lines) -> str:
 
 
 def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimator: FlowEstimator) -> None:
-    """Stream one video into `files` (frames, starts, flow, motion); UserError if it is too short or still.
+    """Stream one video into `files` (frames, starts, flow, step_flow, motion); UserError if it is too short or
+    still. `step_flow` [N-1, 2, H, W] holds every F(t -> t+1), from which a clip's flow to each of its frames
+    is chained when a model trains on every frame (data/dataset.py).
 
     Frames are decoded, written and forgotten one at a time; only the last T per-step flows are kept, to
     chain each clip's flow as soon as its last frame has arrived. Memory does not grow with the video.
@@ -161,6 +163,7 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
     res, T = data.resolution, data.clip_length
     frames = files.stream("frames", np.uint8, (res, res, 3))      # [N, H, W, 3]
     flow = files.stream("flow", np.float16, (2, res, res))        # [K, 2, H, W]
+    step_flow = files.stream("step_flow", np.float16, (2, res, res))   # [N-1, 2, H, W]
     motion = files.stream("motion", np.float32, ())              # [N-1]
     window: deque[np.ndarray] = deque(maxlen=T)                   # F(t -> t+1) for the last T steps
     previous, fastest = None, 0.0
@@ -171,6 +174,7 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
         if previous is not None:
             step = estimator(previous, frame)
             motion.append(np.hypot(step[0], step[1])[None].mean(axis=(1, 2)))
+            step_flow.append(step.astype(np.float16)[None])
             window.append(step)
             start = frames.rows - 1 - T
             if len(window) == T and start % data.start_step == 0:

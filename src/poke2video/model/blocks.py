@@ -21,7 +21,7 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     """`instance`: InstanceNorm with affine (the paper); `affine`: ChannelAffine; `none`: nothing.
 
     InstanceNorm removes each image's per-channel mean and scale, so a narrow network must rebuild the
-    frame's colours from spatial patterns alone (README, "Training").
+    frame's colours from spatial patterns alone (docs/architecture.md, "Switches for small GRU models").
     """
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=True)
@@ -87,14 +87,3 @@ class ConvGRUCell(nn.Module):
         update_gate = torch.sigmoid(drive_update + hidden_update)
         candidate = torch.tanh(drive_candidate + reset_gate * hidden_candidate)
         return hidden + update_gate * (candidate - hidden)
-
-
-OPEN_BIAS = 3.0   # a new gate or head opens to sigmoid(3) = 95%: a fresh model moves what one without it would
-
-
-def start_open(conv: nn.Conv2d) -> nn.Conv2d:
-    """The last convolution of a sigmoid gate: zero weights and bias OPEN_BIAS, so it starts at 95% everywhere."""
-    with torch.no_grad():
-        conv.weight.zero_()
-        conv.bias.fill_(OPEN_BIAS)
-    return conv

@@ -5,7 +5,9 @@ Metadata keys: `format` = "poke2video-model", `format_version`, `model_config` (
 content digest (`poke2video.integrity`) of {"model_config", "metadata", "tensors"}, checked on every
 load: a truncated file, a changed byte in a tensor or in the metadata is an error naming the file.
 Version 1 files (written before the digest existed) carry no `sha256` and load unchecked; a version 2
-file must carry it. Loading reads only tensors and strings: no pickle, no code.
+file must carry it. Loading reads only tensors and strings: no pickle, no code. Before a model is built,
+the config and metadata are checked for shape and bounds and the tensors against the shapes the config
+asks for, so a hostile file with a valid digest is one line too, never a huge allocation.
 """
 from __future__ import annotations
 
@@ -24,7 +26,24 @@ from poke2video.fsutil import atomic_path, fsync_file
 from poke2video.integrity import content_sha256
 from poke2video.model.poke_model import PokeModel
 
+
+def build_model(cfg: ModelConfig) -> torch.nn.Module:
+    """The generator `cfg` describes: PokeModel (architecture gru) or FlowUNet (unet)."""
+    if cfg.architecture == "unet":
+        from poke2video.model.flow_unet import FlowUNet
+
+        return FlowUNet(cfg)
+    return PokeModel(cfg)
+
 WEIGHTS_FORMAT = "poke2video-model"
+MAX_CONFIG_CHARS = 64 * 1024         # a model config is about 1 KB of JSON
+MAX_METADATA_CHARS = 1024 * 1024     # the caller's metadata (training recipe, step) a few KB
+# Metadata keys this program reads, with the types they must have when present.
+METADATA_TYPES = {"step": (int, "an integer"), "name": (str, "a string"), "impulse_scale": ((int, float), "a number")}
+MAX_CONFIG_CHARS = 64 * 1024         # a model config is about 1 KB of JSON
+MAX_METADATA_CHARS = 1024 * 1024     # the caller's metadata (training recipe, step) a few KB
+# Metadata keys this program reads, with the types they must have when present.
+METADATA_TYPES = {"step": (int, "an integer"), "name": (str, "a string"), "impulse_scale": ((int, float), "a number")}
 WEIGHTS_VERSION = "2"            # what save_model writes: version 1 + the `sha256` digest
 READABLE_VERSIONS = ("1", "2")
 
@@ -76,12 +95,57 @@ def read_header(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any]]:
 
 
 def _parse_header(path: Path, header: dict[str, str]) -> tuple[ModelConfig, dict[str, Any]]:
+    """The model config and metadata of a weights file, checked for shape and bounds before anything is
+    built from them: each a JSON object of bounded size and depth, the config within ModelConfig's bounds,
+    the metadata keys this program reads of the right type. Anything else is one line naming the file."""
+    config = _json_object(path, "a corrupt model config", header.get("model_config"), MAX_CONFIG_CHARS)
+    metadata = _json_object(path, "corrupt metadata", header.get("metadata", "{}"), MAX_METADATA_CHARS)
     try:
-        cfg = ModelConfig.from_dict(json.loads(header["model_config"]))
-        metadata = json.loads(header.get("metadata", "{}"))
-    except (KeyError, json.JSONDecodeError, TypeError, UserError) as exc:
-        raise UserError(f"{path} has a corrupt model config ({first_line(exc)})") from None
+        cfg = ModelConfig.from_dict(config)
+    except (TypeError, ValueError, UserError) as exc:
+        raise UserError(f"{path} has a corrupt model config ({_short(first_line(exc))})") from None
+    for key, (kinds, words) in METADATA_TYPES.items():
+        value = metadata.get(key)
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise UserError(f"{path} has corrupt metadata ({key} must be {words}, got {_short(repr(value))})")
     return cfg, metadata
+
+
+def _json_object(path: Path, damaged: str, text: str | None, limit: int) -> dict[str, Any]:
+    """A JSON object from a header string; else a UserError `PATH has <damaged> (why)`."""
+    if text is None:
+        raise UserError(f"{path} has {damaged} (it is missing)")
+    if len(text) > limit:
+        raise UserError(f"{path} has {damaged} ({len(text):,} characters; at most {limit:,})")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
+        raise UserError(f"{path} has {damaged} (not JSON: {_short(first_line(exc))})") from None
+    if not isinstance(value, dict):
+        kind = {list: "a list", str: "a string", bool: "true or false", type(None): "null"}.get(type(value), "a number")
+        raise UserError(f"{path} has {damaged} (JSON {kind}, not an object of named values)")
+    return value
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _check_shapes(path: Path, expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]) -> None:
+    """The file's tensors are the ones the config's model has, each of its shape; else one line saying which
+    is not (checked on a model built on the meta device, before a real one takes any memory)."""
+    missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    wrong = [name for name in expected if name in tensors and tuple(expected[name].shape) != tuple(tensors[name].shape)]
+    if missing:
+        why = f"{len(missing)} tensor(s) the config's model needs are missing, e.g. {missing[0]!r}"
+    elif unexpected:
+        why = f"{len(unexpected)} tensor(s) the config's model does not have, e.g. {_short(unexpected[0], 80)!r}"
+    elif wrong:
+        name = wrong[0]
+        why = f"tensor {name!r} is {list(tensors[name].shape)} where the config needs {list(expected[name].shape)}"
+    else:
+        return
+    raise UserError(f"{path} does not match its model config: {why}")
 
 
 def read_verified(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -107,7 +171,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     path = Path(path)
     tensors, header = read_verified(path)
     cfg, metadata = _parse_header(path, header)
-    model = PokeModel(cfg)
+    with torch.device("meta"):                  # shapes only, no memory, whatever the config asks for
+        _check_shapes(path, build_model(cfg).state_dict(), tensors)
+    model = build_model(cfg)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:

@@ -44,6 +44,28 @@ SPECIES: tuple[Species, ...] = (
 )
 
 
+TRAIN_LEAF_SHAPES = ("narrow", "round", "lobed")   # the shapes of species that are not held out
+OMEGA_RANGE = (0.11, 0.26)                          # natural frequencies of procedural species
+
+
+def procedural_species(rng: np.random.Generator, kind: str) -> Species:
+    """A species made up on the spot: stiffness, damping, build and colours drawn at random, with the
+    look still tied to physics as in the named species (stiffer: thicker and darker). Never held out; its
+    leaves take only the shapes of the species that are not held out."""
+    stiffness = rng.uniform(0.0, 1.0)                                # 0 softest .. 1 stiffest
+    omega = OMEGA_RANGE[0] + stiffness * (OMEGA_RANGE[1] - OMEGA_RANGE[0])
+    value = 1.0 - 0.55 * stiffness + rng.uniform(-0.1, 0.1)          # brightness falls with stiffness
+
+    def colour() -> tuple[int, int, int]:
+        hue_rgb = rng.uniform(0.25, 1.0, 3)
+        return tuple(int(v) for v in np.clip(255 * value * hue_rgb / hue_rgb.max(), 20, 250))
+
+    low = int(rng.integers(2, 4))
+    return Species(f"procedural-{kind}", kind, False, omega, rng.uniform(0.12, 0.5),
+                   0.65 + 0.7 * stiffness + rng.uniform(-0.08, 0.08), colour(), colour(),
+                   str(rng.choice(TRAIN_LEAF_SHAPES)), (low, low + int(rng.integers(0, 2))))
+
+
 def species_for(kind: str, held_out: bool) -> list[Species]:
     kinds = ("plant", "figure") if kind == "mixed" else (kind.rstrip("s"),)
     return [s for s in SPECIES if s.kind in kinds and s.held_out == held_out]

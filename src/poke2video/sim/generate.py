@@ -52,6 +52,7 @@ class SimConfig:
     test_fraction: float = 0.1
     unseen_fraction: float = 0.1
     background_every: int = 10      # clip j of a split is a background poke when j % background_every == 0
+    procedural: bool = False        # train clips draw a made-up species each (bodies.procedural_species)
     chunk_clips: int = 100
     scene: SceneConfig = field(default_factory=SceneConfig)
 
@@ -70,7 +71,8 @@ def clip_specs(clips: int, config: SimConfig) -> list[ClipSpec]:
     for code, (split, count) in enumerate(split_sizes(clips, config).items()):
         pool = tuple(species_for(config.kind, held_out=split == "test_unseen"))
         for j in range(count):
-            specs.append(ClipSpec((config.seed, code, j), pool, j % config.background_every == 0))
+            specs.append(ClipSpec((config.seed, code, j), pool, j % config.background_every == 0,
+                                  procedural=config.procedural and split == "train"))
     return specs
 
 
@@ -100,16 +102,18 @@ def _write_chunk(job) -> dict:
 
 
 def simulate_dataset(out, clips: int, resolution: int = 64, seed: int = 0, kind: str = "mixed",
-                     workers: int = 1, overwrite: bool = False, chunk_clips: int = 100, sway: float = 0.0):
+                     workers: int = 1, overwrite: bool = False, chunk_clips: int = 100, sway: float = 0.0,
+                     procedural: bool = False):
     """Generate `clips` PokeSim clips into the store at `out`; resumes an unfinished run with the same options.
 
-    `sway` > 0 adds ambient sway (radians) to every joint, poked or not; off by default.
+    `sway` > 0 adds ambient sway (radians) to every joint, poked or not; off by default. `procedural`: the
+    train split's objects are of made-up species, one per clip (the test splits keep the named species).
     """
     from poke2video.data.store import StoreWriter
 
     _check_options(clips, resolution, seed, kind, workers, sway)
     config = SimConfig(resolution=resolution, seed=seed, kind=kind, chunk_clips=chunk_clips,
-                       scene=_scene_config(resolution, sway))
+                       scene=_scene_config(resolution, sway), procedural=procedural)
     frames_per_clip = config.scene.physics.frames
     header = {"resolution": resolution, "clip_length": frames_per_clip - 1, "flow_method": "ground-truth",
               "preset": "pokesim", "pokesim": {"version": SIM_VERSION, "clips": clips, "config": asdict(config)}}

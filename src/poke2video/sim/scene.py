@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from poke2video.config import poke_size_for
-from poke2video.sim.bodies import MAX_SEGMENTS, SPECIES, Body, Species, rest_pose, sample_body
+from poke2video.sim.bodies import MAX_SEGMENTS, SPECIES, Body, Species, procedural_species, rest_pose, sample_body
 from poke2video.sim.physics import PhysicsConfig, Poke, joint_inertia, poke_force, simulate, world_to_local
 from poke2video.sim.render import Painter, make_background, rigid_flow, to_pixels
 
@@ -35,6 +35,7 @@ class ClipSpec:
     seed: tuple[int, ...]       # entropy of the clip's random generator
     species: tuple[Species, ...]  # the species it may draw from
     background: bool            # poke the background: nothing moves
+    procedural: bool = False    # a species made up for this clip (bodies.procedural_species), of a pool's kind
 
 
 @dataclass
@@ -75,7 +76,8 @@ def _choose_background_pixel(rng, segments: np.ndarray, resolution: int) -> np.n
 def _setup_clip(spec: ClipSpec, config: SceneConfig) -> _Clip:
     rng = np.random.default_rng(np.random.SeedSequence(spec.seed))
     res = config.resolution
-    body = sample_body(rng, spec.species[int(rng.integers(len(spec.species)))])
+    species = spec.species[int(rng.integers(len(spec.species)))]
+    body = sample_body(rng, procedural_species(rng, species.kind) if spec.procedural else species)
     backdrop = make_background(rng, res, config.supersample)
     painter = Painter(body, res, config.supersample)
     angle, joint = rest_pose(body)
@@ -151,7 +153,8 @@ def render_chunk(specs: list[ClipSpec], config: SceneConfig) -> dict[str, np.nda
                                               [clip.poke.segment, float(spec.background)]]))
         parents, joints = _joint_table(clip.body)
         kind = 0 if clip.body.species.kind == "plant" else 1
-        out["gt_object"].append([kind, SPECIES.index(clip.body.species), size, int(spec.background)])
+        species = SPECIES.index(clip.body.species) if clip.body.species in SPECIES else -1   # -1: procedural
+        out["gt_object"].append([kind, species, size, int(spec.background)])
         for name, value in (("frames", frames), ("gt_segments", segments), ("gt_flow", gt_flow),
                             ("gt_track", pixel_track), ("gt_parents", parents), ("gt_joints", joints)):
             out[name].append(value)

@@ -7,7 +7,8 @@
 `steps` is the step the run ends at (counted from the run's start, across resumes); `max_minutes` is
 this invocation's wall-clock budget; `workers` the processes loading batches (None: `default_workers`).
 `val_data` is a separate store to validate on: the run then also keeps the weights that scored best there
-(lowest `val/endpoint_error`) as best.safetensors.
+(lowest `val/flow_error` for a flow model, `val/endpoint_error` for the paper's model) as
+best.safetensors.
 The first Ctrl-C (SIGINT/SIGTERM) finishes the current step, writes a checkpoint and exits; `--resume`
 then continues bit for bit: same data order, RNG, optimizer state; also after a SIGKILL at any moment,
 a checkpoint write included (tests/test_train_faults.py).
@@ -34,8 +35,9 @@ from poke2video.train.distributed import (DistContext, any_rank, barrier, broadc
                                           init_distributed, shutdown)
 from poke2video.train.feed import batch_loader, default_workers
 from poke2video.train.runlog import RunLogger
+from poke2video.train.flow_steps import FlowStepRunner
 from poke2video.train.steps import Batch, StepRunner
-from poke2video.train.validate import SELECTION_SCORE, Validator, held_back_positions
+from poke2video.train.validate import Validator, held_back_positions
 
 
 def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = None,
@@ -104,7 +106,7 @@ def _build_discriminators(recipe: Preset) -> torch.nn.ModuleDict | None:
 class Trainer:
     def __init__(self, recipe: Preset, store: Store, out: Path, seed: int, ctx: DistContext,
                  workers: int | None = None, resumed: bool = False, val_store: Store | None = None):
-        from poke2video.model import PokeModel
+        from poke2video.model import build_model
 
         cfg = recipe.train
         for data in [s for s in (store, val_store) if s is not None]:
@@ -115,19 +117,20 @@ class Trainer:
         self.workers = default_workers(ctx.device) if workers is None else workers
         self.resumed = resumed
         torch.manual_seed(seed)
-        self.model = PokeModel(recipe.model).to(ctx.device).train()
+        self.model = build_model(recipe.model).to(ctx.device).train()
         self.discriminators = _build_discriminators(recipe)
         if self.discriminators is not None:
             self.discriminators.to(ctx.device).train()
         self.generator = torch.Generator().manual_seed(seed)
-        self.runner = StepRunner(self.model, self.discriminators, cfg, ctx, self.generator)
+        self.runner = (FlowStepRunner(self.model, cfg, ctx, self.generator) if recipe.model.architecture == "unet"
+                       else StepRunner(self.model, self.discriminators, cfg, ctx, self.generator))
         self.dataset = PokeDataset(store, "train", poke=cfg.poke, flow_frames=cfg.flow_frames)
         if cfg.flow_frames == "auto" and cfg.flow_weight > 0 and ctx.is_main:
             where = ("every frame (the store has per-frame flow)" if self.dataset.flow_frames == "all"
                      else "frame T only (the store has no per-frame flow)")
             print(f"poke2video train: flow loss on {where}; train.flow_frames: auto", file=sys.stderr)
         self.validator = (Validator.for_store(val_store or store, cfg.poke, cfg.val_clips,
-                                              separate=val_store is not None)
+                                              separate=val_store is not None, flow_frames=self.dataset.flow_frames)
                           if ctx.is_main and cfg.val_clips else None)
         self.keeps_best = val_store is not None  # best.safetensors: picked on clips the run never trains on
         self.best: dict | None = None             # {"step", "score"} of the best validation so far
@@ -265,7 +268,8 @@ class Trainer:
         scores, strip = self.validator.run(self.exported_model, self.ctx.device, self.runner.autocast)
         logger.scalars(self.step, scores)
         logger.filmstrip(self.step, "samples/real_top_generated_bottom", strip)
-        score = scores.get(SELECTION_SCORE)
+        selection = self.validator.selection_score(self.exported_model)
+        score = scores.get(selection)
         if self.keeps_best and score is not None and (self.best is None or score < self.best["score"]):
             self.best = {"step": self.step, "score": score}
             ckpt.save_weights(self.out, self.exported_model, {**self.weights_metadata(), "validation": scores},
@@ -277,7 +281,8 @@ class Trainer:
         if self.step % self.cfg.checkpoint_every or not (self.out / ckpt.RESUME_FILE).exists():
             self.save()
         if self.best is not None and self.ctx.is_main:
-            print(f"poke2video train: best validation at step {self.best['step']} ({SELECTION_SCORE} "
+            selection = Validator.selection_score(self.exported_model)
+            print(f"poke2video train: best validation at step {self.best['step']} ({selection} "
                   f"{self.best['score']:.3f}): {self.out / ckpt.BEST_FILE}", file=sys.stderr)
 
     def _catch_stop_signals(self) -> dict:

@@ -1,4 +1,5 @@
-"""Training losses (PAPER.md "Losses and stages"): reconstruction, L_traj, hinge GAN terms and penalties.
+"""Training losses (docs/architecture.md, "Losses and stages"): reconstruction, L_traj, hinge GAN terms and
+penalties.
 
 Images are float tensors in [-1, 1], frames flattened to [N, 3, H, W]. Every loss returns a scalar that is
 a mean over frames (and pixels), so a video loss does not grow with T.
@@ -51,8 +52,7 @@ def frame_flow_loss(predicted_backward: torch.Tensor, forward_flow: torch.Tensor
 
     Squared, not L1: while the model cannot yet tell which pixels belong to the poked part, L1's best
     guess for a pixel that moves with probability below 1/2 is no motion at all, so it learns nothing;
-    the squared error's best guess is the expected motion, which grows as the model learns. On one
-    fixed batch of 10 PokeSim-64 clips, 160 steps cut the squared loss by 83% and the L1 loss by 26%.
+    the squared error's best guess is the expected motion, which grows as the model learns.
 
     But the expected motion falls short wherever the model is unsure a pixel moves, and at the edges of a
     2-3 px part it always is a little: the poked pixel then stops short of its target. `endpoint_weight`
@@ -64,7 +64,7 @@ def frame_flow_loss(predicted_backward: torch.Tensor, forward_flow: torch.Tensor
 def backward_targets(forward_flows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The clip's F(0 -> t) [B, T, 2, H, W] (T = 1: frame T's alone) -> the backward flow every frame should
     have [B, T, 2, H, W] and where that is known [B, T, 1, H, W] (`backward_flow_target` of all frames in
-    one batch), computed once per step for the flow and the gate losses."""
+    one batch), computed once per step for the flow loss."""
     target, valid = backward_flow_target(forward_flows.flatten(0, 1))
     return target.unflatten(0, forward_flows.shape[:2]), valid.unflatten(0, forward_flows.shape[:2])
 
@@ -80,48 +80,6 @@ def flow_target_loss(predicted_backward: torch.Tensor, target: torch.Tensor, val
     still = valid - moving
     return ((error * moving).sum() / moving.sum().clamp(min=1.0)
             + (error * still).sum() / still.sum().clamp(min=1.0)) / 2
-
-
-def gate_loss(gate: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, moving_px: float = 0.5) -> torch.Tensor:
-    """Cross-entropy of the flow gate [B, 1, H, W] against the pixels that move: those whose backward flow
-    target (`backward_targets`: target [B, T, 2, H, W], valid [B, T, 1, H, W]) is longer than `moving_px`
-    in any frame. Still means known at frame T and moving in none; a pixel just uncovered at frame T is
-    neither. Balanced like `frame_flow_loss`: half the mean over the moving pixels plus half over the
-    still ones, so the few percent that move count as much as the rest."""
-    gate = gate.float().clamp(1e-6, 1.0 - 1e-6)
-    moving = ((target.norm(dim=2, keepdim=True) > moving_px).float() * valid).amax(1)     # [B, 1, H, W]
-    still = valid[:, -1] * (1.0 - moving)
-    return ((-gate.log() * moving).sum() / moving.sum().clamp(min=1.0)
-            + (-(1.0 - gate).log() * still).sum() / still.sum().clamp(min=1.0)) / 2
-
-
-def movable_loss(movable_logit: torch.Tensor, is_background: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the movable head's logits [B] against the pokes' labels: a background poke
-    (is_background 1, a point that does not move in the clip) should not move, any other should."""
-    return F.binary_cross_entropy_with_logits(movable_logit.float(), 1.0 - is_background.float())
-
-
-def poke_point_loss(last_backward: torch.Tensor, last_forward: torch.Tensor, poke: torch.Tensor) -> torch.Tensor:
-    """Endpoint error (px) of the model's backward flow of frame T [B, 2, H, W] at the pixel each poked pixel
-    p lands on, round(p + F(p)) with F the clip's F(0 -> T) [B, 2, H, W]: it should lead back to p, by -F(p).
-    Mean over the object pokes of `poke` [B, 5] (x, y, dx, dy, is_background); 0 for background pokes only.
-
-    The flow loss spreads over every pixel of the frame, a few hundred of them moving; this term looks at
-    the one pixel a poke is judged by, so that the part the user drags goes all the way even where the
-    model is unsure of the part's edges (anchoring, model/anchor.py, cannot stretch a part left short of
-    1 / model.anchor_max_gain of the drag)."""
-    objects = poke[:, 4] < 0.5
-    if not objects.any():
-        return last_backward.new_zeros((), dtype=torch.float32)
-    backward, forward = last_backward[objects].float(), last_forward[objects].float()
-    height, width = backward.shape[-2:]
-    videos = torch.arange(len(backward), device=backward.device)
-    x0, y0 = poke[objects, 0].round().long(), poke[objects, 1].round().long()
-    moved = forward[videos, :, y0, x0]                                                  # [n, 2] px: F(p)
-    x = (x0 + moved[:, 0]).round().long().clamp(0, width - 1)
-    y = (y0 + moved[:, 1]).round().long().clamp(0, height - 1)
-    landing_flow = backward[videos, :, y, x]                                            # [n, 2]
-    return ((landing_flow + moved).square().sum(1) + 1e-6).sqrt().mean()
 
 
 class PerceptualLoss(torch.nn.Module):

@@ -56,9 +56,8 @@ def build_optimizers(model: nn.Module, discriminators: nn.ModuleDict | None,
     if cfg.schedule == "single":
         optimizers = {"joint": adam([model], cfg.lr)}
     else:
-        heads = [m for m in (model.flow_gate, model.movable_poke) if m is not None]   # model switches
         optimizers = {"stage1": adam([model.object_encoder, model.decoder], cfg.lr),
-                      "stage2": adam([model.poke_encoder, model.dynamics, model.decoder, *heads], cfg.lr)}
+                      "stage2": adam([model.poke_encoder, model.dynamics, model.decoder], cfg.lr)}
     if discriminators is not None:
         optimizers.update({name: adam([d], cfg.gan.lr) for name, d in discriminators.items()})
     return optimizers
@@ -140,13 +139,10 @@ class StepRunner:
             motion = losses.changed_pixel_loss(video, batch.target, batch.source)
             loss = loss + cfg.dynamics_rec_weight * cfg.motion_weight * motion
             logs["loss/changed_pixels"] = motion.item()
-        if cfg.flow_weight > 0 or cfg.gate_weight > 0 or cfg.poke_point_weight > 0:
-            loss, flow_logs = self._add_flow_terms(loss, prediction, batch)
-            logs.update(flow_logs)
-        if cfg.movable_weight > 0:   # load_preset allows it only with model.movable_poke
-            movable = losses.movable_loss(prediction.movable_logit, batch.poke[:, 4])
-            loss = loss + cfg.movable_weight * movable
-            logs["loss/movable"] = movable.item()
+        if cfg.flow_weight > 0:
+            flow = self._flow_term(prediction, batch)
+            loss = loss + cfg.flow_weight * flow
+            logs["loss/flow"] = flow.item()
         if cfg.traj_weight > 0:
             traj = losses.trajectory_loss(predicted_states, self._encoded_targets(batch.target))
             loss = loss + cfg.traj_weight * traj
@@ -162,32 +158,14 @@ class StepRunner:
             logs.update(self._discriminator_step(video.detach(), batch.target))
         return logs
 
-    def _add_flow_terms(self, loss: torch.Tensor, prediction, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """(`loss` plus the weighted flow, poke-point and flow-gate losses against the clip's flow, their
-        logs). The clip's flow is F(0 -> t) [B, T, 2, H, W] for every frame or frame T's [B, 2, H, W]; the
-        backward targets are made once for the flow and gate losses. load_preset allows the flow and
-        poke-point losses only with model.output: warp, the gate loss only with model.flow_gate."""
-        cfg = self.cfg
+    def _flow_term(self, prediction, batch: Batch) -> torch.Tensor:
+        """The warp flows against the clip's: F(0 -> t) [B, T, 2, H, W] for every frame or frame T's [B, 2, H, W],
+        turned into backward targets (load_preset allows the term only with model.output: warp)."""
         forward_flows = batch.flow if batch.flow.dim() == 5 else batch.flow[:, None]    # [B, T', 2, H, W]
         predicted = prediction.backward_flow[:, -forward_flows.shape[1]:].float()      # the same T' frames
-        logs = {}
-        if cfg.poke_point_weight > 0:   # frame T only: on every frame it scored worse (README, "The poked pixel's own term")
-            point = losses.poke_point_loss(predicted[:, -1], forward_flows[:, -1], batch.poke)
-            loss = loss + cfg.poke_point_weight * point
-            logs["loss/poke_point"] = point.item()
-        if cfg.flow_weight == 0 and cfg.gate_weight == 0:
-            return loss, logs
         target, valid = losses.backward_targets(forward_flows)                # [B, T', ...], T' = T or 1
-        if cfg.flow_weight > 0:   # every frame's flow (or frame T's alone), pooled over frames
-            flow = losses.flow_target_loss(predicted.flatten(0, 1), target.flatten(0, 1), valid.flatten(0, 1),
-                                           endpoint_weight=cfg.flow_endpoint_weight)
-            loss = loss + cfg.flow_weight * flow
-            logs["loss/flow"] = flow.item()
-        if cfg.gate_weight > 0:
-            gate = losses.gate_loss(prediction.gate, target, valid)
-            loss = loss + cfg.gate_weight * gate
-            logs["loss/gate"] = gate.item()
-        return loss, logs
+        return losses.flow_target_loss(predicted.flatten(0, 1), target.flatten(0, 1), valid.flatten(0, 1),
+                                       endpoint_weight=self.cfg.flow_endpoint_weight)
 
     def _pick_frames(self, *videos: torch.Tensor) -> list[torch.Tensor]:
         """The same `gan.patch_frames` random frames of each [B, T, 3, H, W] video -> [n, 3, H, W]."""

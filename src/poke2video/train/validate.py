@@ -1,9 +1,15 @@
-"""Periodic validation on a few held-back clips: PSNR, poke endpoint error, background stillness.
+"""Periodic validation on held-back clips: PSNR, background stillness, and the model's motion.
+
+A flow model (model.architecture: unet) is scored on its own flows against the clip's flow of every frame
+(`flow_error` over object pixels, split into pixels that move and stay, `moving_iou`, and `static_flow_error`,
+the error of no motion, for reference); PokeSim stores give the object mask, other stores count every pixel.
+A model that only draws frames is scored on the poked pixel's endpoint error, tracked through its video.
 
 The clips come from the store's `test` split when it has one, else from a slice held back at the end of
 the training split (and then excluded from training). A separate validation store (`train --val-data`)
-gives its `test` split, else clips spread over its `train` split, and holds nothing back. Their pokes are
-fixed (epoch 0). `SELECTION_SCORE` (lower is better) is what picks the best weights on such a store.
+gives clips spread over its `train` split, and holds nothing back. Their pokes are
+fixed (epoch 0). `Validator.selection_score` names the score (lower is better) that picks the best weights
+on such a store.
 """
 from __future__ import annotations
 
@@ -18,7 +24,8 @@ from poke2video.train.runlog import filmstrip
 from poke2video.train.steps import Batch
 
 VALIDATION_SPLIT = "test"
-SELECTION_SCORE = "val/endpoint_error"
+SELECTION_SCORE = "val/endpoint_error"   # frame models; flow models: FLOW_SELECTION_SCORE
+FLOW_SELECTION_SCORE = "val/flow_error"
 FILMSTRIP_CLIPS = 4
 
 
@@ -41,20 +48,28 @@ class Validator:
         dataset.set_epoch(0)
         self.items = [dataset[int(i)] for i in positions]
         self.impulse = impulse  # impulse pokes give a direction and strength, not a target to score
+        self.object_masks = [_object_mask(dataset, int(i)) for i in positions]   # bool [H, W] each
 
     @classmethod
-    def for_store(cls, store: Store, poke: PokeConfig, val_clips: int, separate: bool = False) -> "Validator":
-        """`val_clips` clips spread over the test split, else the slice held back from train, or, for a
-        `separate` validation store, clips spread over its train split."""
+    def for_store(cls, store: Store, poke: PokeConfig, val_clips: int, separate: bool = False,
+                  flow_frames: str = "last") -> "Validator":
+        """`val_clips` clips spread over a `separate` validation store's train split (all of it is unseen),
+        else over the store's test split, else the slice held back from its train split. `flow_frames`: the
+        clip flows the items carry (data/dataset.py)."""
         has_test = split_has_clips(store, VALIDATION_SPLIT)
-        if has_test or separate:
-            dataset = PokeDataset(store, VALIDATION_SPLIT if has_test else "train", poke=poke)
+        split = "train" if separate else (VALIDATION_SPLIT if has_test else None)
+        dataset = PokeDataset(store, split or "train", poke=poke, flow_frames=flow_frames)
+        if split is None:
+            positions = held_back_positions(store, val_clips)
+        else:
             count = min(val_clips, len(dataset))
             positions = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(np.int64))
-        else:
-            dataset = PokeDataset(store, "train", poke=poke)
-            positions = held_back_positions(store, val_clips)
         return cls(dataset, positions, poke.impulse)
+
+    @staticmethod
+    def selection_score(model: torch.nn.Module) -> str:
+        """The validation scalar (lower is better) that picks the best weights of `model`'s kind."""
+        return FLOW_SELECTION_SCORE if hasattr(model, "forward_flows") else SELECTION_SCORE
 
     @torch.no_grad()
     def run(self, model: torch.nn.Module, device: torch.device, autocast) -> tuple[dict[str, float], np.ndarray]:
@@ -62,26 +77,56 @@ class Validator:
         model.eval()
         batch = Batch.collate(self.items, device)
         with autocast():
-            anchor_poke = None if self.impulse else batch.poke[:, :4]    # what Poker hands the model
-            video = model.predict(batch.source, batch.poke_map, batch.target.shape[1], poke=anchor_poke).video
+            prediction = model.predict(batch.source, batch.poke_map, batch.target.shape[1], poke=batch.poke[:, :4])
         model.train(was_training)
-        scores = {"psnr": [], "endpoint_error": [], "static_endpoint_error": [], "background_change": []}
+        video = prediction.video.float()
+        scores = {"psnr": [], "background_change": []}
+        if prediction.forward_flow is not None:
+            self._score_flows(prediction.forward_flow.float().cpu().numpy(), batch, scores)
+        else:
+            scores.update({"endpoint_error": [], "static_endpoint_error": []})
         strips = []
         for i in range(len(self.items)):
             source = metrics.to_uint8_video(batch.source[i: i + 1])           # [1, H, W, 3]
             generated = metrics.to_uint8_video(video[i])                        # [T, H, W, 3]
             real = metrics.to_uint8_video(batch.target[i])
             scores["psnr"].append(metrics.psnr(generated, real))
-            self._score_poke(batch.poke[i].tolist(), np.concatenate([source, generated]), scores)
+            self._score_poke(batch.poke[i].tolist(), np.concatenate([source, generated]), scores,
+                             track=prediction.forward_flow is None)
             if i < FILMSTRIP_CLIPS:
                 strips.append(filmstrip(source[0], real, generated))
         summary = {f"val/{name}": float(np.mean(values)) for name, values in scores.items() if values}
         return summary, np.concatenate(strips, axis=0)
 
-    def _score_poke(self, poke: list[float], video_with_source: np.ndarray, scores: dict) -> None:
+    def _score_flows(self, flows: np.ndarray, batch: Batch, scores: dict) -> None:
+        """Object pokes: the predicted flows [B, T, 2, H, W] against the clip's, and no motion for reference."""
+        for name in ("flow_error", "flow_error_moving", "flow_error_still", "static_flow_error", "moving_iou"):
+            scores[name] = []
+        truth = batch.flow.cpu().numpy()
+        for i, mask in enumerate(self.object_masks):
+            if batch.poke[i, 4] or truth[i].ndim != 4:
+                continue
+            split = metrics.motion_split(flows[i], truth[i], mask)
+            for part in ("all", "moving", "still"):
+                if split[part] is not None:
+                    scores["flow_error" if part == "all" else f"flow_error_{part}"].append(split[part])
+            scores["static_flow_error"].append(metrics.motion_split(np.zeros_like(truth[i]), truth[i], mask)["all"])
+            scores["moving_iou"].append(metrics.moving_iou(flows[i, -1], truth[i, -1], mask))
+
+    def _score_poke(self, poke: list[float], video_with_source: np.ndarray, scores: dict, track: bool) -> None:
         x, y, dx, dy, is_background = poke
         if is_background:
             scores["background_change"].append(metrics.background_stillness(video_with_source))
-        elif not self.impulse:
+        elif track and not self.impulse:
             scores["endpoint_error"].append(metrics.poke_endpoint_error(video_with_source, (x, y), (x + dx, y + dy)))
             scores["static_endpoint_error"].append(float(np.hypot(dx, dy)))
+
+
+def _object_mask(dataset: PokeDataset, index: int) -> np.ndarray:
+    """bool [H, W]: the object pixels of the clip's first frame (PokeSim's segments), else every pixel."""
+    video, start = dataset.clip_start(index)
+    store, resolution = dataset.store, dataset.store.resolution
+    if not store.has_array(video, "gt_segments"):
+        return np.ones((resolution, resolution), bool)
+    row = int(dataset.clips[index][1])
+    return np.asarray(store.array(video, "gt_segments")[row, 0]) > 0
