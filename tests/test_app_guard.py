@@ -117,7 +117,7 @@ def test_json_bodies_over_the_limit_are_refused_and_smaller_ones_parsed(client):
     assert client.post("/api/poke", json=padding).status_code == 200
 
 
-# --- bodies that are not JSON or not a form: 422, as the README's table says ------------------------------
+# --- bodies that are not JSON or not a form: 422, as docs/reliability.md's table says ----------------------
 
 @pytest.mark.parametrize("body, words", [
     (b"{", ["not valid JSON", "character 1"]),

@@ -1,7 +1,7 @@
 """The app under load, briefly: 8 clients dragging for a few seconds (benchmarks/load_app.py's loop).
 
 Only 200 and the documented 429 may come back, and the server must still answer afterwards. The full
-minute against the bundled model is `benchmarks/load_app.py` (README, "App under load").
+minute against the bundled model is `benchmarks/load_app.py` (docs/benchmarks.md).
 """
 import sys
 from pathlib import Path

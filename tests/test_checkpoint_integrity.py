@@ -23,9 +23,8 @@ from poke2video.train.checkpoint import load_resume_state
 from poke2video.train.loop import train_run
 from train_support import make_tiny_store, write_preset
 
-# content_sha256 of the bundled model: the tensors and metadata its training run wrote (runs/mw10/model.safetensors,
-# the model card's command), its config with model.anchor_min_motion 0.1 (the model card says how): the shipped
-# file must hold exactly those, bit for bit.
+# content_sha256 of the bundled model: the shipped file must hold exactly the tensors and metadata its training
+# run wrote (the model card's command, and any change the model card describes), bit for bit.
 BUNDLED_SHA256 = "86f9b08a76d61ddb130314238b4d174f0955fa441b9739bd0dd710688f29cdf0"
 
 

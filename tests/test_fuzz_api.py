@@ -132,7 +132,7 @@ def json_text(depth: int) -> st.SearchStrategy[str]:
        path=st.sampled_from(["/api/poke", "/api/video"]))
 def test_any_body_gets_a_documented_answer(local, body, path):
     """Bodies that are not JSON (cut short, not UTF-8, nested past Python's stack) get 422 as documented,
-    never FastAPI's 400; anything else a status of the README's table; every error one line."""
+    never FastAPI's 400; anything else a status of docs/reliability.md's table; every error one line."""
     response = local.post(path, content=body, headers={"content-type": "application/json"})
     try:
         json.loads(body)

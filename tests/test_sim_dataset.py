@@ -170,7 +170,7 @@ def _running(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with the parent on Linux (prctl)")
 def test_workers_die_with_a_killed_simulate(tmp_path):
     """SIGKILL on `simulate --workers 2` alone: its workers die too, instead of finishing their chunks beside
-    the run that resumes it (they used to: both 600-clip chunks appeared after the kill)."""
+    the run that resumes it (each would then write a 600-clip chunk after the kill)."""
     out = tmp_path / "store"
     command = [sys.executable, "-m", "poke2video", "simulate", "--out", str(out), "--clips", "1200",
                "--chunk-clips", "600", "--workers", "2"]

@@ -2,7 +2,7 @@
 
 A poke is a source pixel `(x, y)` and a displacement `(dx, dy)` in pixels of the model's resolution.
 The poke map is float32 [2, H, W]: zeros except a `poke_size` square centred on the source pixel that
-holds dx (channel 0) and dy (channel 1) (PAPER.md, "Poke map").
+holds dx (channel 0) and dy (channel 1) (docs/architecture.md, "Poke map").
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Correlation maps (PAPER.md "Analysis: object structure", Fig. 5) and their score on PokeSim.
+"""Correlation maps (the paper's Fig. 5; docs/architecture.md, "Correlation maps") and their score on PokeSim.
 
 For an image and a location l: N random pokes at l (uniform directions, lengths uniform in a range of
 the image side); for each generated video the motion F_{0->T} of every pixel (tracked through the

@@ -1,4 +1,4 @@
-"""Skip decoder G(sigma^0 ... sigma^{K-1}) -> frame (PAPER.md, "Model")."""
+"""Skip decoder G(sigma^0 ... sigma^{K-1}) -> frame (docs/architecture.md, "Decoder")."""
 from __future__ import annotations
 
 import torch

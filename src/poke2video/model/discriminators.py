@@ -1,4 +1,4 @@
-"""GAN critics (PAPER.md Eq. 8): a PatchGAN on single frames and a 3D-ResNet on videos.
+"""GAN critics (docs/architecture.md, "Adversarial losses"): a PatchGAN on single frames and a 3D-ResNet on videos.
 
 Both are built from the ModelConfig (its `discriminator` section) and return (logits, features); `features` is the list of intermediate activations for feature matching.
 """

@@ -1,4 +1,6 @@
-"""Dynamics of the object state: a hierarchy of Conv-GRUs (PAPER.md Eq. 3-5) or the bottleneck-RNN ablation.
+"""Dynamics of the object state: a hierarchy of Conv-GRUs or the bottleneck-RNN ablation.
+
+See docs/architecture.md, "Dynamics: a hierarchy of GRUs".
 
 Both take the encoded object state of the source frame (list over levels, coarse -> fine, [B, C_n, H_n, W_n])
 and the poke code [B, C_0, H_0, W_0], and return the predicted states: a list over steps t = 1..T of

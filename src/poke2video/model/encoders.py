@@ -1,4 +1,4 @@
-"""UNet-style encoders: the object encoder on frames, the poke encoder on poke maps (PAPER.md, "Model")."""
+"""UNet-style encoders: the object encoder on frames, the poke encoder on poke maps (docs/architecture.md)."""
 from __future__ import annotations
 
 import torch
