@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from poke2video.errors import UserError
 from poke2video.export import draw_poke_overlay, write_video
-from poke2video.fsutil import atomic_path
+from poke2video.fsutil import atomic_path, check_output
 from poke2video import poker as poker_module
 from poke2video.poker import Poker
 from poke2video.sim.examples import ExampleScene, example_scenes
@@ -38,6 +38,8 @@ def run_demo(out: str, checkpoint: str | None = None) -> dict:
     out_dir = _output_folder(out)
     started = time.perf_counter()
     scenes = example_scenes(SCENE_RESOLUTION)
+    for name in [f"{s.name}{suffix}" for s in scenes for suffix in (".mp4", ".gif")] + ["contact_sheet.png"]:
+        check_output(out_dir / name, folder=False)       # a folder in the way: refused before any file is written
     videos, rows = [], []
     for scene in tqdm(scenes, desc="demo", unit="scene"):
         generated = poker.animate(scene.image, scene.source, scene.target)   # at the scene's 64 px
@@ -60,9 +62,7 @@ def _load_poker(checkpoint: str | None) -> Poker:
 
 
 def _output_folder(out: str) -> Path:
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--out {path} exists and is not a folder")
+    path = check_output(out, folder=True)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

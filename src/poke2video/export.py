@@ -14,9 +14,10 @@ import numpy as np
 from PIL import Image
 
 from poke2video.errors import UserError
-from poke2video.fsutil import atomic_path
+from poke2video.fsutil import atomic_path, check_output
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
+MAX_SIDE = {".mp4": 16384, ".gif": 65535}   # pixels a side libx264 encodes; GIF stores sides in 16 bits
 ARROW_RGB = (255, 40, 40)
 OUTLINE_RGB = (0, 0, 0)
 TARGET_RGB = (40, 220, 255)
@@ -24,13 +25,21 @@ _SUBPIXEL_BITS = 4  # cv2 drawing with 1/16-pixel coordinates
 
 
 def check_video_path(path: str | os.PathLike) -> Path:
-    """The output path if its suffix is .mp4 or .gif and its folder exists; else a UserError."""
+    """The output path if its suffix is .mp4 or .gif and it can be written (`fsutil.check_output`); else a
+    UserError."""
     path = Path(path)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise UserError(f"{path}: output must end in .mp4 or .gif")
-    if not path.parent.is_dir():
-        raise UserError(f"{path}: folder {path.parent} does not exist")
-    return path
+    return check_output(path, folder=False)
+
+
+def check_video_size(path: str | os.PathLike, width: int, height: int) -> None:
+    """Refuse (UserError) frames larger than the format of `path` can hold, before anything is encoded."""
+    suffix = Path(path).suffix.lower()
+    limit = MAX_SIDE.get(suffix)
+    if limit is not None and max(width, height) > limit:
+        raise UserError(f"{path}: a {width}x{height} video cannot be written as {suffix} (at most {limit} pixels "
+                        "a side); scale the image down first")
 
 
 def _fixed_point(xy) -> tuple[int, int]:
@@ -60,11 +69,17 @@ def write_video(path: str | os.PathLike, video: np.ndarray, fps: float = 8.0) ->
     path = check_video_path(path)
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8 or not video.shape[0]:
         raise ValueError(f"expected a uint8 video [T, H, W, 3], got {video.dtype} {video.shape}")
+    check_video_size(path, video.shape[2], video.shape[1])
     with atomic_path(path) as tmp:
-        if path.suffix.lower() == ".gif":
-            _write_gif(tmp, video, fps)
-        else:
-            _write_mp4(tmp, video, fps)
+        try:
+            if path.suffix.lower() == ".gif":
+                _write_gif(tmp, video, fps)
+            else:
+                _write_mp4(tmp, video, fps)
+        except OSError as exc:
+            if exc.filename is None:            # PyAV's errors name no file; this one is about the output
+                exc.filename = str(tmp)
+            raise
     return path
 
 

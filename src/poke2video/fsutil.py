@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from poke2video.errors import DiskFull
+from poke2video.errors import DiskFull, UserError
 
 
 # Test hook for the fault tests (tests/test_train_faults.py): when this variable holds "NAME:N", the
@@ -45,20 +45,84 @@ def _test_kill_point(final: Path) -> None:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it onto `path`, on failure remove it.
 
-    Works for files and directories. A full disk becomes a `DiskFull` (a `UserError`) naming the output.
+    Works for files and directories. A full disk becomes a `DiskFull` (a `UserError`) naming the output;
+    any other OSError about the temporary or `path` (a folder in the way, a name the OS refuses) becomes a
+    `UserError`: `cannot write PATH: why`.
     """
     final = Path(path)
     tmp = _tmp_name(final)
-    remove_path(tmp)
     try:
+        remove_path(tmp)
         yield tmp
         _test_kill_point(final)
         os.replace(tmp, final)
     except BaseException as exc:
-        remove_path(tmp)
+        try:
+            remove_path(tmp)
+        except OSError:
+            pass                                # the name the OS refused was never created
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFull(f"disk full while writing {final}") from exc
+        if isinstance(exc, OSError) and _concerns(exc, tmp, final):
+            raise UserError(f"cannot write {final}: {os_reason(exc)}") from exc
         raise
+
+
+def _concerns(exc: OSError, *paths: Path) -> bool:
+    """Whether an OSError names one of `paths` or a file inside one of them."""
+    named = [Path(os.fsdecode(n)) for n in (exc.filename, exc.filename2) if isinstance(n, (str, bytes, os.PathLike))]
+    return any(n == p or p in n.parents for n in named for p in paths)
+
+
+def os_reason(exc: OSError) -> str:
+    """An OSError's reason in words, lower case (e.g. "is a directory"), on one line."""
+    reason = " ".join((exc.strerror or str(exc) or type(exc).__name__).split())
+    return reason[:1].lower() + reason[1:]
+
+
+def check_output(path: str | os.PathLike, *, folder: bool) -> Path:
+    """Refuse, before any work is done, an output this process cannot write; returns it as a Path.
+
+    `folder`: the output is a folder (created with its missing parents) rather than a file (whose folder
+    must exist). An existing folder where a file goes, an existing file where a folder goes, a parent that
+    is a file, and a folder the OS refuses new names in (read-only, no permission, a name too long,
+    /proc) are each a UserError: `cannot write PATH: why`. Probes by creating and removing the temporary
+    name `atomic_path` would use."""
+    path = Path(path)
+    try:
+        _check_output(path, folder)
+    except OSError as exc:                      # e.g. a name too long to even look up
+        raise UserError(f"cannot write {path}: {os_reason(exc)}") from None
+    return path
+
+
+def _check_output(path: Path, folder: bool) -> None:
+    if folder and path.exists() and not path.is_dir():
+        raise UserError(f"cannot write {path}: it exists and is not a folder")
+    if not folder and path.is_dir():
+        raise UserError(f"cannot write {path}: it is a folder")
+    if folder and path.is_dir():                # written into (a resumed run) or replaced (--overwrite)
+        _probe(path, path / f".write-check.tmp-{os.getpid()}")
+        return
+    missing, parent = path, path.parent
+    while folder and not parent.exists() and parent != parent.parent:
+        missing, parent = parent, parent.parent
+    if not parent.exists():
+        raise UserError(f"cannot write {path}: folder {parent} does not exist")
+    if not parent.is_dir():
+        raise UserError(f"cannot write {path}: {parent} is a file, not a folder")
+    _probe(path, _tmp_name(missing))
+
+
+def _probe(path: Path, probe: Path) -> None:
+    try:
+        remove_path(probe)
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:           # the folder exists, yet takes no new names (procfs, sysfs)
+            raise UserError(f"cannot write {path}: folder {probe.parent} does not take new files") from None
+        raise UserError(f"cannot write {path}: {os_reason(exc)}") from None
 
 
 def fsync_file(path: str | os.PathLike) -> None:

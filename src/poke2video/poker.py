@@ -298,7 +298,6 @@ def poke_to_file(checkpoint: str | None, image, source, target, out: str, overla
     out_path = check_video_path(out)
     rgb = load_image(image)
     check_video_size(out_path, rgb.shape[1], rgb.shape[0])
-    check_video_size(out_path, rgb.shape[1], rgb.shape[0])
     video = Poker.load(checkpoint).animate(rgb, source, target)
     video = np.concatenate([rgb[None], video])
     if overlay:

@@ -1,8 +1,8 @@
 """Images the app pokes: decoding uploads within limits, and a bounded store of them by id.
 
-An upload is decoded with Pillow (any format it reads; the first frame of an animation), turned upright
-by its EXIF orientation, converted to RGB and, when its longer side exceeds `work_side`, scaled down to
-it (aspect kept). All API coordinates are pixels of that stored image.
+An upload is decoded by the reader every command uses (`data.video.read_image`: any format Pillow reads,
+the first frame of an animation, turned upright by its EXIF orientation, RGB) and, when its longer side
+exceeds `work_side`, scaled down to it (aspect kept). All API coordinates are pixels of that stored image.
 """
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from poke2video.errors import UserError, one_line
-from poke2video.poker import IMAGE_ERRORS, load_image
+from poke2video.data.video import ImageUnreadable, TooManyPixels, read_image
+from poke2video.errors import UserError
+from poke2video.poker import load_image
 
 
 READABLE = "png, jpeg, webp, gif, bmp or tiff"
@@ -64,18 +65,17 @@ def decode_upload(data: bytes, limits: Limits) -> np.ndarray:
     if len(data) > limits.max_upload_bytes:
         raise AppError(413, f"the upload is larger than the limit of {limits.max_upload_bytes:,} bytes")
     try:
-        with Image.open(io.BytesIO(data)) as opened:
-            _check_pixels(opened.size, limits)
-            opened.seek(0)
-            image = ImageOps.exif_transpose(opened).convert("RGB")
-    except Image.DecompressionBombError:
-        raise AppError(413, f"the image has too many pixels; the limit is {limits.max_pixels:,}") from None
-    except UnidentifiedImageError:
-        raise AppError(415, f"the upload is not an image this server can read ({READABLE})") from None
-    except IMAGE_ERRORS as exc:
-        raise AppError(415, f"the upload is a broken or unsupported image ({one_line(exc)}); send {READABLE}") from None
-    image = _fit(image, limits.work_side)
-    return load_image(image)
+        rgb = read_image(io.BytesIO(data), "the upload", max_pixels=limits.max_pixels)
+    except TooManyPixels as exc:
+        if exc.width is None:
+            raise AppError(413, f"the image has too many pixels; the limit is {limits.max_pixels:,}") from None
+        raise AppError(413, f"the image is {exc.width}x{exc.height} = {exc.width * exc.height:,} pixels; "
+                            f"the limit is {limits.max_pixels:,}") from None
+    except ImageUnreadable as exc:
+        if not exc.identified:
+            raise AppError(415, f"the upload is not an image this server can read ({READABLE})") from None
+        raise AppError(415, f"the upload is a broken or unsupported image ({exc.reason}); send {READABLE}") from None
+    return load_image(_fit(Image.fromarray(rgb), limits.work_side))
 
 
 def check_body_size(content_length: str | None, limits: Limits) -> None:
@@ -87,15 +87,6 @@ def check_body_size(content_length: str | None, limits: Limits) -> None:
     if size is not None and size > limits.max_upload_bytes + 64 * 1024:
         raise AppError(413, f"the request has {size:,} bytes; an upload may have at most "
                             f"{limits.max_upload_bytes:,}")
-
-
-def _check_pixels(size: tuple[int, int], limits: Limits) -> None:
-    width, height = size
-    if width * height > limits.max_pixels:
-        raise AppError(413, f"the image is {width}x{height} = {width * height:,} pixels; "
-                            f"the limit is {limits.max_pixels:,}")
-    if width < 1 or height < 1:
-        raise AppError(415, f"the image is empty ({width}x{height})")
 
 
 def _fit(image: Image.Image, side: int) -> Image.Image:

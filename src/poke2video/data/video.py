@@ -8,24 +8,34 @@ A source larger than MAX_SOURCE_PIXELS (width x height) is refused before any of
 decoded: a video by the size its container declares (and every decoded frame again before it is
 converted), an image by the size in its file header. Unsupported codecs, empty and cut-short files
 each end in one line naming the file.
+
+`read_image` is the one reader of image files for every command (image folders here, `poke` and
+`correlate`, the app's uploads): Pillow, the first frame, turned upright by its EXIF orientation, and
+`pil_to_rgb` for the modes Pillow's own RGB conversion gets wrong (16-bit gray would come out white).
 """
 from __future__ import annotations
 
 import os
 import re
+import stat
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import av
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from poke2video.errors import UserError
+from poke2video.errors import UserError, one_line
+from poke2video.fsutil import os_reason
 
 MAX_SOURCE_PIXELS = 40_000_000  # 8K UHD (7680 x 4320, 33 Mpx) passes; one RGB frame at the limit is 120 MB
+# What Pillow raises on a broken or hostile file besides OSError: fuzzing (tests/test_fuzz_images.py) found
+# EOFError, NotImplementedError, SyntaxError and TypeError coming out of its format plugins.
+IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, NotImplementedError, TypeError, IndexError,
+                struct.error)
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -130,6 +140,8 @@ def source_fps(path: str | os.PathLike) -> float | None:
 
 
 def _open_container(path: Path):
+    import av  # here, not at the top: poking reads images through this module and never needs PyAV
+
     try:
         container = av.open(str(path))
     except av.error.EOFError as exc:
@@ -153,14 +165,34 @@ def _check_stream(path: Path, container) -> None:
     check_size(path, stream.codec_context.width, stream.codec_context.height)
 
 
-def check_size(where, width: int, height: int) -> None:
-    """Refuse a source whose frames exceed MAX_SOURCE_PIXELS, before decoding them."""
-    if width * height > MAX_SOURCE_PIXELS:
-        raise UserError(f"{where}: {width}x{height} pixels per frame, over the limit of "
-                        f"{MAX_SOURCE_PIXELS / 1e6:g} million; scale it down first")
+class TooManyPixels(UserError):
+    """A source whose frames exceed the pixel limit, refused before decoding; `width` and `height` are None
+    when Pillow refused the size before telling it."""
+
+    def __init__(self, message: str, width: int | None, height: int | None, limit: int):
+        super().__init__(message)
+        self.width, self.height, self.limit = width, height, limit
+
+
+class ImageUnreadable(UserError):
+    """An image file that cannot be read: `reason` says why (without the file's name); `identified` is
+    False when it is not an image at all (or not a file)."""
+
+    def __init__(self, where, reason: str, identified: bool = True):
+        super().__init__(f"cannot read image {where}: {reason}")
+        self.reason, self.identified = reason, identified
+
+
+def check_size(where, width: int, height: int, limit: int = MAX_SOURCE_PIXELS) -> None:
+    """Refuse a source whose frames exceed `limit` pixels, before decoding them."""
+    if width * height > limit:
+        raise TooManyPixels(f"{where}: {width}x{height} pixels per frame, over the limit of "
+                            f"{limit / 1e6:g} million; scale it down first", width, height, limit)
 
 
 def _iter_video_file(path: Path, sampling: Sampling) -> Iterator[np.ndarray]:
+    import av
+
     with _open_container(path) as container:
         stream = container.streams.video[0]
         rate = float(stream.average_rate) if stream.average_rate else None
@@ -188,35 +220,82 @@ def _iter_image_folder(folder: Path, sampling: Sampling) -> Iterator[np.ndarray]
     keep = keep_mask(None, sampling, str(folder))
     for index, file in enumerate(files):
         if keep(index):
-            yield square_resize(_read_image(file), sampling.resolution)
+            yield square_resize(read_image(file), sampling.resolution)
 
 
-def _read_image(file: Path) -> np.ndarray:
-    check_size(file, *_image_size(file))
-    image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise UserError(f"{file}: cannot read this image (corrupt or unsupported)")
-    if image.ndim == 3 and image.shape[2] >= 3:
-        image = np.concatenate([image[:, :, 2::-1], image[:, :, 3:]], axis=2)  # BGR(A) -> RGB(A)
+_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _check_regular_file(path, where) -> None:
+    """Refuse anything but a regular file before opening it (opening a FIFO would wait for a writer)."""
     try:
-        return to_rgb_uint8(image)
-    except ValueError as exc:
-        raise UserError(f"{file}: {exc}") from exc
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise ImageUnreadable(where, os_reason(exc), identified=False) from None
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+        raise ImageUnreadable(where, f"{kind}, not an image file", identified=False)
 
 
-def _image_size(file: Path) -> tuple[int, int]:
-    """(width, height) from the image's header, without decoding it; (0, 0) when Pillow cannot tell
-    (OpenCV then tries the file, under its own limit of 2^30 pixels)."""
+def read_image(source, where=None, max_pixels: int = MAX_SOURCE_PIXELS) -> np.ndarray:
+    """uint8 RGB [H, W, 3] from an image file: a path or a binary file object (`where` names it in errors).
+
+    Any format Pillow reads; its first frame, turned upright by its EXIF orientation. A header declaring
+    more than `max_pixels` is a `TooManyPixels` before anything is decoded; a path that is not a regular
+    file (a folder, a FIFO, a device), a file that is no image, broken or of a mode without an RGB
+    conversion is an `ImageUnreadable`. Both are UserErrors with one line."""
+    if isinstance(source, (str, os.PathLike)):
+        where = source if where is None else where
+        _check_regular_file(source, where)
+    where = "the image" if where is None else where
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            with Image.open(file) as image:
-                return image.size
-        except Image.DecompressionBombError as exc:  # over twice Pillow's own limit
-            raise UserError(f"{file}: over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} million pixels, over the limit "
-                            f"of {MAX_SOURCE_PIXELS / 1e6:g} million; scale it down first") from exc
-        except (OSError, ValueError, SyntaxError):
-            return 0, 0
+            with Image.open(source) as opened:
+                check_size(where, *opened.size, limit=max_pixels)
+                if opened.width < 1 or opened.height < 1:
+                    raise ImageUnreadable(where, f"the image is empty ({opened.width}x{opened.height})")
+                image = _decode(opened)
+        except Image.DecompressionBombError:    # over twice Pillow's own limit: the size is not told
+            raise TooManyPixels(f"{where}: over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} million pixels, over the "
+                                f"limit of {max_pixels / 1e6:g} million; scale it down first",
+                                None, None, max_pixels) from None
+        except UnidentifiedImageError:
+            raise ImageUnreadable(where, "not an image file this program can read", identified=False) from None
+        except IMAGE_ERRORS as exc:
+            raise ImageUnreadable(where, f"broken or unsupported ({one_line(exc)})") from None
+    try:
+        return pil_to_rgb(image)
+    except UserError as exc:
+        raise ImageUnreadable(where, str(exc)) from None
+
+
+def _decode(opened: Image.Image) -> Image.Image:
+    """The first frame of an opened image, decoded and turned upright by its EXIF orientation."""
+    opened.seek(0)
+    image = ImageOps.exif_transpose(opened)
+    image.load()
+    return image
+
+
+def pil_to_rgb(image: Image.Image) -> np.ndarray:
+    """uint8 RGB [H, W, 3] from a PIL image of any mode, the way image folders and videos read it: 16- and
+    32-bit integer gray (I;16*, I) keeps the top 8 of 16 bits, float gray (F) is read as [0, 1]; other
+    modes go through Pillow's RGB conversion. A mode without one, or NaN/inf pixels, is a UserError."""
+    if image.mode.startswith("I"):
+        gray = np.clip(np.asarray(image).astype(np.int64), 0, 65535) >> 8
+    elif image.mode == "F":
+        gray = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(gray).all():
+            raise UserError("the F (float) image has NaN or infinite pixels")
+        gray = np.round(np.clip(gray, 0.0, 1.0) * 255)
+    else:
+        try:
+            return np.asarray(image.convert("RGB"))
+        except IMAGE_ERRORS as exc:
+            raise UserError(f"cannot convert the {image.mode} image to RGB: {one_line(exc)}") from None
+    return np.repeat(gray.astype(np.uint8)[..., None], 3, axis=2)
 
 
 def _reason(exc: BaseException) -> str:
