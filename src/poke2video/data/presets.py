@@ -11,7 +11,9 @@ A split is a list of segments [video, first_frame, end_frame) (see data/store.py
 """
 from __future__ import annotations
 
+import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,30 +59,55 @@ def get_preset(name: str) -> DatasetPreset:
 
 # collecting inputs -------------------------------------------------------------------------------
 
-def find_videos(root: Path) -> list[Path]:
-    """Video files and image folders at or below `root`, in natural path order."""
-    if is_video_file(root) or is_image_folder(root):
-        return [root]
-    if not root.exists():
-        raise UserError(f"{root}: no such file or folder")
-    if not root.is_dir():
-        raise UserError(f"{root}: not a video file (mp4, avi, mkv, webm) or a folder")
-    found = []
-    try:
-        children = sorted(root.iterdir(), key=lambda p: natural_key(p.name))
-    except OSError as exc:
-        raise UserError(f"{root}: cannot read folder ({exc.strerror or exc})") from exc
-    for child in children:
-        if child.is_dir() or is_video_file(child):
-            found.extend(find_videos(child) if child.is_dir() else [child])
+def find_videos(root: Path, seen: dict[str, Path] | None = None) -> list[Path]:
+    """Video files and image folders at or below `root`, in natural path order, each real one once.
+
+    A link to a file or folder already listed, or back to a folder it lies in (a loop), is not followed;
+    each is named in one line on stderr. `seen` (real path -> the path it was listed as) carries what was
+    listed across several roots."""
+    seen = {} if seen is None else seen
+    if not (is_video_file(root) or is_image_folder(root)):
+        if not root.exists():
+            raise UserError(f"{root}: no such file or folder")
+        if not root.is_dir():
+            raise UserError(f"{root}: not a video file (mp4, avi, mkv, webm) or a folder")
+    found, stack = [], [root]
+    while stack:                                # depth first, children in natural order
+        path = stack.pop()
+        if not _first_visit(path, seen):
+            continue
+        if is_video_file(path) or is_image_folder(path):
+            found.append(path)
+            continue
+        try:
+            children = sorted(path.iterdir(), key=lambda p: natural_key(p.name))
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read folder ({exc.strerror or exc})") from exc
+        stack.extend(reversed([child for child in children if child.is_dir() or is_video_file(child)]))
     return found
+
+
+def _first_visit(path: Path, seen: dict[str, Path]) -> bool:
+    """Whether `path` leads to a file or folder not listed yet (recording it); else say why it is skipped."""
+    real = os.path.realpath(path)
+    if real not in seen:
+        seen[real] = path
+        return True
+    where = os.path.realpath(path.parent)
+    if path.is_dir() and (where == real or where.startswith(real.rstrip(os.sep) + os.sep)):
+        reason = f"not followed: a link back to {seen[real]}, a folder it lies in (a loop)"
+    else:
+        reason = f"skipped: the same {'folder' if path.is_dir() else 'file'} as {seen[real]}"
+    print(f"poke2video prepare: {path}: {reason}", file=sys.stderr)
+    return False
 
 
 def collect_sources(preset: DatasetPreset, inputs: list[str]) -> list[VideoSource]:
     """The preset's videos under `inputs`, in a deterministic order, each with its fixed split."""
     roots = [Path(p) for p in inputs]
     if preset.name in ("generic", "plants"):
-        sources = [VideoSource(path, _name(path, root)) for root in roots for path in find_videos(root)]
+        seen: dict[str, Path] = {}
+        sources = [VideoSource(path, _name(path, root)) for root in roots for path in find_videos(root, seen)]
     else:
         if len(roots) != 1:
             raise UserError(f"preset {preset.name} takes one folder (the dataset's root), got {len(roots)}")
