@@ -21,6 +21,17 @@ def tiny_checkpoint(path: Path, metadata: dict | None = None) -> Path:
     return path
 
 
+def hostile_checkpoint(path: Path, model_config: str, metadata: str = "{}") -> Path:
+    """A weights file with the tiny model's tensors, the given config and metadata JSON strings, as stored, and
+    a valid digest: what someone building a file to hurt would write."""
+    from poke2video.model.weights import write_weights
+
+    torch.manual_seed(0)
+    write_weights(path, {name: t.contiguous() for name, t in PokeModel(TINY).state_dict().items()}, model_config,
+                  metadata)
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
