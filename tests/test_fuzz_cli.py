@@ -1,12 +1,15 @@
 """Property-based tests of the command line: `poke2video.cli.main` run in-process on generated arguments.
 
 For `poke`, `simulate`, `evaluate` and `correlate` with good and bad values (non-numbers, NaN, infinities,
-negative and huge numbers, missing, empty or wrong files, unknown options, missing or repeated options) the
+negative and huge numbers, missing, empty or wrong files, unknown options, missing or repeated options; outputs
+that cannot be written: a folder in the way, a path under a file, a name too long, /proc; a FIFO or an image
+declaring 144 million pixels as the image; a weights file with a valid digest and an absurd config) the
 command exits 0 having written its output, or exits 2 with one line on stderr (progress bars aside) and no
 output or temporary file left behind; never an uncaught exception.
 """
 import io
 import itertools
+import json
 import os
 import re
 from contextlib import redirect_stderr, redirect_stdout
@@ -19,8 +22,9 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 from PIL import Image
 
-from app_support import tiny_checkpoint
+from app_support import TINY, hostile_checkpoint, tiny_checkpoint
 from fuzz_support import fuzz
+from test_fuzz_images import png_header
 from poke2video.cli import main
 from poke2video.config import ModelConfig
 from poke2video.model import PokeModel, save_model
@@ -29,6 +33,7 @@ PROGRESS = re.compile(r"\d+%\|")                                 # a tqdm progre
 NUMBERS = ["0", "1", "3", "-1", "2.5", "nan", "NaN", "inf", "-inf", "1e400", "x", "", "0x10", "1_0", " 4",
            "99999999999999999999", "-0", "1e-320"]
 fresh_names = itertools.count()
+LONG = "x" * 300                                                 # longer than a file name may be
 
 
 
@@ -46,6 +51,11 @@ def files(tmp_path_factory):
     save_model(root / "t32.safetensors", PokeModel(ModelConfig(
         resolution=32, stem_channels=4, channels=[4, 4], bottleneck_channels=4, levels=2, frames=10)), {"step": 1})
     (root / "folder").mkdir()
+    (root / "folder.mp4").mkdir()                                 # outputs in the way of a file
+    (root / "folder.png").mkdir()
+    (root / "big.png").write_bytes(png_header(12000, 12000))      # declares 144 million pixels
+    os.mkfifo(root / "pipe.png")                                  # opening it would wait for a writer
+    hostile_checkpoint(root / "hostile.safetensors", json.dumps({**TINY.to_dict(), "frames": 10**9}))
     (root / "report").mkdir()
     (root / "report" / "keep.txt").write_text("not empty")
     assert run(["simulate", "--out", str(root / "store"), "--clips", "6", "--res", "32"], root)[0] == 0
@@ -102,18 +112,22 @@ bad_numbers = st.sampled_from(NUMBERS) | st.integers(-5, 40).map(str) | st.float
 pixels = st.integers(0, 9).map(str) | st.floats(0, 9).map(repr)         # inside img.png (20 x 10)
 seeds = option("--seed", st.integers(0, 2**70).map(str), NUMBERS)
 POKE = command_line("poke", [
-    option("--checkpoint", ["tiny.safetensors"], ["missing.safetensors", "junk.safetensors", "folder", ""]),
-    option("--image", ["img.png"], ["dot.png", "missing.png", "junk.png", "folder", ""]),
+    option("--checkpoint", ["tiny.safetensors"],
+           ["missing.safetensors", "junk.safetensors", "folder", "", "hostile.safetensors"]),
+    option("--image", ["img.png"], ["dot.png", "missing.png", "junk.png", "folder", "", "big.png", "pipe.png"]),
     option("--source", pixels, bad_numbers, 2), option("--target", pixels, bad_numbers, 2),
-    option("--out", ["{fresh}.mp4", "{fresh}.gif"], ["{fresh}.txt", "nowhere/{fresh}.mp4", "", "img.png/x.gif"]),
+    option("--out", ["{fresh}.mp4", "{fresh}.gif"],
+           ["{fresh}.txt", "nowhere/{fresh}.mp4", "", "img.png/x.gif", "folder.mp4", LONG + ".mp4", "/proc/x.gif"]),
     flag("--overlay")])
 CORRELATE = command_line("correlate", [
-    option("--checkpoint", ["tiny.safetensors"], ["missing.safetensors", "junk.safetensors"]),
-    option("--image", ["img.png"], ["dot.png", "missing.png", "junk.png"]), option("--at", pixels, bad_numbers, 2),
-    option("--out", ["{fresh}.png"], ["{fresh}.jpg", "nowhere/{fresh}.png", ""]),
+    option("--checkpoint", ["tiny.safetensors"], ["missing.safetensors", "junk.safetensors", "hostile.safetensors"]),
+    option("--image", ["img.png"], ["dot.png", "missing.png", "junk.png", "big.png", "pipe.png"]),
+    option("--at", pixels, bad_numbers, 2),
+    option("--out", ["{fresh}.png"], ["{fresh}.jpg", "nowhere/{fresh}.png", "", "folder.png", "img.png/x.png",
+                                      LONG + ".png"]),
     option("--pokes", ["2", "3"], ["1", "0", "-2", "x", "nan"]), seeds])
 SIMULATE = command_line("simulate", [
-    option("--out", ["{fresh}"], ["store", "img.png", "nowhere/{fresh}", ""]),
+    option("--out", ["{fresh}"], ["store", "img.png", "nowhere/{fresh}", "", "img.png/sub", LONG, "/proc/sub"]),
     option("--clips", ["1", "2"], ["0", "-1", "x", "1.5", "nan", ""]),
     option("--res", ["32", "40"], ["16", "0", "600", "x", "-64"]), seeds,
     option("--kind", ["plants", "figures", "mixed"], ["trees", ""]), option("--workers", ["1", "2"], ["0", "x"]),
@@ -123,17 +137,25 @@ EVALUATE = command_line("evaluate", [
     option("--data", ["store"], ["folder", "missing", "img.png", ""]),
     option("--split", ["test", "test_unseen"], ["train", "nope", ""]),
     option("--baselines", ["none", "static", "warp,static"], ["warp,static,warp", "bogus", "", ","]),
-    option("--limit", ["1"], ["2", "0", "-1", "x"]), option("--out", ["{fresh}"], ["report", "img.png", ""]),
+    option("--limit", ["1"], ["2", "0", "-1", "x"]),
+    option("--out", ["{fresh}"], ["report", "img.png", "", "img.png/sub", LONG]),
     option("--structure-clips", ["0", "1"], ["-1", "x"]), option("--structure-pokes", ["2"], ["1", "0", "x"]),
     option("--examples", ["0", "1"], ["-1", "x"]), seeds, option("--lpips", ["off"], ["bogus"]),
     st.just(["--no-fvd"]), flag("--no-motion"), flag("--overwrite")])
+
+
+def exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:                                              # a name too long to look up
+        return False
 
 
 def check_run(argv: list[str], root: Path, written: str) -> None:
     """Run `argv` in `root`: status 0 with `written` (relative to --out) present, or 2 with one error line."""
     argv = [a.replace("{fresh}", f"fresh{next(fresh_names)}") for a in argv]
     outs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--out"]
-    before = {p: (root / p).exists() for p in outs}
+    before = {p: exists(root / p) for p in outs}
     listing = sorted(p.name for p in root.iterdir())
     code, _, err = run(argv, root)
     lines = [line for line in err.splitlines() if line.strip() and not PROGRESS.search(line)]
