@@ -23,7 +23,7 @@ from poke2video.data.presets import find_videos
 from poke2video.data.store import Store
 from poke2video.errors import UserError
 from poke2video.fsutil import atomic_path
-from poke2video.poker import check_point
+from poke2video.poker import check_point, load_image
 
 LONG = "x" * 300                                 # longer than any file name the OS takes (255 bytes)
 
@@ -250,12 +250,20 @@ def test_a_very_wide_image_is_one_line_not_an_encoder_traceback(root, tmp_path, 
     refused([*argv, "--out", "o" + suffix], tmp_path, "100000x1", f"at most {limit} pixels a side")
 
 
-def test_a_fifo_as_the_image_is_refused_at_once(root, tmp_path):
+def test_a_fifo_given_as_a_file_to_read_is_refused_at_once(root, tmp_path):
     os.mkfifo(tmp_path / "pipe.png")
-    for command in ("poke", "correlate"):
+    runs = [[*args_for(command, root, image="pipe.png"), "--out", "o" + WRITERS[command][1]]
+            for command in ("poke", "correlate")]
+    runs += [[*args_for("poke", root, checkpoint="pipe.png"), "--out", "o.mp4"],
+             ["train", "--data", str(root / "vids"), "--vgg-weights", "pipe.png", "--out", "run"]]
+    for argv in runs:
         with deadline(30):                       # was: blocked forever, waiting for a writer
-            refused([*args_for(command, root, image="pipe.png"), "--out", "o" + WRITERS[command][1]], tmp_path,
-                    "pipe.png", "FIFO")
+            refused(argv, tmp_path, "pipe.png: a named pipe (FIFO), not a file")
+    (tmp_path / "pipe.png").unlink()
+    Image.new("RGB", (4, 4)).save(tmp_path / "pipe.png")
+    os.mkfifo(tmp_path / "link.png")             # the one image reader refuses it too, for library callers
+    with pytest.raises(UserError, match="link.png: a named pipe"), deadline(30):
+        load_image(tmp_path / "link.png")
 
 
 def gradient_image(mode: str, fmt: str, path: Path) -> Path:

@@ -12,9 +12,9 @@ TRACKERS = ["farneback-fine", "dis-fine", "dis"]  # data/flow.py ESTIMATORS, the
 # Commands that write --out, and whether it is a folder: checked before any work (fsutil.check_output).
 OUT_IS_FOLDER = {"demo": True, "simulate": True, "prepare": True, "merge": True, "train": True, "evaluate": True,
                  "poke": False, "correlate": False}
-# Commands that write --out, and whether it is a folder: checked before any work (fsutil.check_output).
-OUT_IS_FOLDER = {"demo": True, "simulate": True, "prepare": True, "merge": True, "train": True, "evaluate": True,
-                 "poke": False, "correlate": False}
+# Options naming a file to read: a FIFO, folder or device there is refused before anything opens it.
+INPUT_FILES = ("checkpoint", "image", "vgg_weights", "vgg16_weights", "alexnet_weights", "lpips_vgg_heads",
+               "lpips_alex_heads", "i3d_weights")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -349,11 +349,18 @@ def _cmd_app(args) -> None:
     serve(checkpoint=args.checkpoint, host=args.host, port=args.port, threads=args.threads)
 
 
-def _os_error(exc: OSError) -> str:
-    from poke2video.fsutil import os_reason
+def _check_paths(args) -> None:
+    """Refuse, before any work, an input option naming something other than a file, and an --out this
+    process cannot write (fsutil.check_output)."""
+    from poke2video.fsutil import check_output, special_file_kind
 
-    names = [str(os.fsdecode(n)) for n in (exc.filename, exc.filename2) if n is not None]
-    return f"{' -> '.join(names)}: {os_reason(exc)}" if names else os_reason(exc)
+    for name in INPUT_FILES:
+        value = getattr(args, name, None)
+        kind = special_file_kind(value) if value else None
+        if kind is not None:
+            raise UserError(f"--{name.replace('_', '-')} {value}: {kind}, not a file")
+    if args.command in OUT_IS_FOLDER:
+        check_output(args.out, folder=OUT_IS_FOLDER[args.command])
 
 
 def _os_error(exc: OSError) -> str:
@@ -372,10 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
-        if args.command in OUT_IS_FOLDER:
-            from poke2video.fsutil import check_output
-
-            check_output(args.out, folder=OUT_IS_FOLDER[args.command])
+        _check_paths(args)
         args.func(args)
     except UserError as exc:
         print(f"poke2video {args.command}: error: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -123,6 +124,22 @@ def _probe(path: Path, probe: Path) -> None:
         if exc.errno == errno.ENOENT:           # the folder exists, yet takes no new names (procfs, sysfs)
             raise UserError(f"cannot write {path}: folder {probe.parent} does not take new files") from None
         raise UserError(f"cannot write {path}: {os_reason(exc)}") from None
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def special_file_kind(path: str | os.PathLike) -> str | None:
+    """What `path` is when it exists but is not a regular file, e.g. "a named pipe (FIFO)" (opening one to read
+    would wait for a writer); None for a regular file or a path that does not exist."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
 
 
 def fsync_file(path: str | os.PathLike) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import struct
 import warnings
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from poke2video.errors import UserError, one_line
-from poke2video.fsutil import os_reason
+from poke2video.fsutil import os_reason, special_file_kind
 
 MAX_SOURCE_PIXELS = 40_000_000  # 8K UHD (7680 x 4320, 33 Mpx) passes; one RGB frame at the limit is 120 MB
 # What Pillow raises on a broken or hostile file besides OSError: fuzzing (tests/test_fuzz_images.py) found
@@ -223,18 +222,14 @@ def _iter_image_folder(folder: Path, sampling: Sampling) -> Iterator[np.ndarray]
             yield square_resize(read_image(file), sampling.resolution)
 
 
-_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
-               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
-
-
 def _check_regular_file(path, where) -> None:
     """Refuse anything but a regular file before opening it (opening a FIFO would wait for a writer)."""
     try:
-        mode = os.stat(path).st_mode
+        os.stat(path)
     except OSError as exc:
         raise ImageUnreadable(where, os_reason(exc), identified=False) from None
-    if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    kind = special_file_kind(path)
+    if kind is not None:
         raise ImageUnreadable(where, f"{kind}, not an image file", identified=False)
 
 

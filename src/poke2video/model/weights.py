@@ -40,10 +40,6 @@ MAX_CONFIG_CHARS = 64 * 1024         # a model config is about 1 KB of JSON
 MAX_METADATA_CHARS = 1024 * 1024     # the caller's metadata (training recipe, step) a few KB
 # Metadata keys this program reads, with the types they must have when present.
 METADATA_TYPES = {"step": (int, "an integer"), "name": (str, "a string"), "impulse_scale": ((int, float), "a number")}
-MAX_CONFIG_CHARS = 64 * 1024         # a model config is about 1 KB of JSON
-MAX_METADATA_CHARS = 1024 * 1024     # the caller's metadata (training recipe, step) a few KB
-# Metadata keys this program reads, with the types they must have when present.
-METADATA_TYPES = {"step": (int, "an integer"), "name": (str, "a string"), "impulse_scale": ((int, float), "a number")}
 WEIGHTS_VERSION = "2"            # what save_model writes: version 1 + the `sha256` digest
 READABLE_VERSIONS = ("1", "2")
 
