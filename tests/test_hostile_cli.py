@@ -250,6 +250,13 @@ def test_a_very_wide_image_is_one_line_not_an_encoder_traceback(root, tmp_path, 
     refused([*argv, "--out", "o" + suffix], tmp_path, "100000x1", f"at most {limit} pixels a side")
 
 
+def test_correlate_refuses_an_image_too_wide_to_track(root, tmp_path):
+    Image.new("RGB", (100000, 1), (200, 10, 10)).save(tmp_path / "wide.png")
+    argv = args_for("correlate", root, image="wide.png")
+    argv[argv.index("--at") + 2] = "0"
+    refused([*argv, "--out", "map.png"], tmp_path, "wide.png: 100000x1 pixels", "at most 32766 pixels a side")
+
+
 def test_a_fifo_given_as_a_file_to_read_is_refused_at_once(root, tmp_path):
     os.mkfifo(tmp_path / "pipe.png")
     runs = [[*args_for(command, root, image="pipe.png"), "--out", "o" + WRITERS[command][1]]

@@ -12,6 +12,7 @@ TRACKERS = ["farneback-fine", "dis-fine", "dis"]  # data/flow.py ESTIMATORS, the
 # Commands that write --out, and whether it is a folder: checked before any work (fsutil.check_output).
 OUT_IS_FOLDER = {"demo": True, "simulate": True, "prepare": True, "merge": True, "train": True, "evaluate": True,
                  "poke": False, "correlate": False}
+MAX_TRACKED_SIDE = 32766  # OpenCV's remap (pixel tracking) needs sides below 2^15 - 1
 # Options naming a file to read: a FIFO, folder or device there is refused before anything opens it.
 INPUT_FILES = ("checkpoint", "image", "vgg_weights", "vgg16_weights", "alexnet_weights", "lpips_vgg_heads",
                "lpips_alex_heads", "i3d_weights")
@@ -337,7 +338,13 @@ def _cmd_evaluate(args) -> None:
 
 
 def _cmd_correlate(args) -> None:
+    from poke2video.data.video import image_header_size
     from poke2video.evaluate.correlate import correlate_to_file
+
+    size = image_header_size(args.image)
+    if size is not None and max(size) > MAX_TRACKED_SIDE:
+        raise UserError(f"{args.image}: {size[0]}x{size[1]} pixels; correlate tracks every pixel with OpenCV, which "
+                        f"takes at most {MAX_TRACKED_SIDE} pixels a side; scale it down first")
 
     correlate_to_file(checkpoint=args.checkpoint, image=args.image, at=tuple(args.at), out=args.out,
                       pokes=args.pokes, seed=args.seed)

@@ -266,6 +266,20 @@ def read_image(source, where=None, max_pixels: int = MAX_SOURCE_PIXELS) -> np.nd
         raise ImageUnreadable(where, str(exc)) from None
 
 
+def image_header_size(path) -> tuple[int, int] | None:
+    """(width, height) an image file's header declares, without decoding it; None when it cannot tell (not a
+    regular file, not an image: `read_image` then says why)."""
+    if special_file_kind(path) is not None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as opened:
+                return opened.size
+        except (*IMAGE_ERRORS, UnidentifiedImageError, Image.DecompressionBombError):
+            return None
+
+
 def _decode(opened: Image.Image) -> Image.Image:
     """The first frame of an opened image, decoded and turned upright by its EXIF orientation."""
     opened.seek(0)
