@@ -47,11 +47,11 @@ def resolve_checkpoint(checkpoint: str | None, folder: Path) -> tuple[str, str]:
     import torch
 
     from poke2video.config import load_preset
-    from poke2video.model import PokeModel, save_model
+    from poke2video.model import build_model, save_model
 
     torch.manual_seed(0)
     path = folder / "cpu64-random.safetensors"
-    save_model(path, PokeModel(load_preset("cpu-64").model), {"name": "cpu-64, random weights"})
+    save_model(path, build_model(load_preset("cpu-64").model), {"name": "cpu-64, random weights"})
     return str(path), "cpu-64 with random weights (no bundled model yet)"
 
 

@@ -18,15 +18,17 @@ import torch
 from bench_prepare import median_seconds  # benchmarks/ is on sys.path when run as a script
 from poke2video.config import TrainConfig, model_config_for
 from poke2video.integrity import content_sha256
-from poke2video.model import PokeModel, load_model, save_model
+from poke2video.model import build_model, load_model, save_model
 from poke2video.model.weights import read_verified
 from poke2video.train.checkpoint import RESUME_FILE, load_resume_state, save_resume_state
 from poke2video.train.steps import build_optimizers
 
 
-def resume_state(model: PokeModel) -> dict:
-    """The model and both stage optimizers with their Adam moments (one zero-gradient step)."""
-    optimizers = build_optimizers(model, None, TrainConfig())
+def resume_state(model: torch.nn.Module) -> dict:
+    """The model and its optimizers (a flow model's one, the paper model's two stages) with their Adam moments
+    (one zero-gradient step)."""
+    optimizers = ({"flow": torch.optim.Adam(model.parameters())} if model.cfg.architecture == "unet"
+                  else build_optimizers(model, None, TrainConfig()))
     for parameter in model.parameters():
         parameter.grad = torch.zeros_like(parameter)
     for optimizer in optimizers.values():
@@ -36,7 +38,7 @@ def resume_state(model: PokeModel) -> dict:
 
 
 def bench_preset(preset: str, repeats: int, folder: Path) -> list[str]:
-    model = PokeModel(model_config_for(preset))
+    model = build_model(model_config_for(preset))
     weights = folder / f"{preset}.safetensors"
     save = median_seconds(lambda: save_model(weights, model, {"step": 1}), repeats)
     load = median_seconds(lambda: load_model(weights), repeats)

@@ -21,11 +21,10 @@ from bench_prepare import median_seconds
 
 from poke2video.config import load_preset
 from poke2video.evaluate.perceptual import vgg19_loss_features
-from poke2video.model import PokeModel, count_parameters
+from poke2video.model import build_model, count_parameters
 from poke2video.train import losses
 from poke2video.train.distributed import DistContext
-from poke2video.train.loop import _build_discriminators
-from poke2video.train.steps import StepRunner
+from poke2video.train.loop import _build_discriminators, make_step_runner
 
 
 def _sync(device: torch.device) -> None:
@@ -52,23 +51,24 @@ def measure(preset: str, bf16: bool, gan: bool, steps: int, device: torch.device
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     torch.manual_seed(0)
-    model = PokeModel(recipe.model).to(device)
+    model = build_model(recipe.model).to(device)
     discriminators = _build_discriminators(dataclasses.replace(recipe, train=train))
     if discriminators is not None:
         discriminators = discriminators.to(device)
     res, frames = recipe.model.resolution, recipe.model.frames
     batch = _synthetic_batch(res, frames, train.batch_size)
     batch = type(batch)(*(getattr(batch, f.name).to(device) for f in dataclasses.fields(batch)))
-    runner = StepRunner(model, discriminators, train, DistContext(device=device), torch.Generator().manual_seed(0))
+    recipe = dataclasses.replace(recipe, train=train)
+    runner = make_step_runner(model, discriminators, recipe, DistContext(device=device), torch.Generator().manual_seed(0))
     step_ms = _median_ms(lambda: runner(batch, step=10**6), steps, device)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
     one = _synthetic_batch(res, frames, 1)
-    source, poke_map = one.source.to(device), one.poke_map.to(device)
+    source, poke_map, poke = one.source.to(device), one.poke_map.to(device), one.poke[:, :4].to(device)
     model.eval()
 
     def infer():
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            model(source, poke_map, steps=frames)
+            model(source, poke_map, steps=frames, poke=poke)
 
     video_ms = _median_ms(infer, 50, device)
     return {"preset": preset, "bf16": bf16, "gan": gan, "params_m": count_parameters(model) / 1e6,

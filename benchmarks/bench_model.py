@@ -30,17 +30,17 @@ def _synthetic_batch(resolution: int, frames: int, size: int):
     poke_map = torch.zeros(size, 2, resolution, resolution)
     poke_map[:, :, 30:33, 30:33] = 4.0
     target = torch.rand(size, frames, 3, resolution, resolution, generator=g) * 2 - 1
-    return Batch(source, poke_map, target, torch.zeros(size, 5), torch.zeros(size, 2, *source.shape[2:]))
+    flows = torch.zeros(size, frames, 2, *source.shape[2:])      # every frame's flow (what a flow model reads)
+    return Batch(source, poke_map, target, torch.zeros(size, 5), flows)
 
 
 def measure(preset: str, bf16: bool, repeats: int, train_batch: int | None, gan: bool) -> dict:
     """One configuration, in this process: inference ms/video and training samples/s."""
     from poke2video.config import load_preset
-    from poke2video.model import PokeModel, count_parameters
+    from poke2video.model import build_model, count_parameters
     from poke2video.train import losses
     from poke2video.train.distributed import DistContext
-    from poke2video.train.loop import _build_discriminators
-    from poke2video.train.steps import StepRunner
+    from poke2video.train.loop import _build_discriminators, make_step_runner
 
     torch.set_flush_denormal(True)  # as training does
     recipe = load_preset(preset)
@@ -52,21 +52,21 @@ def measure(preset: str, bf16: bool, repeats: int, train_batch: int | None, gan:
 
         losses.make_reconstruction_loss = lambda cfg: losses.PerceptualLoss(vgg19_loss_features())
     torch.manual_seed(0)
-    model = PokeModel(recipe.model)
+    model = build_model(recipe.model)
     frames, res = recipe.model.frames, recipe.model.resolution
     one = _synthetic_batch(res, frames, 1)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
 
     def infer():
         with torch.inference_mode(), autocast:
-            model(one.source, one.poke_map, steps=frames)
+            model(one.source, one.poke_map, steps=frames, poke=one.poke[:, :4])
 
     model.eval()
     ms_per_video = median_seconds(infer, repeats, warmup=2) * 1000
     model.train()
     size = train_batch or train.batch_size
     batch = _synthetic_batch(res, frames, size)
-    runner = StepRunner(model, _build_discriminators(recipe), train, DistContext(), torch.Generator().manual_seed(0))
+    runner = make_step_runner(model, _build_discriminators(recipe), recipe, DistContext(), torch.Generator().manual_seed(0))
     step_s = median_seconds(lambda: runner(batch, step=10**6), max(3, repeats // 4), warmup=1)
     return {"preset": preset, "bf16": bf16, "params_m": count_parameters(model) / 1e6,
             "ms_per_video": ms_per_video, "train_batch": size, "samples_per_s": size / step_s,

@@ -12,16 +12,16 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from poke2video.config import model_config_for
-from poke2video.model import PokeModel, count_parameters
+from poke2video.model import build_model, count_parameters
 
 
 def preset_size(preset: str) -> tuple[int, float]:
     cfg = model_config_for(preset)
-    model = PokeModel(cfg).eval()
+    model = build_model(cfg).eval()
     source = torch.zeros(1, 3, cfg.resolution, cfg.resolution)
     poke_map = torch.zeros(1, 2, cfg.resolution, cfg.resolution)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model(source, poke_map, steps=10)
+        model(source, poke_map, steps=10, poke=torch.tensor([[30.0, 30.0, 4.0, 0.0]]))
     return count_parameters(model), counter.get_total_flops() / 1e9
 
 

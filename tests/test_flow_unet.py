@@ -9,7 +9,7 @@ from poke2video.config import ModelConfig, load_preset
 from poke2video.errors import UserError
 from poke2video.model import build_model, load_model, save_model
 from poke2video.model.flow_unet import FlowUNet, poke_channels
-from poke2video.train.flow_steps import flow_endpoint_loss, mirror, moves_loss
+from poke2video.train.flow_steps import cosine_lr, flow_endpoint_loss, mirror, moves_loss
 from poke2video.train.steps import Batch
 
 torch.set_num_threads(1)
@@ -120,3 +120,11 @@ def test_the_architecture_fits_a_handful_of_clips():
         error = (model.eval().forward_flows(source, poke) - flow).norm(dim=2)[..., 12:20, 12:20].mean()
     static = flow.norm(dim=2)[..., 12:20, 12:20].mean()
     assert error < 0.25 * static
+
+
+def test_cosine_lr_falls_from_the_lr_to_its_final_share_over_the_run():
+    assert cosine_lr(2e-3, 0.02, 0, 1000) == pytest.approx(2e-3)
+    assert cosine_lr(2e-3, 0.02, 500, 1000) == pytest.approx(2e-3 * 0.51)
+    assert cosine_lr(2e-3, 0.02, 1000, 1000) == cosine_lr(2e-3, 0.02, 5000, 1000) == pytest.approx(4e-5)
+    rates = [cosine_lr(1.0, 0.0, step, 100) for step in range(101)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))

@@ -1,5 +1,4 @@
 """The warp output (model.output: warp), the poke at every level, and the flow loss that trains them."""
-import dataclasses
 
 import pytest
 import torch

@@ -11,7 +11,7 @@ from PIL import Image
 from poke2video import poker as poker_module
 from poke2video.config import ModelConfig
 from poke2video.errors import UserError
-from poke2video.model import PokeModel, save_model
+from poke2video.model import PokeModel, build_model, save_model
 from poke2video.poker import Poker, load_image
 
 torch.set_num_threads(1)
@@ -161,8 +161,52 @@ def test_traced_and_eager_videos_agree(checkpoint):
 def test_the_bundled_model_loads_and_has_a_model_card():
     poker = Poker.load()
     assert poker_module.DEFAULT_WEIGHTS.is_file() and poker.resolution == 64 and poker.frames == 10
-    assert poker.model.cfg.output == "warp" and poker.metadata["step"] > 0
+    assert poker.model.cfg.architecture == "unet" and poker.has_flow and poker.metadata["step"] > 0
     card = poker_module.DEFAULT_WEIGHTS.with_suffix(".md").read_text()
     assert "poke2video train" in card and "Measured" in card
     video = poker.animate(smooth_image(64, 64), source=(30, 30), target=(34, 27))
     assert video.shape == (10, 64, 64, 3) and video.dtype == np.uint8
+
+
+@pytest.fixture(scope="module")
+def flow_checkpoint(tmp_path_factory):
+    """A tiny flow model whose head moves pixels (random head weights)."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(architecture="unet", resolution=16, unet_channels=[4, 8], time_basis=2, frames=3))
+    torch.nn.init.normal_(model.head.weight, std=0.3)
+    path = tmp_path_factory.mktemp("flow") / "model.safetensors"
+    save_model(path, model, {"step": 1})
+    return path
+
+
+def test_a_flow_model_moves_the_full_resolution_image(flow_checkpoint):
+    traced, eager = Poker.load(flow_checkpoint), Poker.load(flow_checkpoint, trace=False)
+    image = smooth_image(48, 80)
+    video = traced.animate(image, source=(30, 20), target=(36, 17))
+    assert video.shape == (3, 48, 80, 3) and not np.array_equal(video[-1], image)
+    assert np.abs(video.astype(int) - eager.animate(image, source=(30, 20), target=(36, 17))).max() <= 1
+    flows = traced.forward_flow(image, source=(30, 20), target=(36, 17))
+    assert flows.shape == (3, 2, 48, 80) and np.abs(flows).max() > 0.5
+    assert traced.animate(image, (30, 20), (36, 17), output_size="model").shape == (3, 16, 16, 3)
+
+
+def test_pixels_the_flow_leaves_still_are_the_users_own(flow_checkpoint):
+    poker = Poker.load(flow_checkpoint, trace=False)
+    with torch.no_grad():
+        poker.model.head.weight.zero_()                  # a model that moves nothing
+        poker.model.head.bias.zero_()
+    image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    video = poker.animate(image, source=(10, 10), target=(20, 15))
+    assert np.array_equal(video, np.repeat(image[None], 3, axis=0))
+
+
+def test_the_bundled_model_keeps_most_of_a_photo_untouched():
+    """A poke on a 584 x 388 photo: the motion is applied at full resolution, so the pixels that do not move
+    stay within 2/255 of the user's own."""
+    from skimage import data
+
+    photo = np.asarray(Image.fromarray(data.coffee()).resize((584, 388), Image.BILINEAR))
+    video = Poker.load().animate(photo, source=(300, 150), target=(320, 140))
+    assert video.shape == (10, 388, 584, 3)
+    unchanged = (np.abs(video.astype(int) - photo[None]) <= 2).all(axis=-1)       # [T, H, W]
+    assert unchanged.mean() >= 0.8

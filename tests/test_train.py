@@ -251,3 +251,13 @@ def test_every_frame_flow_loss_compares_the_frames_between_too(tmp_path, store):
     assert batch.flow.shape[1] == T
     assert logged_flow_loss(between_changed) > 1.2 * logged_flow_loss(batch)
 
+
+
+def test_in_memory_training_reads_the_same_clips(tmp_path, store):
+    preset = write_preset(tmp_path / "p.yaml")
+    on_disk = train_run(str(store), str(tmp_path / "disk"), str(preset), steps=2)
+    in_memory = train_run(str(store), str(tmp_path / "ram"), str(preset), steps=2, in_memory=True)
+    assert_same_weights(weights_of(on_disk.model), weights_of(in_memory.model))
+    held = in_memory.dataset.store
+    assert type(held.array(0, "frames")) is np.ndarray                  # not a memory map
+    assert np.array_equal(held.array(0, "frames"), Store.open(store).array(0, "frames"))

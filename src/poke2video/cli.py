@@ -178,6 +178,9 @@ def _add_train(sub) -> None:
     p.add_argument("--workers", type=_non_negative_int, default=None,
                    help="processes loading batches, per training process (default: 0 on a CPU, up to 4 on a "
                         "GPU); any number gives the same training, bit for bit")
+    p.add_argument("--in-memory", action="store_true",
+                   help="read the training clips into RAM first (about 0.35 MB per 64 px PokeSim clip): for a "
+                        "machine whose page cache does not keep the store, where training waits on the disk")
     p.set_defaults(func=_cmd_train)
 
 
@@ -312,7 +315,7 @@ def _cmd_train(args) -> None:
 
     train_run(data=args.data, out=args.out, preset=args.preset, steps=args.steps,
               max_minutes=args.max_minutes, resume=args.resume, seed=args.seed, vgg_weights=args.vgg_weights,
-              workers=args.workers, val_data=args.val_data)
+              workers=args.workers, val_data=args.val_data, in_memory=args.in_memory)
 
 
 def _cmd_poke(args) -> None:

@@ -53,7 +53,8 @@ class PokeConfig:
     background_percentile: float = 10.0  # background = flow magnitude below this percentile
     impulse: bool = False               # appendix B: poke = direction + normalised strength
     source: str = "flow"                # flow: sampled from the clip's flow (any video); sim: the simulator's
-    #                                     own poke of each clip (PokeSim stores: its pushed point and drag)
+    #                                     own poke of each clip (PokeSim stores: its pushed point and drag);
+    #                                     auto: sim on a PokeSim store, flow on any other
     seed: int = 0
 
     def validate(self) -> None:
@@ -61,8 +62,8 @@ class PokeConfig:
             raise UserError(f"poke_size must be a positive odd number, got {self.poke_size}")
         if not 0.0 <= self.background_fraction <= 1.0:
             raise UserError(f"background_fraction must lie in [0, 1], got {self.background_fraction}")
-        if self.source not in ("flow", "sim"):
-            raise UserError(f"poke.source must be flow or sim, got {self.source!r}")
+        if self.source not in ("flow", "sim", "auto"):
+            raise UserError(f"poke.source must be flow, sim or auto, got {self.source!r}")
         if self.source == "sim" and self.impulse:
             raise UserError("poke.source: sim gives drags, not impulses; turn poke.impulse off")
         if not 0.0 < self.background_percentile < 100.0:
@@ -288,8 +289,10 @@ class TrainConfig:
     batch_size: int = 10            # clips per step and process (DDP: global batch = this x world size)
     lr: float = 1e-4                # Adam lr of every generator optimizer
     betas: tuple[float, float] = (0.9, 0.999)
-    lr_decay: float = 0.3           # multiply the lr by this at each epoch in lr_decay_epochs
+    lr_decay: float = 0.3           # epochs: multiply the lr by this at each epoch in lr_decay_epochs;
+    #                                 cosine: the lr falls to lr x lr_decay at step `steps`
     lr_decay_epochs: list[int] = field(default_factory=list)
+    lr_schedule: str = "epochs"     # epochs (the paper's steps down) | cosine (unet: half a cosine over `steps`)
     schedule: str = "alternate"     # alternate: stage-1 step then stage-2 step per iteration (authors' code);
     #                                 sequential: stage1_steps of stage 1, then stage 2; single: all jointly
     stage1_steps: int = 0           # sequential schedule only
@@ -325,6 +328,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "log_every", "val_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr_schedule not in ("epochs", "cosine"):
+            raise UserError(f"train.lr_schedule must be epochs or cosine, got {self.lr_schedule!r}")
         if self.flow_frames not in FLOW_FRAMES:
             raise UserError(f"train.flow_frames must be one of {', '.join(FLOW_FRAMES)}, got {self.flow_frames!r}")
         if not 0 <= self.ema < 1:

@@ -27,7 +27,7 @@ from poke2video.data.pokes import impulse_vector, make_poke_map
 from poke2video.data.video import pil_to_rgb, read_image
 from poke2video.errors import UserError
 from poke2video.export import check_video_path, check_video_size, draw_poke_overlay, write_video
-from poke2video.model.render import STILL_PX, render_video
+from poke2video.model.render import STILL_PX, render_box
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
 
@@ -183,19 +183,14 @@ class Poker:
             raise UserError(f"output_size must be 'image' or 'model', got {output_size!r}")
         rgb = load_image(image)
         height, width = rgb.shape[:2]
-        source_xy = check_point("source", source, width, height)
-        target_xy = check_point("target", target, width, height)
+        source_model, displacement = self._model_poke(source, target, width, height)
         res = self.resolution
-        scale = (res / width, res / height)
-        source_model = tuple((v + 0.5) * s - 0.5 for v, s in zip(source_xy, scale))
-        displacement = tuple((t - v) * s for t, v, s in zip(target_xy, source_xy, scale))
-        poke_map = make_poke_map(res, source_model, self.poke_displacement(displacement, mode),
-                                  poke_size_for(res))
         if self.has_flow:
             flows = self._flows(_resize(rgb, res, res), (*source_model, *displacement))
             if output_size == "model":
                 return render_uint8(_resize(rgb, res, res), flows, STILL_PX)
             return render_uint8(rgb, resize_flows(flows, width, height), STILL_PX * max(width, height) / res)
+        poke_map = make_poke_map(res, source_model, self.poke_displacement(displacement, mode), poke_size_for(res))
         video = self._generate(_resize(rgb, res, res), poke_map)
         if output_size == "model" or (width, height) == (res, res):
             return video
@@ -213,14 +208,18 @@ class Poker:
             return None
         rgb = load_image(image)
         height, width = rgb.shape[:2]
+        source_model, displacement = self._model_poke(source, target, width, height)
+        flows = self._flows(_resize(rgb, self.resolution, self.resolution), (*source_model, *displacement))
+        return resize_flows(flows, width, height).numpy()
+
+    def _model_poke(self, source, target, width: int, height: int) -> tuple[tuple[float, float], tuple[float, float]]:
+        """A poke in the image's pixels (checked to lie inside it) -> (source pixel, drag) in the model's pixels."""
         source_xy = check_point("source", source, width, height)
         target_xy = check_point("target", target, width, height)
-        res = self.resolution
-        scale = (res / width, res / height)
+        scale = (self.resolution / width, self.resolution / height)
         source_model = tuple((v + 0.5) * s - 0.5 for v, s in zip(source_xy, scale))
         displacement = tuple((t - v) * s for t, v, s in zip(target_xy, source_xy, scale))
-        flows = self._flows(_resize(rgb, res, res), (*source_model, *displacement))
-        return resize_flows(flows, width, height).numpy()
+        return source_model, displacement
 
     def _flows(self, frame: np.ndarray, poke: tuple[float, ...]) -> torch.Tensor:
         """uint8 frame [R, R, 3] + the poke (x, y, dx, dy; model pixels) -> forward flows [T, 2, R, R] (CPU)."""
@@ -286,11 +285,14 @@ def resize_flows(flows: torch.Tensor, width: int, height: int) -> torch.Tensor:
 
 def render_uint8(rgb: np.ndarray, flows: torch.Tensor, still_px: float) -> np.ndarray:
     """uint8 image [H, W, 3] carried along forward flows [T, 2, H, W] -> uint8 video [T, H, W, 3]; pixels
-    whose flow stays within `still_px` keep their value (`render.render_video`)."""
-    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+    whose flow stays within `still_px` keep their value (`render.render_box`: only its box is computed)."""
+    video = np.repeat(rgb[None], len(flows), axis=0)
+    image = torch.tensor(rgb).permute(2, 0, 1)[None].float()
     with torch.inference_mode():
-        video = render_video(image, flows[None].float(), still_px)[0]
-    return video.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        box, frames = render_box(image, flows[None].float(), still_px)
+    if box is not None:
+        video[:, box[0], box[1]] = frames[0].round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return video
 
 
 def poke_to_file(checkpoint: str | None, image, source, target, out: str, overlay: bool = False) -> Path:

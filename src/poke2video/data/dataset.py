@@ -50,10 +50,11 @@ class PokeDataset(Dataset):
         self._estimator = None   # the store's flow method, made on first use (flow_frames all without gt_flow)
         if self.flow_frames == "all" and not self.has_gt_flow:
             self._check_step_flows()
-        if self.poke.source == "sim" and not all(self.store.has_array(v, "gt_poke")
-                                                  for v in range(len(self.store.videos))):
+        has_sim_pokes = all(self.store.has_array(v, "gt_poke") for v in range(len(self.store.videos)))
+        if self.poke.source == "sim" and not has_sim_pokes:
             raise UserError(f"{self.store.root} has no simulator pokes (`gt_poke`, written by `poke2video "
                             "simulate`): poke.source: sim needs a PokeSim store")
+        self.poke_source = ("sim" if has_sim_pokes else "flow") if self.poke.source == "auto" else self.poke.source
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -106,7 +107,7 @@ class PokeDataset(Dataset):
         return self._poke(index, self.clip_flow(index))
 
     def _poke(self, index: int, flow: np.ndarray) -> tuple[tuple[float, float], tuple[float, float], bool]:
-        if self.poke.source == "sim":
+        if self.poke_source == "sim":
             video, row = self._video_row(index)
             x, y, _, _, drag_x, drag_y, *_, is_background = (float(v) for v in self.store.array(video, "gt_poke")[row])
             return (x, y), (drag_x, drag_y), bool(is_background)

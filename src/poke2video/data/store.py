@@ -206,6 +206,7 @@ class Store:
         self.videos: list[dict[str, Any]] = manifest["videos"]
         self.splits: dict[str, list[list[int]]] = manifest["splits"]
         self._clips_cache: dict[str, np.ndarray] = {}
+        self._held: dict[tuple[int, str], np.ndarray] = {}   # (video, array) -> in RAM (`hold_in_memory`)
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, verify_hashes: bool = False) -> "Store":
@@ -222,7 +223,19 @@ class Store:
 
     # arrays ---------------------------------------------------------------------------------------
     def array(self, video: int, name: str) -> np.ndarray:
+        held = self._held.get((video, name))
+        if held is not None:
+            return held
         return _mmap(str(self.root / self.videos[video]["dir"] / f"{name}.npy"))
+
+    def hold_in_memory(self, names: list[str], videos=None) -> None:
+        """Read the named arrays of `videos` (default: all) into RAM once, so that later reads never wait on
+        the disk; arrays a video does not have are skipped."""
+        videos = range(len(self.videos)) if videos is None else videos
+        for video in tqdm(list(videos), desc="read into memory", unit="video", file=sys.stderr, leave=False):
+            for name in names:
+                if self.has_array(video, name) and (video, name) not in self._held:
+                    self._held[(video, name)] = np.array(self.array(video, name))
 
     def frames(self, video: int) -> np.ndarray:   # uint8 [N, H, W, 3]
         return self.array(video, "frames")

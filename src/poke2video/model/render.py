@@ -71,15 +71,23 @@ def background_plate(image: torch.Tensor, still: torch.Tensor) -> torch.Tensor:
 def render_video(image: torch.Tensor, forward_flows: torch.Tensor, still_px: float = STILL_PX) -> torch.Tensor:
     """image [B, C, H, W], forward_flows [B, T, 2, H, W] (px, source -> frame t) -> video [B, T, C, H, W].
 
-    A pixel whose flow stays within `still_px` at every frame keeps its exact value. Only the box around
-    the pixels that move and where they go (plus a margin for the background plate) is rendered; the rest
-    of each frame is the image itself."""
+    A pixel whose flow stays within `still_px` at every frame keeps its exact value: only the box that
+    `render_box` gives is rendered, the rest of each frame is the image itself."""
+    video = image[:, None].repeat(1, forward_flows.shape[1], 1, 1, 1)
+    box, frames = render_box(image, forward_flows, still_px)
+    if box is not None:
+        video[..., box[0], box[1]] = frames
+    return video
+
+
+def render_box(image: torch.Tensor, forward_flows: torch.Tensor, still_px: float = STILL_PX):
+    """(box, frames): the (rows, columns) slices around the pixels that move, where they go and a margin for
+    the background plate, and the video inside it [B, T, C, h, w]; (None, None) when nothing moves."""
     batch, steps, _, height, width = forward_flows.shape
     top_speed = torch.hypot(forward_flows[:, :, 0], forward_flows[:, :, 1]).amax(dim=1)    # [B, H, W]
-    video = image[:, None].repeat(1, steps, 1, 1, 1)
     moving = top_speed > still_px
     if not moving.any():
-        return video
+        return None, None
     ys, xs = moving.any(dim=0).nonzero(as_tuple=True)
     reach = int(top_speed.max().ceil()) + BOX_MARGIN
     y0, y1 = max(int(ys.min()) - reach, 0), min(int(ys.max()) + reach + 1, height)
@@ -90,5 +98,4 @@ def render_video(image: torch.Tensor, forward_flows: torch.Tensor, still_px: flo
     still = (speed <= still_px).repeat_interleave(steps, dim=0)                              # [B*T, h, w]
     colour, coverage = splat(crop.repeat_interleave(steps, dim=0), flows.flatten(0, 1), still)
     frames = coverage * colour + (1 - coverage) * plate.repeat_interleave(steps, dim=0)
-    video[..., box[0], box[1]] = frames.unflatten(0, (batch, steps))
-    return video
+    return box, frames.unflatten(0, (batch, steps))

@@ -3,12 +3,12 @@
 The loss is the plain (unsquared) endpoint error of every frame's forward flow, averaged over pixels with
 the pixels that truly move (over `MOVING_PX` at that frame) weighted `train.moving_weight` times a still
 one, plus `train.moves_weight` times the cross-entropy of the "moves" mask against the pixels that move at
-any frame. With `train.flip`, half of the clips are mirrored left-right (image, poke and flows), which
+any frame. The lr follows `train.lr_schedule` (cosine: recomputed every step). With `train.flip`, half of the clips are mirrored left-right (image, poke and flows), which
 physics allows: nothing in a clip knows left from right.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
+import math
 
 import torch
 import torch.nn.functional as F
@@ -16,8 +16,8 @@ from torch import nn
 
 from poke2video.config import TrainConfig
 from poke2video.model.render import MOVING_PX
-from poke2video.train.distributed import DistContext, average_gradients
-from poke2video.train.steps import Batch
+from poke2video.train.distributed import DistContext
+from poke2video.train.steps import Batch, apply_loss, autocast_for
 
 
 def flow_endpoint_loss(predicted: torch.Tensor, target: torch.Tensor, moving_weight: float) -> torch.Tensor:
@@ -32,6 +32,12 @@ def moves_loss(moves_logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """moves_logit [B, 1, H, W], target flows [B, T, 2, H, W] -> cross-entropy against "moves at any frame"."""
     moves = (torch.hypot(target[:, :, 0], target[:, :, 1]).amax(dim=1, keepdim=True) > MOVING_PX)
     return F.binary_cross_entropy_with_logits(moves_logit, moves.to(moves_logit.dtype))
+
+
+def cosine_lr(lr: float, final_factor: float, step: int, steps: int) -> float:
+    """Half a cosine from `lr` at step 0 to `lr * final_factor` at `steps` (and after)."""
+    progress = min(step / max(steps, 1), 1.0)
+    return lr * (final_factor + (1.0 - final_factor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def mirror(batch: Batch, flip: torch.Tensor) -> Batch:
@@ -55,17 +61,20 @@ class FlowStepRunner:
         self.optimizers = {"flow": torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)}
 
     def autocast(self):
-        if not self.cfg.bf16:
-            return nullcontext()
-        return torch.autocast(device_type=self.ctx.device.type, dtype=torch.bfloat16)
+        return autocast_for(self.cfg, self.ctx)
 
     def set_lr_for_epoch(self, epoch: int) -> None:
-        decays = sum(epoch >= e for e in self.cfg.lr_decay_epochs)
+        if self.cfg.lr_schedule == "epochs":
+            self._set_lr(self.cfg.lr * self.cfg.lr_decay ** sum(epoch >= e for e in self.cfg.lr_decay_epochs))
+
+    def _set_lr(self, lr: float) -> None:
         for group in self.optimizers["flow"].param_groups:
-            group["lr"] = self.cfg.lr * self.cfg.lr_decay ** decays
+            group["lr"] = lr
 
     def __call__(self, batch: Batch, step: int) -> dict[str, float]:
         cfg = self.cfg
+        if cfg.lr_schedule == "cosine":
+            self._set_lr(cosine_lr(cfg.lr, cfg.lr_decay, step, cfg.steps))
         if batch.flow.dim() != 5:
             raise ValueError("a flow model trains on the flow of every frame (train.flow_frames: all or auto)")
         if cfg.flip:
@@ -77,9 +86,5 @@ class FlowStepRunner:
         endpoint = flow_endpoint_loss(flows.float(), batch.flow, cfg.moving_weight)
         moves = moves_loss(moves_logit.float(), batch.flow)
         loss = endpoint + cfg.moves_weight * moves
-        optimizer = self.optimizers["flow"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        average_gradients(list(self.model.parameters()), self.ctx)
-        optimizer.step()
+        apply_loss(self.optimizers["flow"], loss, self.ctx)
         return {"loss/flow_endpoint": endpoint.item(), "loss/moves": moves.item(), "loss/total": loss.item()}

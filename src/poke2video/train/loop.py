@@ -5,7 +5,8 @@
     train_run(data="data/pokesim64", out="runs/b", val_data="data/pokesim64-val", max_minutes=30)
 
 `steps` is the step the run ends at (counted from the run's start, across resumes); `max_minutes` is
-this invocation's wall-clock budget; `workers` the processes loading batches (None: `default_workers`).
+this invocation's wall-clock budget; `workers` the processes loading batches (None: `default_workers`);
+`in_memory` reads the training videos' arrays into RAM before the first step.
 `val_data` is a separate store to validate on: the run then also keeps the weights that scored best there
 (lowest `val/flow_error` for a flow model, `val/endpoint_error` for the paper's model) as
 best.safetensors.
@@ -42,7 +43,8 @@ from poke2video.train.validate import Validator, held_back_positions
 
 def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = None,
               max_minutes: float | None = None, resume: bool = False, seed: int = 0,
-              vgg_weights: str | None = None, workers: int | None = None, val_data: str | None = None) -> "Trainer":
+              vgg_weights: str | None = None, workers: int | None = None, val_data: str | None = None,
+              in_memory: bool = False) -> "Trainer":
     """Train into run directory `out`; returns the finished Trainer (its `.model` holds the weights)."""
     if max_minutes is not None and not max_minutes > 0:
         raise UserError(f"--max-minutes must be positive, got {max_minutes}")
@@ -63,6 +65,8 @@ def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = N
         else:
             ckpt.check_new_run_dir(run_dir)
             recipe = load_preset(preset)
+            if steps is not None:      # the run's length: what a cosine lr schedule spans
+                recipe.train.steps = steps
         if vgg_weights is not None:
             recipe.train.vgg_weights = vgg_weights
         recipe.train.poke = dataclasses.replace(recipe.train.poke, seed=seed)
@@ -70,8 +74,10 @@ def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = N
             ckpt.remove_stale_temporaries(run_dir)
         barrier(ctx)  # every rank has checked the run directory before rank 0 writes into it
         val_store = Store.open(val_data) if val_data is not None else None
-        trainer = Trainer(recipe, Store.open(data), run_dir, seed, ctx, workers, resumed=resume,
-                          val_store=val_store)
+        store = Store.open(data)
+        if in_memory:
+            store.hold_in_memory(TRAINING_ARRAYS, videos=np.unique(store.clips("train")[:, 0]))
+        trainer = Trainer(recipe, store, run_dir, seed, ctx, workers, resumed=resume, val_store=val_store)
         if has_state:
             trainer.load_state(ckpt.load_resume_state(run_dir))
             trainer.save_export()  # a kill between the two checkpoint writes left it a checkpoint behind
@@ -86,12 +92,23 @@ def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = N
         shutdown(ctx)
 
 
+TRAINING_ARRAYS = ["frames", "starts", "flow", "motion", "gt_flow", "gt_poke", "step_flow"]   # what items read
+
+
 def _resumed_val_data(run_dir: Path, saved: str | None, given: str | None) -> str | None:
     """A resumed run validates where it started; a different --val-data is an error, not a silent switch."""
     if given is not None and (saved is None or Path(given).resolve() != Path(saved)):
         raise UserError(f"{run_dir} validates on {saved or 'its own store'}; a resumed run keeps that "
                         f"(leave out --val-data or start a new run)")
     return saved
+
+
+def make_step_runner(model: torch.nn.Module, discriminators: torch.nn.ModuleDict | None, recipe: Preset,
+                     ctx: DistContext, generator: torch.Generator):
+    """The training iteration for the recipe's model: FlowStepRunner (unet) or StepRunner (the paper's gru)."""
+    if recipe.model.architecture == "unet":
+        return FlowStepRunner(model, recipe.train, ctx, generator)
+    return StepRunner(model, discriminators, recipe.train, ctx, generator)
 
 
 def _build_discriminators(recipe: Preset) -> torch.nn.ModuleDict | None:
@@ -122,8 +139,7 @@ class Trainer:
         if self.discriminators is not None:
             self.discriminators.to(ctx.device).train()
         self.generator = torch.Generator().manual_seed(seed)
-        self.runner = (FlowStepRunner(self.model, cfg, ctx, self.generator) if recipe.model.architecture == "unet"
-                       else StepRunner(self.model, self.discriminators, cfg, ctx, self.generator))
+        self.runner = make_step_runner(self.model, self.discriminators, recipe, ctx, self.generator)
         self.dataset = PokeDataset(store, "train", poke=cfg.poke, flow_frames=cfg.flow_frames)
         if cfg.flow_frames == "auto" and cfg.flow_weight > 0 and ctx.is_main:
             where = ("every frame (the store has per-frame flow)" if self.dataset.flow_frames == "all"

@@ -47,6 +47,21 @@ def _optimizer_parameters(optimizer: torch.optim.Optimizer) -> list[nn.Parameter
     return [p for group in optimizer.param_groups for p in group["params"]]
 
 
+def apply_loss(optimizer: torch.optim.Optimizer, loss: torch.Tensor, ctx: DistContext) -> None:
+    """One optimizer step on `loss`, gradients averaged over the processes (DDP)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    average_gradients(_optimizer_parameters(optimizer), ctx)
+    optimizer.step()
+
+
+def autocast_for(cfg: TrainConfig, ctx: DistContext):
+    """bf16 autocast on the run's device when `train.bf16`, else nothing."""
+    if not cfg.bf16:
+        return nullcontext()
+    return torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16)
+
+
 def build_optimizers(model: nn.Module, discriminators: nn.ModuleDict | None,
                      cfg: TrainConfig) -> dict[str, torch.optim.Optimizer]:
     def adam(modules, lr):
@@ -76,9 +91,7 @@ class StepRunner:
             self.recon_loss.to(ctx.device)
 
     def autocast(self):
-        if not self.cfg.bf16:
-            return nullcontext()
-        return torch.autocast(device_type=self.ctx.device.type, dtype=torch.bfloat16)
+        return autocast_for(self.cfg, self.ctx)
 
     def set_lr_for_epoch(self, epoch: int) -> None:
         decays = sum(epoch >= e for e in self.cfg.lr_decay_epochs)
@@ -99,11 +112,7 @@ class StepRunner:
         return logs
 
     def _apply(self, name: str, loss: torch.Tensor) -> None:
-        optimizer = self.optimizers[name]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        average_gradients(_optimizer_parameters(optimizer), self.ctx)
-        optimizer.step()
+        apply_loss(self.optimizers[name], loss, self.ctx)
 
     def _reconstruction_step(self, batch: Batch) -> dict[str, float]:
         """Stage 1: encode and decode the source frame and one random target frame per clip."""
