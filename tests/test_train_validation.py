@@ -82,3 +82,27 @@ def test_val_data_must_match_the_model_and_exist(setup, tmp_path, capsys):
                  "--steps", "1", "--val-data", str(tmp_path / "missing")])
     assert code != 0 and "missing" in capsys.readouterr().err
     assert not (tmp_path / "b" / "config.json").exists()
+
+
+def test_a_flow_model_is_validated_and_picked_on_its_flows(tmp_path_factory):
+    """A flow model on PokeSim: flow error on object pixels (moving and still apart), moving IoU, and the
+    error of no motion beside them; best.safetensors is the step with the lowest flow error."""
+    from poke2video.sim.generate import simulate_dataset
+
+    root = tmp_path_factory.mktemp("flowval")
+    train_store = simulate_dataset(root / "train", clips=20, seed=1)
+    val_store = simulate_dataset(root / "val", clips=20, seed=2)
+    preset = root / "unet.yaml"
+    preset.write_text("model: {architecture: unet, unet_channels: [8, 16], time_basis: 2}\n"
+                      "train: {batch_size: 4, lr: 0.003, flow_frames: all, gan: {start_step: -1}, "
+                      "poke: {source: sim}, val_every: 2, val_clips: 12, log_every: 1, checkpoint_every: 2}\n")
+    trainer = train_run(str(train_store), str(root / "run"), str(preset), steps=4, val_data=str(val_store))
+    rows = [json.loads(line) for line in (root / "run" / "metrics.jsonl").read_text().splitlines()]
+    scores = [row for row in rows if "val/flow_error" in row]
+    assert not any("val/endpoint_error" in row for row in rows)           # a flow model is not tracked
+    assert [row["step"] for row in scores] == [2, 4]
+    for row in scores:
+        assert 0 <= row["val/moving_iou"] <= 1 and row["val/static_flow_error"] > 0
+        assert row["val/flow_error_still"] < row["val/flow_error_moving"]
+    best = min(scores, key=lambda row: row["val/flow_error"])
+    assert read_header(root / "run" / "best.safetensors")[1]["step"] == best["step"] == trainer.best["step"]

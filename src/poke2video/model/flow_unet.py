@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from poke2video.config import ModelConfig
+from poke2video.model.poke_model import Prediction
 from poke2video.model.render import render_video
 
 POKE_CHANNELS = 8
@@ -114,8 +115,6 @@ class FlowUNet(nn.Module):
     def predict(self, source_frame: torch.Tensor, poke_map: torch.Tensor | None = None, steps: int | None = None,
                 poke: torch.Tensor | None = None):
         """The common model interface (`PokeModel.predict`): needs `poke` [B, 4+]; the poke map is not read."""
-        from poke2video.model.poke_model import Prediction
-
         if poke is None:
             raise ValueError("FlowUNet.predict needs the poke (x, y, dx, dy)")
         flows = self.forward_flows(source_frame, poke, steps)

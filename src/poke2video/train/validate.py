@@ -124,9 +124,7 @@ class Validator:
 
 def _object_mask(dataset: PokeDataset, index: int) -> np.ndarray:
     """bool [H, W]: the object pixels of the clip's first frame (PokeSim's segments), else every pixel."""
-    video, start = dataset.clip_start(index)
-    store, resolution = dataset.store, dataset.store.resolution
-    if not store.has_array(video, "gt_segments"):
-        return np.ones((resolution, resolution), bool)
-    row = int(dataset.clips[index][1])
-    return np.asarray(store.array(video, "gt_segments")[row, 0]) > 0
+    video, row = (int(v) for v in dataset.clips[index])
+    if not dataset.store.has_array(video, "gt_segments"):
+        return np.ones((dataset.store.resolution,) * 2, bool)
+    return np.asarray(dataset.store.array(video, "gt_segments")[row, 0]) > 0
