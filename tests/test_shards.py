@@ -55,7 +55,7 @@ def test_merged_shards_equal_one_prepare_of_all_inputs(real_inputs):
 
 
 def test_merge_of_three_shards_with_the_plants_split(real_inputs):
-    options = dict(REAL, preset="plants")
+    options = dict(REAL, layout="plants")
     reference = prepare_dataset([real_inputs], "all", **options)
     merged = merge_shards(prepare_shards(real_inputs, 3, **options), "merged")
     assert store_bytes(merged) == store_bytes(reference)

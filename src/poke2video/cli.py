@@ -121,11 +121,15 @@ def _add_prepare(sub) -> None:
                                    "centre-crop them, compute optical flow, and write a dataset store.")
     p.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR", help="video files or directories")
     p.add_argument("--out", type=_path, required=True, help="dataset directory to create")
-    p.add_argument("--preset", default="generic", choices=["generic", "plants", "iper", "taichi", "h36m"],
-                   help="dataset layout and split rules (default: generic)")
+    layouts = ["generic", "plants", "iper", "taichi", "h36m"]
+    p.add_argument("--layout", default="generic", choices=layouts,
+                   help="where the videos lie and how they are split: generic (any videos, a seeded 80/20 split) "
+                        "or a paper dataset as downloaded (default: generic)")
+    p.add_argument("--preset", dest="layout", choices=layouts, default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # the option's former name, still accepted
     p.add_argument("--res", type=_positive_int, default=64, help="square resolution in pixels (default 64)")
     p.add_argument("--stride", type=_positive_int, default=None,
-                   help="keep every k-th frame (default: the preset's)")
+                   help="keep every k-th frame (default: the layout's)")
     p.add_argument("--clip-length", type=_positive_int, default=10, help="frames per clip after the first (T)")
     p.add_argument("--start-step", type=_positive_int, default=1, help="frames between clip starts")
     p.add_argument("--seed", type=int, default=0, help="seed of the generic 80/20 split")
@@ -293,7 +297,7 @@ def _cmd_simulate(args) -> None:
 def _cmd_prepare(args) -> None:
     from poke2video.data.prepare import prepare_dataset
 
-    prepare_dataset(inputs=args.inputs, out=args.out, preset=args.preset, resolution=args.res,
+    prepare_dataset(inputs=args.inputs, out=args.out, layout=args.layout, resolution=args.res,
                     stride=args.stride, clip_length=args.clip_length, start_step=args.start_step,
                     seed=args.seed, skip_bad=args.skip_bad, overwrite=args.overwrite, shard=args.shard)
 

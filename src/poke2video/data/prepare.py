@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from poke2video.config import DataConfig, to_dict
 from poke2video.data.flow import FlowEstimator, chain_flows, get_flow_estimator
-from poke2video.data.presets import DatasetPreset, VideoSource, collect_sources, get_preset, make_splits
+from poke2video.data.presets import DatasetLayout, VideoSource, collect_sources, get_layout, make_splits
 from poke2video.data.shards import shard_header, shard_indices
 from poke2video.data.store import StoreWriter, VideoFiles, file_sha256
 from poke2video.data.video import Sampling, image_files, iter_frames
@@ -37,30 +37,31 @@ STILL_FLOW_PX = 0.5  # a video whose clip flow never reaches this magnitude anyw
 class PrepareOptions:
     """Everything that decides the bytes of a store (written to its header; a resume must match)."""
 
-    preset: DatasetPreset
+    layout: DatasetLayout
     data: DataConfig
     seed: int = 0
 
     def header(self) -> dict[str, Any]:
+        # "preset" names the layout in a store's header (the old word, kept so existing stores still resume)
         return {"resolution": self.data.resolution, "clip_length": self.data.clip_length,
-                "flow_method": self.data.flow_method, "preset": self.preset.name,
+                "flow_method": self.data.flow_method, "preset": self.layout.name,
                 "data_config": to_dict(self.data), "split_seed": self.seed}
 
 
-def prepare_dataset(inputs, out, preset: str = "generic", resolution: int = 64, stride: int | None = None,
+def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, stride: int | None = None,
                     clip_length: int = 10, start_step: int = 1, seed: int = 0, skip_bad: bool = False,
                     overwrite: bool = False, shard: tuple[int, int] | None = None) -> Path:
     """Build the store at `out` from `inputs` (video files / folders); returns its path.
 
     `shard=(i, n)` prepares only the inputs at positions g with g mod n = i (see data/shards.py).
     """
-    dataset_preset = get_preset(preset)
+    dataset_layout = get_layout(layout)
     data = DataConfig(resolution=resolution, clip_length=clip_length,
-                      frame_stride=stride or dataset_preset.frame_stride,
-                      target_fps=None if stride else dataset_preset.target_fps, start_step=start_step)
+                      frame_stride=stride or dataset_layout.frame_stride,
+                      target_fps=None if stride else dataset_layout.target_fps, start_step=start_step)
     data.validate()
-    options = PrepareOptions(dataset_preset, data, seed)
-    sources = collect_sources(dataset_preset, [str(p) for p in inputs])
+    options = PrepareOptions(dataset_layout, data, seed)
+    sources = collect_sources(dataset_layout, [str(p) for p in inputs])
     header, indices = options.header(), list(range(len(sources)))
     if shard is not None:
         indices = shard_indices(len(sources), shard)
@@ -69,7 +70,7 @@ def prepare_dataset(inputs, out, preset: str = "generic", resolution: int = 64, 
     done = _prepare_videos(writer, [(g, sources[g]) for g in indices], options, skip_bad)
     if not done.records and shard is None:
         raise UserError(f"no usable video among {len(sources)} input(s); see the messages above")
-    splits = make_splits(dataset_preset, done.kept, [r["num_frames"] for r in done.records], seed)
+    splits = make_splits(dataset_layout, done.kept, [r["num_frames"] for r in done.records], seed)
     fields = None if shard is None else {"shard": dict(header["shard"], videos=done.kept_index,
                                                        skipped=done.skipped_index)}
     return writer.finalize(done.records, splits, done.skipped, fields=fields)

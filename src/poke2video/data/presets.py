@@ -1,5 +1,5 @@
-"""Dataset presets: where the videos of each paper dataset lie in its official download, the frame
-rate it is used at, and how it is split into train and test.
+"""Dataset layouts (`prepare --layout`): where the videos of each paper dataset lie in its official
+download, the frame rate it is used at, and how it is split into train and test.
 
     generic  any videos / image folders; whole videos go to test by a seeded 80/20 split
     plants   Poking-Plants: one video per plant; the last fifth of every video's frames is test
@@ -36,25 +36,25 @@ class VideoSource:
 
 
 @dataclass(frozen=True)
-class DatasetPreset:
+class DatasetLayout:
     name: str
     frame_stride: int = 1
     target_fps: float | None = None
 
 
-PRESETS = {
-    "generic": DatasetPreset("generic"),
-    "plants": DatasetPreset("plants"),
-    "iper": DatasetPreset("iper"),
-    "taichi": DatasetPreset("taichi", frame_stride=2),
-    "h36m": DatasetPreset("h36m", target_fps=6.25),
+LAYOUTS = {
+    "generic": DatasetLayout("generic"),
+    "plants": DatasetLayout("plants"),
+    "iper": DatasetLayout("iper"),
+    "taichi": DatasetLayout("taichi", frame_stride=2),
+    "h36m": DatasetLayout("h36m", target_fps=6.25),
 }
 
 
-def get_preset(name: str) -> DatasetPreset:
-    if name not in PRESETS:
-        raise UserError(f"unknown dataset preset {name!r}; available: {', '.join(PRESETS)}")
-    return PRESETS[name]
+def get_layout(name: str) -> DatasetLayout:
+    if name not in LAYOUTS:
+        raise UserError(f"unknown dataset layout {name!r}; available: {', '.join(LAYOUTS)}")
+    return LAYOUTS[name]
 
 
 # collecting inputs -------------------------------------------------------------------------------
@@ -102,16 +102,16 @@ def _first_visit(path: Path, seen: dict[str, Path]) -> bool:
     return False
 
 
-def collect_sources(preset: DatasetPreset, inputs: list[str]) -> list[VideoSource]:
-    """The preset's videos under `inputs`, in a deterministic order, each with its fixed split."""
+def collect_sources(layout: DatasetLayout, inputs: list[str]) -> list[VideoSource]:
+    """The layout's videos under `inputs`, in a deterministic order, each with its fixed split."""
     roots = [Path(p) for p in inputs]
-    if preset.name in ("generic", "plants"):
+    if layout.name in ("generic", "plants"):
         seen: dict[str, Path] = {}
         sources = [VideoSource(path, _name(path, root)) for root in roots for path in find_videos(root, seen)]
     else:
         if len(roots) != 1:
-            raise UserError(f"preset {preset.name} takes one folder (the dataset's root), got {len(roots)}")
-        sources = {"iper": _collect_iper, "taichi": _collect_taichi, "h36m": _collect_h36m}[preset.name](roots[0])
+            raise UserError(f"layout {layout.name} takes one folder (the dataset's root), got {len(roots)}")
+        sources = {"iper": _collect_iper, "taichi": _collect_taichi, "h36m": _collect_h36m}[layout.name](roots[0])
     if not sources:
         raise UserError(f"no videos found in {', '.join(inputs)} (mp4, avi, mkv, webm or image folders)")
     return sources
@@ -129,7 +129,7 @@ def _collect_iper(root: Path) -> list[VideoSource]:
     for split in ("train", "test"):
         listing = root / f"{split}.txt"
         if not listing.is_file():
-            raise UserError(f"{listing} is missing: the iper preset needs the official train.txt and test.txt")
+            raise UserError(f"{listing} is missing: the iper layout needs the official train.txt and test.txt")
         for line in listing.read_text().split():
             key = _iper_key(line)
             match = videos.get(key) or _unique_suffix_match(videos, key)
@@ -155,7 +155,7 @@ def _collect_taichi(root: Path) -> list[VideoSource]:
     for split in ("train", "test"):
         folder = root / split
         if not folder.is_dir():
-            raise UserError(f"{folder} is missing: the taichi preset needs ROOT/train/ and ROOT/test/")
+            raise UserError(f"{folder} is missing: the taichi layout needs ROOT/train/ and ROOT/test/")
         sources += [VideoSource(p, f"{split}/{p.relative_to(folder).as_posix()}", split)
                     for p in find_videos(folder)]
     return sources
@@ -175,17 +175,17 @@ def _collect_h36m(root: Path) -> list[VideoSource]:
 
 # splits ------------------------------------------------------------------------------------------
 
-def make_splits(preset: DatasetPreset, sources: list[VideoSource], frame_counts: list[int],
+def make_splits(layout: DatasetLayout, sources: list[VideoSource], frame_counts: list[int],
                 seed: int) -> dict[str, list[list[int]]]:
     """Train/test segments over the kept videos (index i = sources[i], with frame_counts[i] frames)."""
     splits: dict[str, list[list[int]]] = {"train": [], "test": []}
-    if preset.name == "plants":
+    if layout.name == "plants":
         for video, count in enumerate(frame_counts):
             cut = count - count // 5
             splits["train"].append([video, 0, cut])
             splits["test"].append([video, cut, count])
         return splits
-    assigned = ([s.split for s in sources] if preset.name != "generic"
+    assigned = ([s.split for s in sources] if layout.name != "generic"
                 else _seeded_video_split(len(sources), seed))
     for video, (split, count) in enumerate(zip(assigned, frame_counts)):
         splits[split].append([video, 0, count])

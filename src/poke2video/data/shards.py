@@ -1,6 +1,6 @@
 """Sharded `prepare` and `poke2video merge`.
 
-`prepare --shard i/n` collects the same input list as a plain `prepare` (the preset's order: inputs as
+`prepare --shard i/n` collects the same input list as a plain `prepare` (the layout's order: inputs as
 given, each searched in natural path order) and keeps the videos whose position g in that list has
 g mod n = i. Each shard is a complete store of its own; its video directories keep the global number
 (`videos/<g>`), and its manifest has a `shard` section: index, count, the number of inputs, a sha256 of
@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from poke2video.data.presets import VideoSource, get_preset, make_splits
+from poke2video.data.presets import VideoSource, get_layout, make_splits
 from poke2video.data.store import Store, StoreWriter, video_dir_name
 from poke2video.errors import UserError
 
@@ -63,7 +63,7 @@ def merge_shards(shards: list[str | os.PathLike], out: str | os.PathLike, overwr
             writer.adopt_video(g, store.root / record["dir"], record)
     records = [record for _, _, record in videos]
     kept = [VideoSource(Path(r["source"]), r["name"], r.get("split_hint")) for r in records]
-    splits = make_splits(get_preset(header["preset"]), kept, [r["num_frames"] for r in records],
+    splits = make_splits(get_layout(header["preset"]), kept, [r["num_frames"] for r in records],
                          header["split_seed"])
     return writer.finalize(records, splits, _skipped_in_order(stores))
 
