@@ -33,6 +33,7 @@ def wait_ready(url: str, process, seconds: float = 60) -> dict:
     raise AssertionError("the app did not answer")
 
 
+@pytest.mark.slow
 def test_app_serves_on_loopback_and_stops_on_ctrl_c(checkpoint):
     port = free_port()
     process = start_app("--checkpoint", checkpoint, "--port", port)
@@ -47,6 +48,7 @@ def test_app_serves_on_loopback_and_stops_on_ctrl_c(checkpoint):
     assert f"http://127.0.0.1:{port}/" in out
 
 
+@pytest.mark.slow
 def test_port_in_use_is_one_line(checkpoint):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -63,6 +65,7 @@ def test_a_port_out_of_range_is_one_line(checkpoint, port, message):
     assert process.returncode == 2 and message in err and err.strip().count("\n") == 0
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_is_one_line(tmp_path):
     process = start_app("--checkpoint", tmp_path / "nope.safetensors", "--port", free_port())
     _, err = process.communicate(timeout=60)

@@ -1,28 +1,24 @@
-"""The app under load, briefly: 8 clients dragging for a few seconds (benchmarks/load_app.py's loop).
+"""The app under load, briefly: 8 clients dragging for a few seconds (app_load_support.py's loop).
 
 Only 200 and the documented 429 may come back, and the server must still answer afterwards. The full
 minute against the bundled model is `benchmarks/load_app.py` (docs/benchmarks.md).
 """
-import sys
-from pathlib import Path
-
 import httpx
 import numpy as np
 import pytest
 import torch
 
+from app_load_support import drag, memory_summary, run_load
 from app_support import TINY, ServerThread
 from poke2video.app.images import Limits
 from poke2video.app.server import create_app
 from poke2video.model import PokeModel
 from poke2video.poker import Poker
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from load_app import drag, memory_summary, run_load  # noqa: E402
-
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("think_ms, max_waiting", [(80, 4), (0, 1)])   # the page's pace; hammering a short queue
 def test_eight_dragging_clients_get_only_200_and_429(think_ms, max_waiting):
     torch.manual_seed(0)

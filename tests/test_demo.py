@@ -39,6 +39,7 @@ def test_true_frames_line_up_with_the_models():
     assert demo.true_frame_indices(3, 10) == [3, 7, 10]
 
 
+@pytest.mark.slow
 def test_demo_command_writes_videos_and_a_contact_sheet(checkpoint, tmp_path):
     out = tmp_path / "nested" / "demo"
     result = subprocess.run([sys.executable, "-m", "poke2video", "demo", "--out", str(out),

@@ -193,6 +193,7 @@ def run(*args):
     return subprocess.run([sys.executable, "-m", "poke2video", *map(str, args)], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_the_oracle_needs_a_pokesim_store(tmp_path):
     store = make_tiny_store(tmp_path / "flows")
     result = run("evaluate", "--data", store, "--baselines", "static,oracle", "--out", tmp_path / "out",
@@ -203,6 +204,7 @@ def test_the_oracle_needs_a_pokesim_store(tmp_path):
         evaluate(Store.open(store), "test", [oracle_method("oracle")], EvalOptions(**OFFLINE))
 
 
+@pytest.mark.slow
 def test_evaluate_with_the_oracle_on_a_fresh_pokesim_store(tmp_path):
     data, out = tmp_path / "sim", tmp_path / "report"
     assert run("simulate", "--out", data, "--clips", 40, "--seed", 7).returncode == 0

@@ -54,6 +54,7 @@ def test_chain_of_still_steps_is_zero_and_of_one_step_is_that_step():
 
 
 
+@pytest.mark.slow
 def test_fine_farneback_tracks_true_pokesim_clips_closer_than_fine_dis(tmp_path):
     # The metrics' tracker: on real PokeSim clips the poked pixel should end nearer its true place.
     from poke2video.data.store import Store

@@ -94,6 +94,7 @@ def test_mirroring_flips_image_poke_and_flow_together():
     assert flipped.flow[0, 0, 0, 1, 6] == -2.0 and flipped.flow[1, 0, 0, 1, 1] == 2.0
 
 
+@pytest.mark.slow
 def test_the_architecture_fits_a_handful_of_clips():
     """Overfit: four clips of a square pushed right or down; the flow error falls far below no motion's."""
     torch.manual_seed(0)

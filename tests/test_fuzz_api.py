@@ -88,6 +88,7 @@ def call(case, checks) -> None:
         assert_one_line(response.json()["detail"])
 
 
+@pytest.mark.slow
 @fuzz(120)
 @given(data=st.data())
 def test_schema_valid_requests(api, data):
@@ -97,6 +98,7 @@ def test_schema_valid_requests(api, data):
     call(case, CHECKS)
 
 
+@pytest.mark.slow
 @fuzz(80)
 @given(data=st.data())
 def test_schema_violating_requests_are_refused_with_4xx(api, data):

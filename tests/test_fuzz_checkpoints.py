@@ -8,6 +8,7 @@ import json
 import time
 
 import numpy as np
+import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
@@ -57,6 +58,7 @@ def metadata_texts(draw) -> str:
     return json.dumps({key: draw(VALUES) for key in keys})
 
 
+@pytest.mark.slow
 @fuzz(80)
 @given(config=model_configs(), metadata=metadata_texts())
 @example(config=json.dumps({**TINY.to_dict(), "frames": 10**9}), metadata="{}")       # was: a poke never ending

@@ -171,6 +171,7 @@ def check_run(argv: list[str], root: Path, written: str) -> None:
         assert sorted(p.name for p in root.iterdir()) == listing, err
 
 
+@pytest.mark.slow
 @fuzz(25)
 @given(argv=POKE)
 @example(argv=["poke", "--image", "img.png", "--source", "1", "1", "--target", "2", "2", "--out", ""])
@@ -178,6 +179,7 @@ def test_poke_arguments(files, argv):
     check_run(argv, files, "")
 
 
+@pytest.mark.slow
 @fuzz(15)
 @given(argv=CORRELATE)
 @example(argv=["correlate", "--checkpoint", "tiny.safetensors", "--image", "img.png", "--at", "3", "4", "--out",
@@ -193,6 +195,7 @@ def test_simulate_arguments(files, argv):
     check_run(argv, files, "manifest.json")
 
 
+@pytest.mark.slow
 @fuzz(15)
 @given(argv=EVALUATE)
 @example(argv=["evaluate", "--checkpoint", "t32.safetensors", "--data", "store", "--out", "", "--lpips", "off",

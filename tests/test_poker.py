@@ -122,6 +122,7 @@ def run_poke(*args):
                           capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_poke_command_writes_mp4_and_gif(checkpoint, tmp_path):
     Image.fromarray(smooth_image(20, 30)).save(tmp_path / "img.png")
     common = ["--checkpoint", checkpoint, "--image", tmp_path / "img.png", "--source", 4, 5, "--target", 9, 8]
@@ -137,6 +138,7 @@ def test_poke_command_writes_mp4_and_gif(checkpoint, tmp_path):
     assert np.abs(first - smooth_image(20, 30)).mean() < 8      # the image itself opens the video (palette)
 
 
+@pytest.mark.slow
 def test_poke_command_errors_leave_nothing(checkpoint, tmp_path):
     Image.fromarray(smooth_image(20, 30)).save(tmp_path / "img.png")
     for out, extra, message in [("v.avi", [], ".mp4 or .gif"), ("v.mp4", ["--source", 40, 5], "outside")]:

@@ -83,6 +83,7 @@ def test_killed_run_resumes_to_identical_bytes(tmp_path, monkeypatch):
     assert store_bytes(out) == store_bytes(reference)
 
 
+@pytest.mark.slow
 def test_sigkilled_cli_run_resumes_to_identical_bytes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the same relative input path in both runs, so records match too
     for i in range(8):
@@ -159,6 +160,7 @@ def run_cli(*args, cwd):
     return subprocess.run([str(cli), "prepare", *args], cwd=cwd, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(tmp_path):
     make_inputs(tmp_path / "in", count=2)
     good = run_cli("in", "--out", "d", "--res", "32", "--clip-length", "4", "--start-step", "3", cwd=tmp_path)

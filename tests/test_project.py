@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -42,6 +44,7 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "poke2video", *args], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_every_command_has_help():
     top = run_cli("--help")
     assert top.returncode == 0

@@ -167,6 +167,7 @@ def _running(pid: int) -> bool:
     return state not in ("Z", "X")   # a zombie is dead, only not yet reaped
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with the parent on Linux (prctl)")
 def test_workers_die_with_a_killed_simulate(tmp_path):
     """SIGKILL on `simulate --workers 2` alone: its workers die too, instead of finishing their chunks beside

@@ -77,6 +77,7 @@ def assert_one_line(result, command: str, pattern: str) -> None:
 # sizes and shapes; an altered byte of the same size needs the sha256 of `verify`, below).
 @pytest.mark.parametrize("damage, command", [(truncate, "train"), (remove, "evaluate"), (cut_manifest, "train"),
                                              (reshape_manifest, "evaluate"), (escape, "train")])
+@pytest.mark.slow
 def test_train_and_evaluate_refuse_a_damaged_store(tmp_path, damage, command):
     pattern = damage(make_tiny_store(tmp_path / "data"))
     args = ["--data", "data", "--out", "out"] + (["--steps", "1"] if command == "train" else ["--no-fvd"])
@@ -84,6 +85,7 @@ def test_train_and_evaluate_refuse_a_damaged_store(tmp_path, damage, command):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", [truncate, append, remove, cut_manifest, reshape_manifest, escape, alter])
 def test_verify_names_the_damage(tmp_path, damage):
     pattern = damage(make_tiny_store(tmp_path / "data"))

@@ -1,19 +1,21 @@
 """SIGKILL `poke2video train` (the real command, in a subprocess) during checkpoint writes and at a seeded
 random moment, resume each time, and end bit for bit where an uninterrupted run ends: the same
 model.safetensors content (tensors and metadata), the same resume state (weights, optimizer moments,
-step, epoch, RNG) and the same metrics.jsonl rows (wall-clock values aside). The long variant: benchmarks/fault_injection_train.py.
+step, epoch, RNG) and the same metrics.jsonl rows (wall-clock values aside). The long form with many
+kills: `python tests/train_fault_support.py` (same code).
 """
 import random
 import signal
 
 import pytest
 
-from fault_support import attempt, differences, train_args
 from poke2video.fsutil import stale_temporaries
 from poke2video.train.checkpoint import RESUME_FILE, WEIGHTS_FILE
 from poke2video.train.loop import train_run
+from train_fault_support import attempt, differences, train_args
 from train_support import make_tiny_store, write_preset
 
+pytestmark = pytest.mark.slow
 STEPS = 8  # 12 training clips / batch 4 = 3 steps per epoch; a checkpoint every 2 steps
 KILLED = -signal.SIGKILL
 

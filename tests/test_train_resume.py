@@ -39,6 +39,7 @@ def full_state(trainer) -> dict[str, torch.Tensor]:
     return state
 
 
+@pytest.mark.slow
 def test_stop_then_resume_equals_an_uninterrupted_run(tmp_path, setup):
     store, preset, straight = setup
     first = train_run(str(store), str(tmp_path / "run"), str(preset), steps=2)
@@ -104,6 +105,7 @@ def run_cli(*args):
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+@pytest.mark.slow
 def test_train_command_end_to_end(tmp_path, setup):
     store, preset, _ = setup
     out = tmp_path / "run"

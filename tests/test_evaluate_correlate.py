@@ -13,7 +13,7 @@ from poke2video.evaluate.cases import EvalCase, subtree_mask, subtree_segments
 from poke2video.evaluate.correlate import (average_ranks, correlate_to_file, correlation_map, random_targets,
                                            structure_auc)
 from poke2video.poker import Poker
-from test_baselines import texture
+from test_evaluate_baselines import texture
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +92,7 @@ def run_correlate(*args):
                           capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_correlate_command(checkpoint, tmp_path):
     Image.fromarray(texture(32, seed=5)).save(tmp_path / "img.png")
     common = ["--checkpoint", checkpoint, "--image", tmp_path / "img.png", "--pokes", 2]

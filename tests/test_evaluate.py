@@ -106,6 +106,7 @@ def test_lpips_and_fvd_are_computed_from_given_files(sim, tmp_path, offline):
     assert set(result.fvd) == {"static", "warp"} and all(np.isfinite(v) and v >= 0 for v in result.fvd.values())
 
 
+@pytest.mark.slow
 def test_report_folder_holds_parseable_files(sim, checkpoint, tmp_path):
     methods = [evaluator.model_method(str(checkpoint)), *baseline_methods("static"), real_clip_method()]
     result = evaluate(sim, "test", methods, EvalOptions(structure_clips=1, structure_pokes=2, **OFFLINE_OFF))
@@ -164,6 +165,7 @@ def run_cli(*args):
                           capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_evaluate_command_writes_the_report(sim, checkpoint, tmp_path):
     out = tmp_path / "reports" / "a"
     result = run_cli("--checkpoint", checkpoint, "--data", sim.root, "--limit", 2, "--out", out, "--lpips", "off",
@@ -178,6 +180,7 @@ def test_evaluate_command_writes_the_report(sim, checkpoint, tmp_path):
     assert again.returncode == 2 and "--overwrite" in again.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_tracker_choices_are_the_flow_estimators_and_are_recorded(sim, checkpoint, tmp_path):
     from poke2video.cli import TRACKERS
     from poke2video.data.flow import ESTIMATORS
@@ -189,6 +192,7 @@ def test_evaluate_tracker_choices_are_the_flow_estimators_and_are_recorded(sim, 
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["options"]["tracker"] == "dis-fine"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["--data", "{tmp}/missing"], "no such dataset"),
     (["--data", "{sim}", "--baselines", "static,nearest"], "unknown baseline"),
