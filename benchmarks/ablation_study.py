@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="PokeSim store (poke2video simulate)")
     parser.add_argument("--out", required=True, help="study folder")
     parser.add_argument("--minutes-per-model", type=float, required=True, help="training budget of every model")
-    parser.add_argument("--preset", default="cpu-64", help="the full model's preset (name or YAML)")
+    parser.add_argument("--preset", default="paper-64", help="the full model's preset: the paper's GRU model (name or YAML)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated subset of " + ", ".join(VARIANTS))
     parser.add_argument("--splits", default="test,test_unseen")

@@ -12,8 +12,8 @@ from poke2video.evaluate.evaluator import EvalOptions
 from train_support import write_preset
 
 
-def test_every_variant_of_cpu64_is_a_valid_preset(tmp_path):
-    presets = study.variant_presets("cpu-64", list(study.VARIANTS))
+def test_every_variant_of_paper128_is_a_valid_preset(tmp_path):
+    presets = study.variant_presets("paper-128", list(study.VARIANTS))
     assert list(presets) == ["full", "bottleneck_rnn", "no_traj", "single_stage", "K1", "K2", "K3"]
     assert presets["full"] == {"model": presets["no_traj"]["model"], "train": {**presets["no_traj"]["train"],
                                                                                "traj_weight": 0.1}}
@@ -25,6 +25,8 @@ def test_every_variant_of_cpu64_is_a_valid_preset(tmp_path):
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(json.loads(json.dumps(preset))))
         load_preset(str(path))  # validates
+    with pytest.raises(UserError, match="not the paper's GRU model"):
+        study.variant_presets("cpu-64", ["full"])
 
 
 @pytest.mark.slow

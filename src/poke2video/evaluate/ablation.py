@@ -1,6 +1,6 @@
 """The paper's ablation study (Table 3 plus the depth K) on PokeSim, with equal wall-clock budgets.
 
-`run_study` trains a preset's model (default cpu-64) and its ablations, each for the same number of
+`run_study` trains a preset of the paper's GRU model (default paper-64) and its ablations, each for the same number of
 minutes (`train_run`): `full`; `bottleneck_rnn` (model.dynamics: three stacked GRU cells at the
 bottleneck, finer skips fixed to the source's features); `no_traj` (train.traj_weight 0); `single_stage`
 (train.schedule single); `K1`, `K2`, `K3` (model.levels below the preset's). Then one evaluator call per
@@ -48,6 +48,9 @@ DONE_FILE = "study.json"
 def variant_presets(base_preset: str, names: list[str]) -> dict[str, dict]:
     """{name: preset dict} for the chosen variants of `base_preset`; K variants at or above its K are skipped."""
     base = to_dict(load_preset(base_preset))
+    if base["model"]["architecture"] != "gru":
+        raise UserError(f"preset {base_preset} is not the paper's GRU model (architecture gru), whose parts the "
+                        "study varies; use paper-64, paper-128 or a YAML file of that model")
     presets = {}
     for name in names:
         if name not in VARIANTS:
@@ -104,7 +107,7 @@ def write_study(out: Path, summaries: dict[str, dict], trained: dict[str, dict],
     return path
 
 
-def run_study(data: str, out: str, minutes_per_model: float, preset: str = "cpu-64",
+def run_study(data: str, out: str, minutes_per_model: float, preset: str = "paper-64",
               variants: list[str] | None = None, splits: tuple[str, ...] = ("test", "test_unseen"),
               baselines: str = "static,warp", options: EvalOptions = EvalOptions(), command: str = "") -> Path:
     """Train every variant of `preset` for `minutes_per_model` (seed `options.seed`), score them all on
