@@ -222,7 +222,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--no-motion", action="store_true", help="skip the motion error (tracks every object pixel)")
     p.add_argument("--tracker", choices=TRACKERS, default=TRACKERS[0],
                    help="optical flow that tracks pixels for the endpoint, motion and structure metrics "
-                        f"(default {TRACKERS[0]}; docs/ablation was measured with dis-fine)")
+                        f"(default {TRACKERS[0]})")
     p.add_argument("--lpips", choices=["vgg", "alex", "off"], default="vgg", help="LPIPS variant (default vgg)")
     p.add_argument("--vgg16-weights", default=None, metavar="PATH", help="torchvision VGG16 file (LPIPS vgg)")
     p.add_argument("--alexnet-weights", default=None, metavar="PATH", help="torchvision AlexNet file (LPIPS alex)")

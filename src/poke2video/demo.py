@@ -55,8 +55,8 @@ def _load_poker(checkpoint: str | None) -> Poker:
         raise UserError(
             f"no bundled model ({poker_module.DEFAULT_WEIGHTS} is missing; reinstall poke2video), or train "
             "one on PokeSim and poke with it: "
-            "poke2video simulate --out data/pokesim64 --clips 4000 && "
-            "poke2video train --data data/pokesim64 --out runs/a --max-minutes 30 && "
+            "poke2video simulate --out data/pokesim64 --clips 4000 --procedural && "
+            "poke2video train --data data/pokesim64 --out runs/a --steps 2000 --in-memory && "
             "poke2video demo --checkpoint runs/a/model.safetensors")
     return Poker.load(checkpoint)
 
@@ -142,5 +142,5 @@ def _print_summary(out_dir: Path, scenes, videos: list[Path], sheet: Path, secon
     print("try next:")
     print("  poke2video poke --image YOUR.png --source X Y --target X Y --out poke.mp4 --overlay")
     print("  poke2video app        # drag on images in your browser: http://127.0.0.1:7860")
-    print("  poke2video simulate --out data/pokesim64 --clips 4000 && "
-          "poke2video train --data data/pokesim64 --out runs/a --max-minutes 30")
+    print("  poke2video simulate --out data/pokesim64 --clips 4000 --procedural && "
+          "poke2video train --data data/pokesim64 --out runs/a --steps 2000 --in-memory")

@@ -28,27 +28,29 @@ def splat(image: torch.Tensor, flow: torch.Tensor, still: torch.Tensor) -> tuple
 
     colour: the front-weighted mean of the pixels that land on each pixel (0 where none lands);
     coverage: the plain bilinear weight that landed there, clamped to [0, 1]. A still pixel lands on itself
-    with weight 1, so only the moving pixels are scattered (a photo's few percent)."""
+    with weight 1, so only the moving pixels are scattered (a photo's few percent). The sums are kept
+    channels-last, [N, H, W, C + 2], so every scattered pixel adds one row."""
     batch, channels, height, width = image.shape
-    magnitude = torch.hypot(flow[:, 0], flow[:, 1])                                                # [N, H, W]
-    moving = ~still
-    still = still[:, None].to(image.dtype)
-    ones = torch.ones_like(still)
-    accumulated = torch.cat([image * still, still, still], dim=1)                 # [N, C + 2, H, W]
-    n, ys, xs = moving.nonzero(as_tuple=True)
-    if len(n):
-        front = torch.exp(FRONT * magnitude[n, ys, xs].clamp(max=8.0))           # [M]
-        values = torch.cat([image[n, :, ys, xs] * front[:, None], front[:, None], ones[n, :, ys, xs]], dim=1)
-        x, y = xs + flow[n, 0, ys, xs], ys + flow[n, 1, ys, xs]
+    pixels = image.permute(0, 2, 3, 1)                                               # [N, H, W, C] (a view)
+    kept = still[..., None].to(image.dtype)
+    accumulated = torch.cat([pixels * kept, kept, kept], dim=-1).reshape(-1, channels + 2)   # [N*H*W, C + 2]
+    moving = (~still).flatten().nonzero().squeeze(1)                                 # [M] flat pixel indices
+    if len(moving):
+        motion = flow.permute(0, 2, 3, 1).reshape(-1, 2)[moving]                    # [M, 2] px
+        front = torch.exp(FRONT * torch.hypot(motion[:, 0], motion[:, 1]).clamp(max=8.0))
+        values = torch.cat([pixels.reshape(-1, channels)[moving] * front[:, None], front[:, None],
+                            torch.ones_like(front)[:, None]], dim=1)                # [M, C + 2]
+        n, rest = moving // (height * width), moving % (height * width)
+        x, y = (rest % width).to(flow.dtype) + motion[:, 0], (rest // width).to(flow.dtype) + motion[:, 1]
         x0, y0 = x.floor(), y.floor()
-        flat = accumulated.permute(0, 2, 3, 1).reshape(-1, channels + 2)          # [N*H*W, C + 2], a copy
-        for corner_x, corner_y in ((x0, y0), (x0 + 1, y0), (x0, y0 + 1), (x0 + 1, y0 + 1)):
-            weight = (1 - (x - corner_x).abs()) * (1 - (y - corner_y).abs())
-            inside = (corner_x >= 0) & (corner_x < width) & (corner_y >= 0) & (corner_y < height)
-            weight = torch.where(inside, weight, torch.zeros_like(weight))
-            index = (n * height + corner_y.clamp(0, height - 1).long()) * width + corner_x.clamp(0, width - 1).long()
-            flat.index_add_(0, index, values * weight[:, None])
-        accumulated = flat.view(batch, height, width, channels + 2).permute(0, 3, 1, 2)
+        corner_x = torch.stack([x0, x0 + 1, x0, x0 + 1])                             # [4, M]
+        corner_y = torch.stack([y0, y0, y0 + 1, y0 + 1])
+        weight = (1 - (x - corner_x).abs()) * (1 - (y - corner_y).abs())
+        inside = (corner_x >= 0) & (corner_x < width) & (corner_y >= 0) & (corner_y < height)
+        weight = weight * inside
+        index = (n * height + corner_y.clamp(0, height - 1).long()) * width + corner_x.clamp(0, width - 1).long()
+        accumulated.index_add_(0, index.flatten(), (values[None] * weight[..., None]).flatten(0, 1))
+    accumulated = accumulated.view(batch, height, width, channels + 2).permute(0, 3, 1, 2)
     colour = accumulated[:, :channels] / accumulated[:, channels:channels + 1].clamp(min=1e-6)
     return colour, accumulated[:, channels + 1:].clamp(0.0, 1.0)
 
