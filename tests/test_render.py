@@ -68,3 +68,18 @@ def test_rendering_a_box_is_the_same_as_rendering_everything():
     outside[40 - reach:44 + reach, 40 - reach:44 + reach] = False
     assert torch.equal(video[0, :, :, outside], image[0][:, outside].expand(3, -1, -1))
     assert not torch.equal(video[0, -1], image[0])
+
+
+def test_a_small_flow_moves_a_large_image_and_leaves_the_rest_exact():
+    """render_upscaled: a flow on a 16 x 16 grid applied to a 64 x 64 image (4 px per grid cell)."""
+    from poke2video.model.render import render_upscaled
+
+    image = torch.rand(1, 3, 64, 64)
+    flows = torch.zeros(1, 2, 2, 16, 16)
+    flows[0, :, 0, 4:8, 4:8] = 2.0                                  # a block of the grid moves 2 cells right
+    box, frames = render_upscaled(image, flows)
+    last = image[0].clone()
+    last[:, box[0], box[1]] = frames[0, -1]
+    assert torch.allclose(last[:, 20:28, 28:36], image[0, :, 20:28, 20:28], atol=0.02)   # 8 px right, inside
+    assert torch.equal(last[:, 48:, 48:], image[0, :, 48:, 48:])                          # far away: exact
+    assert render_upscaled(image, torch.zeros(1, 2, 2, 16, 16)) == (None, None)

@@ -27,7 +27,7 @@ from poke2video.data.pokes import impulse_vector, make_poke_map
 from poke2video.data.video import pil_to_rgb, read_image
 from poke2video.errors import UserError
 from poke2video.export import check_video_path, check_video_size, draw_poke_overlay, write_video
-from poke2video.model.render import STILL_PX, render_box
+from poke2video.model.render import STILL_PX, render_box, render_upscaled
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
 
@@ -189,7 +189,7 @@ class Poker:
             flows = self._flows(_resize(rgb, res, res), (*source_model, *displacement))
             if output_size == "model":
                 return render_uint8(_resize(rgb, res, res), flows, STILL_PX)
-            return render_uint8(rgb, resize_flows(flows, width, height), STILL_PX * max(width, height) / res)
+            return render_uint8(rgb, flows, STILL_PX)
         poke_map = make_poke_map(res, source_model, self.poke_displacement(displacement, mode), poke_size_for(res))
         video = self._generate(_resize(rgb, res, res), poke_map)
         if output_size == "model" or (width, height) == (res, res):
@@ -284,12 +284,15 @@ def resize_flows(flows: torch.Tensor, width: int, height: int) -> torch.Tensor:
 
 
 def render_uint8(rgb: np.ndarray, flows: torch.Tensor, still_px: float) -> np.ndarray:
-    """uint8 image [H, W, 3] carried along forward flows [T, 2, H, W] -> uint8 video [T, H, W, 3]; pixels
-    whose flow stays within `still_px` keep their value (`render.render_box`: only its box is computed)."""
+    """uint8 image [H, W, 3] carried along forward flows [T, 2, h, w] -> uint8 video [T, H, W, 3]; pixels
+    whose flow stays within `still_px` (of the flow's grid) keep their value. A flow of the image's size is
+    splatted (`render.render_box`); a smaller one is turned around at its size and the image read along it
+    (`render.render_upscaled`); either way only the box that moves is computed."""
     video = np.repeat(rgb[None], len(flows), axis=0)
     image = torch.tensor(rgb).permute(2, 0, 1)[None].float()
+    render = render_box if flows.shape[-2:] == rgb.shape[:2] else render_upscaled
     with torch.inference_mode():
-        box, frames = render_box(image, flows[None].float(), still_px)
+        box, frames = render(image, flows[None].float(), still_px)
     if box is not None:
         video[:, box[0], box[1]] = frames[0].round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return video

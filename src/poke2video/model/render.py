@@ -13,6 +13,8 @@ renders the model's 64 px frames and a flow upsampled to a full-resolution photo
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -101,3 +103,47 @@ def render_box(image: torch.Tensor, forward_flows: torch.Tensor, still_px: float
     colour, coverage = splat(crop.repeat_interleave(steps, dim=0), flows.flatten(0, 1), still)
     frames = coverage * colour + (1 - coverage) * plate.repeat_interleave(steps, dim=0)
     return box, frames.unflatten(0, (batch, steps))
+
+
+def render_upscaled(image: torch.Tensor, forward_flows: torch.Tensor, still_px: float = STILL_PX):
+    """(box, frames) like `render_box`, for an image larger than the flow: image [1, C, H, W] at full size,
+    forward_flows [1, T, 2, h, w] in pixels of the flow's own grid.
+
+    Splatting every moving pixel of a large image is slow, so the flow is turned around where it is small:
+    its own field is splatted along itself (`splat` of -F), giving at h x w where each pixel of frame t
+    comes from and how much of it is covered. Those are scaled up to the image's size, the image is read
+    bilinearly where they point and the background plate fills what is uncovered. Where no moving pixel
+    lands nearby the backward flow is exactly zero and the coverage one, so the image is read at its own
+    pixel centres: once rounded to 8 bits, those pixels keep their exact value."""
+    _, steps, _, low_h, low_w = forward_flows.shape
+    height, width = image.shape[-2:]
+    scale_x, scale_y = width / low_w, height / low_h
+    flows = forward_flows[0]                                                           # [T, 2, h, w]
+    top_speed = torch.hypot(flows[:, 0], flows[:, 1]).amax(dim=0)                    # [h, w]
+    moving = top_speed > still_px
+    if not moving.any():
+        return None, None
+    ys, xs = moving.nonzero(as_tuple=True)
+    reach = int(top_speed.max().ceil()) + 2
+    y0, y1 = max(int(ys.min()) - reach, 0), min(int(ys.max()) + reach + 1, low_h)
+    x0, x1 = max(int(xs.min()) - reach, 0), min(int(xs.max()) + reach + 1, low_w)
+    box = (slice(int(y0 * scale_y), min(int(math.ceil(y1 * scale_y)), height)),
+           slice(int(x0 * scale_x), min(int(math.ceil(x1 * scale_x)), width)))
+    still = (top_speed <= still_px)[None].expand(steps, -1, -1)
+    backward, coverage = splat(-flows, flows, still)                                  # [T, 2, h, w], [T, 1, h, w]
+    size = (height, width)
+    fields = F.interpolate(torch.cat([backward, coverage], dim=1), size=size, mode="bilinear",
+                           align_corners=False)[..., box[0], box[1]]                     # [T, 3, h', w']
+    backward = fields[:, :2] * torch.tensor([scale_x, scale_y]).view(1, 2, 1, 1)
+    coverage = fields[:, 2:]
+    speed = F.interpolate(top_speed[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+    speed = speed[box[0], box[1]] * max(scale_x, scale_y)
+    crop = image[..., box[0], box[1]]
+    plate = background_plate(crop, (speed <= MOVING_PX * max(scale_x, scale_y))[None, None].to(image.dtype))
+    rows = torch.arange(box[0].start, box[0].stop, dtype=image.dtype).view(1, -1, 1)
+    cols = torch.arange(box[1].start, box[1].stop, dtype=image.dtype).view(1, 1, -1)
+    grid = torch.stack([(cols + backward[:, 0]) * (2.0 / max(width - 1, 1)) - 1.0,
+                        (rows + backward[:, 1]) * (2.0 / max(height - 1, 1)) - 1.0], dim=-1)   # [T, h', w', 2]
+    sampled = F.grid_sample(image.expand(steps, -1, -1, -1), grid, mode="bilinear", padding_mode="border",
+                            align_corners=True)
+    return box, (plate + coverage * (sampled - plate))[None]
