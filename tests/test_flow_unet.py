@@ -92,6 +92,12 @@ def test_mirroring_flips_image_poke_and_flow_together():
     assert torch.equal(flipped.source[0], source[0].flip(-1)) and torch.equal(flipped.source[1], source[1])
     assert flipped.poke[0].tolist() == [6.0, 1, -2, 0, 0] and flipped.poke[1].tolist() == poke[1].tolist()
     assert flipped.flow[0, 0, 0, 1, 6] == -2.0 and flipped.flow[1, 0, 0, 1, 1] == 2.0
+    poke_map = torch.zeros(2, 2, 8, 8)
+    poke_map[:, 0, 1, 1] = 2.0                                     # the map carries the same drag
+    target = torch.rand(2, 1, 3, 8, 8)
+    both = mirror(Batch(source, poke_map, target, poke, flow), torch.tensor([True, False]))
+    assert both.poke_map[0, 0, 1, 6] == -2.0 and torch.equal(both.poke_map[1], poke_map[1])
+    assert torch.equal(both.target[0], target[0].flip(-1)) and torch.equal(both.target[1], target[1])
 
 
 @pytest.mark.slow

@@ -41,16 +41,20 @@ def cosine_lr(lr: float, final_factor: float, step: int, steps: int) -> float:
 
 
 def mirror(batch: Batch, flip: torch.Tensor) -> Batch:
-    """The clips where `flip` [B] is True mirrored left-right: image, poke (x, dx) and flows (x component)."""
+    """The clips where `flip` [B] is True mirrored left-right, every field alike: the source and target
+    frames, the poke (x, dx), and the poke map and flows with their x components negated."""
+    def mirrored(tensor: torch.Tensor, vectors: bool = False) -> torch.Tensor:
+        out = tensor.flip(-1)
+        if vectors:                                         # (x, y) along dim -3: [.., 2, H, W]
+            out = out * torch.tensor([-1.0, 1.0], device=tensor.device).view(2, 1, 1)
+        return torch.where(flip.view(-1, *[1] * (tensor.dim() - 1)), out, tensor)
+
     width = batch.source.shape[-1]
-    pick = flip.view(-1, 1, 1, 1)
-    source = torch.where(pick, batch.source.flip(-1), batch.source)
     poke = batch.poke.clone()
     poke[flip, 0] = width - 1 - poke[flip, 0]
     poke[flip, 2] = -poke[flip, 2]
-    flows = batch.flow.flip(-1) * torch.tensor([-1.0, 1.0], device=batch.flow.device).view(1, 1, 2, 1, 1)
-    flows = torch.where(flip.view(-1, 1, 1, 1, 1), flows, batch.flow)
-    return Batch(source, batch.poke_map, batch.target, poke, flows)
+    return Batch(mirrored(batch.source), mirrored(batch.poke_map, vectors=True), mirrored(batch.target), poke,
+                 mirrored(batch.flow, vectors=True))
 
 
 class FlowStepRunner:
