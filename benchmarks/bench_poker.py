@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
+    cv2.setNumThreads(torch.get_num_threads())   # the renderer's OpenCV calls use as many threads as torch
     poker = Poker.load(args.checkpoint)
     paper = Poker(build_model(model_config_for("paper-64")), trace=True)
     small = photo(poker.resolution)
@@ -52,7 +53,7 @@ def main() -> None:
             ("checkpoint", "512 px", median_ms(poker, photo(512), args.repeats)),
             ("paper-64 (untrained)", "64 px", median_ms(paper, photo(64), args.repeats))]
     reference = rows[-1][2]
-    print(f"torch threads: {torch.get_num_threads()}")
+    print(f"torch threads: {torch.get_num_threads()}, OpenCV threads: {cv2.getNumThreads()}")
     print("| model | image and output | ms / video | vs paper-64 |")
     print("|---|---|---|---|")
     for name, size, ms in rows:

@@ -289,12 +289,16 @@ def render_uint8(rgb: np.ndarray, flows: torch.Tensor, still_px: float) -> np.nd
     splatted (`render.render_box`); a smaller one is turned around at its size and the image read along it
     (`render.render_upscaled`); either way only the box that moves is computed."""
     video = np.repeat(rgb[None], len(flows), axis=0)
-    image = torch.tensor(rgb).permute(2, 0, 1)[None].float()
-    render = render_box if flows.shape[-2:] == rgb.shape[:2] else render_upscaled
     with torch.inference_mode():
-        box, frames = render(image, flows[None].float(), still_px)
+        if flows.shape[-2:] == rgb.shape[:2]:
+            image = torch.tensor(rgb).permute(2, 0, 1)[None].float()
+            box, frames = render_box(image, flows[None].float(), still_px)
+            if box is not None:
+                frames = frames[0].round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        else:
+            box, frames = render_upscaled(rgb, flows.float(), still_px)
     if box is not None:
-        video[:, box[0], box[1]] = frames[0].round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        video[:, box[0], box[1]] = frames
     return video
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -105,21 +107,21 @@ def render_box(image: torch.Tensor, forward_flows: torch.Tensor, still_px: float
     return box, frames.unflatten(0, (batch, steps))
 
 
-def render_upscaled(image: torch.Tensor, forward_flows: torch.Tensor, still_px: float = STILL_PX):
-    """(box, frames) like `render_box`, for an image larger than the flow: image [1, C, H, W] at full size,
-    forward_flows [1, T, 2, h, w] in pixels of the flow's own grid.
+def render_upscaled(rgb: np.ndarray, forward_flows: torch.Tensor, still_px: float = STILL_PX):
+    """(box, frames) for an image larger than the flow: rgb uint8 [H, W, 3] at full size, forward_flows
+    [T, 2, h, w] in pixels of the flow's own grid -> the (rows, columns) slices that move and the uint8
+    video inside them [T, h', w', 3]; (None, None) when nothing moves.
 
     Splatting every moving pixel of a large image is slow, so the flow is turned around where it is small:
     its own field is splatted along itself (`splat` of -F), giving at h x w where each pixel of frame t
-    comes from and how much of it is covered. Those are scaled up to the image's size, the image is read
-    bilinearly where they point and the background plate fills what is uncovered. Where no moving pixel
-    lands nearby the backward flow is exactly zero and the coverage one, so the image is read at its own
-    pixel centres: once rounded to 8 bits, those pixels keep their exact value."""
-    _, steps, _, low_h, low_w = forward_flows.shape
-    height, width = image.shape[-2:]
+    comes from and how much of it is covered. Per frame, those are scaled up to the image's size, the
+    image is read bilinearly where they point (OpenCV's remap, on the 8-bit image) and blended with the
+    background plate by the coverage. Where no moving pixel lands nearby the backward flow is exactly zero
+    and the coverage one, so the image is read at its own pixel centres and keeps its exact value."""
+    steps, _, low_h, low_w = forward_flows.shape
+    height, width = rgb.shape[:2]
     scale_x, scale_y = width / low_w, height / low_h
-    flows = forward_flows[0]                                                           # [T, 2, h, w]
-    top_speed = torch.hypot(flows[:, 0], flows[:, 1]).amax(dim=0)                    # [h, w]
+    top_speed = torch.hypot(forward_flows[:, 0], forward_flows[:, 1]).amax(dim=0)        # [h, w]
     moving = top_speed > still_px
     if not moving.any():
         return None, None
@@ -127,23 +129,32 @@ def render_upscaled(image: torch.Tensor, forward_flows: torch.Tensor, still_px: 
     reach = int(top_speed.max().ceil()) + 2
     y0, y1 = max(int(ys.min()) - reach, 0), min(int(ys.max()) + reach + 1, low_h)
     x0, x1 = max(int(xs.min()) - reach, 0), min(int(xs.max()) + reach + 1, low_w)
-    box = (slice(int(y0 * scale_y), min(int(math.ceil(y1 * scale_y)), height)),
-           slice(int(x0 * scale_x), min(int(math.ceil(x1 * scale_x)), width)))
+    rows = slice(int(y0 * scale_y), min(int(math.ceil(y1 * scale_y)), height))
+    cols = slice(int(x0 * scale_x), min(int(math.ceil(x1 * scale_x)), width))
     still = (top_speed <= still_px)[None].expand(steps, -1, -1)
-    backward, coverage = splat(-flows, flows, still)                                  # [T, 2, h, w], [T, 1, h, w]
-    size = (height, width)
-    fields = F.interpolate(torch.cat([backward, coverage], dim=1), size=size, mode="bilinear",
-                           align_corners=False)[..., box[0], box[1]]                     # [T, 3, h', w']
-    backward = fields[:, :2] * torch.tensor([scale_x, scale_y]).view(1, 2, 1, 1)
-    coverage = fields[:, 2:]
-    speed = F.interpolate(top_speed[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
-    speed = speed[box[0], box[1]] * max(scale_x, scale_y)
-    crop = image[..., box[0], box[1]]
-    plate = background_plate(crop, (speed <= MOVING_PX * max(scale_x, scale_y))[None, None].to(image.dtype))
-    rows = torch.arange(box[0].start, box[0].stop, dtype=image.dtype).view(1, -1, 1)
-    cols = torch.arange(box[1].start, box[1].stop, dtype=image.dtype).view(1, 1, -1)
-    grid = torch.stack([(cols + backward[:, 0]) * (2.0 / max(width - 1, 1)) - 1.0,
-                        (rows + backward[:, 1]) * (2.0 / max(height - 1, 1)) - 1.0], dim=-1)   # [T, h', w', 2]
-    sampled = F.grid_sample(image.expand(steps, -1, -1, -1), grid, mode="bilinear", padding_mode="border",
-                            align_corners=True)
-    return box, (plate + coverage * (sampled - plate))[None]
+    backward, coverage = splat(-forward_flows, forward_flows, still)                   # [T, 2, h, w], [T, 1, h, w]
+    fields = torch.cat([backward * torch.tensor([scale_x, scale_y]).view(1, 2, 1, 1), coverage], dim=1)
+    fields = fields.permute(0, 2, 3, 1).contiguous().numpy()                          # [T, h, w, 3]: dx, dy, cover
+    crop = rgb[rows, cols]
+    plate = _plate_uint8(crop, top_speed.numpy(), (width, height), (rows, cols))
+    grid_x, grid_y = np.meshgrid(np.arange(cols.start, cols.stop, dtype=np.float32),
+                                 np.arange(rows.start, rows.stop, dtype=np.float32))
+    frames = np.empty((steps, *crop.shape), np.uint8)
+    for t in range(steps):
+        field = cv2.resize(fields[t], (width, height), interpolation=cv2.INTER_LINEAR)[rows, cols]
+        sampled = cv2.remap(rgb, grid_x + field[..., 0], grid_y + field[..., 1], cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)
+        cover = np.ascontiguousarray(field[..., 2])
+        frames[t] = cv2.blendLinear(sampled, plate, cover, 1.0 - cover)
+    return (rows, cols), frames
+
+
+def _plate_uint8(crop: np.ndarray, top_speed: np.ndarray, size: tuple[int, int], box) -> np.ndarray:
+    """The background plate of an 8-bit crop [h', w', 3] of the full-size image, whose flow's top speed
+    [h, w] (px of the flow's grid) is scaled up to `size` (width, height) and cut to `box`."""
+    scale = max(size[0] / top_speed.shape[1], size[1] / top_speed.shape[0])
+    speed = cv2.resize(top_speed, size, interpolation=cv2.INTER_LINEAR)[box[0], box[1]] * scale
+    image = torch.tensor(crop).permute(2, 0, 1)[None].float()
+    still = torch.from_numpy(speed <= MOVING_PX * scale)[None, None].float()
+    plate = background_plate(image, still)[0].permute(1, 2, 0)
+    return plate.round().clamp(0, 255).to(torch.uint8).numpy()
