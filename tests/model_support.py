@@ -7,9 +7,8 @@ from poke2video.config import DiscriminatorConfig, ModelConfig
 
 
 def small_gru_config(**changes) -> ModelConfig:
-    """64 px, narrow, a GRU at every level (K = 4) with the warp output: fast enough for unit tests."""
+    """64 px, narrow, a GRU at every level (K = 4): fast enough for unit tests."""
     cfg = ModelConfig(resolution=64, stem_channels=8, channels=[8, 16, 32], bottleneck_channels=32,
-                      encoder_blocks=1, decoder_blocks=1, skip_blocks=0, levels=4, norm="affine",
-                      bounded_state=True, poke_input="every_level", output="warp", frames=10,
+                      encoder_blocks=1, decoder_blocks=1, skip_blocks=0, levels=4, frames=10,
                       discriminator=DiscriminatorConfig(patch_channels=32, temporal_channels=16))
     return dataclasses.replace(cfg, **changes)

@@ -114,16 +114,3 @@ def test_discriminators_return_logits_and_features():
     assert logits.shape == (2,)
     assert len(features) == 5 and features[-1].shape[1] == 8 * cfg.temporal_channels
     features[-1].mean().backward()
-
-
-def test_affine_norm_sees_a_uniformly_brightened_frame_that_instance_norm_hides():
-    # InstanceNorm removes a per-image offset (all but the zero-padded border), so the decoder hardly
-    # learns the frame's brightness and colour; the affine norm passes it on.
-    def relative_change(norm: str) -> float:
-        torch.manual_seed(0)
-        encoder = PokeModel(small_gru_config(norm=norm)).object_encoder
-        frame = torch.rand(1, 3, 64, 64) * 1.6 - 0.8
-        state, brightened = encoder(frame)[-1], encoder(frame + 0.2)[-1]
-        return ((state - brightened).abs().mean() / state.abs().mean()).item()
-
-    assert relative_change("affine") > 5 * relative_change("instance")

@@ -1,12 +1,16 @@
 """Weights files: round trip with identical outputs, clear errors for missing, foreign and corrupt files."""
 import json
+import re
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+from poke2video import poker as poker_module
+from poke2video.config import RETIRED
 from poke2video.errors import UserError
 from poke2video.model import PokeModel, load_model, save_model
+from poke2video.model.weights import read_verified, write_weights
 from model_support import small_gru_config
 
 torch.set_num_threads(1)
@@ -31,6 +35,21 @@ def test_round_trip_gives_identical_outputs(saved):
     with torch.inference_mode():
         assert torch.equal(model(source, poke_map)[0], loaded(source, poke_map)[0])
     assert not list(path.parent.glob(".*tmp*"))
+
+
+def test_removed_model_options_load_at_their_one_value_and_are_named_otherwise(saved, tmp_path):
+    model, path = saved
+    tensors, header = read_verified(path)
+    retired = RETIRED["ModelConfig"][1]
+    bundled = json.loads(read_verified(poker_module.DEFAULT_WEIGHTS)[1]["model_config"])
+    assert set(retired) <= set(bundled)                       # files written with them hold them all
+    old = {**json.loads(header["model_config"]), **retired}
+    write_weights(tmp_path / "old.safetensors", tensors, json.dumps(old), header["metadata"])
+    assert load_model(tmp_path / "old.safetensors")[0].cfg == model.cfg
+    warp = tmp_path / "warp.safetensors"
+    write_weights(warp, tensors, json.dumps({**old, "output": "warp"}), header["metadata"])
+    with pytest.raises(UserError, match=f"^{re.escape(str(warp))}: model.output 'warp' is no longer supported"):
+        load_model(warp)
 
 
 def test_missing_file(tmp_path):

@@ -50,17 +50,6 @@ def test_stop_then_resume_equals_an_uninterrupted_run(tmp_path, setup):
     assert_same_weights(weights_of(load_model(tmp_path / "run" / "model.safetensors")[0]), weights_of(straight.model))
 
 
-def test_resume_restores_the_weight_average(tmp_path, setup):
-    store, _, _ = setup
-    preset = write_preset(tmp_path / "ema.yaml", ema=0.9)
-    straight = train_run(str(store), str(tmp_path / "straight"), str(preset), steps=4)
-    train_run(str(store), str(tmp_path / "run"), str(preset), steps=1)
-    resumed = train_run(str(store), str(tmp_path / "run"), "ignored-on-resume", steps=4, resume=True)
-    assert_same_weights(weights_of(resumed.exported_model), weights_of(straight.exported_model))
-    assert_same_weights(weights_of(load_model(tmp_path / "run" / "model.safetensors")[0]),
-                        weights_of(straight.exported_model))
-
-
 def _fail_at(monkeypatch, step_to_fail: int, action) -> None:
     original = StepRunner.__call__
 

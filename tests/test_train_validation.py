@@ -23,7 +23,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("validation")
     store = make_tiny_store(root / "store", test_split=False)     # alone, it would hold its last clips back
     val_store = make_tiny_store(root / "val", videos=3)
-    preset = write_preset(root / "p.yaml", ema=0.5)
+    preset = write_preset(root / "p.yaml")
     straight = train_run(str(store), str(root / "straight"), str(preset), steps=STEPS, val_data=str(val_store))
     return store, val_store, preset, straight, root / "straight"
 
@@ -55,7 +55,7 @@ def test_best_weights_are_those_of_the_lowest_validation_score(setup):
     assert metadata["step"] == best["step"] == straight.best["step"]
     assert metadata["validation"]["val/endpoint_error"] == pytest.approx(best["val/endpoint_error"])
     best_weights = weights_of(load_model(run / "best.safetensors")[0])
-    last_weights = weights_of(straight.exported_model)
+    last_weights = weights_of(straight.model)
     same = all(torch.equal(best_weights[name], last_weights[name]) for name in best_weights)
     assert same == (best["step"] == STEPS)                                 # the last weights only if best at the end
     assert json.loads((run / "config.json").read_text())["val_data"].endswith("val")
@@ -105,4 +105,5 @@ def test_a_flow_model_is_validated_and_picked_on_its_flows(tmp_path_factory):
         assert 0 <= row["val/moving_iou"] <= 1 and row["val/static_flow_error"] > 0
         assert row["val/flow_error_still"] < row["val/flow_error_moving"]
     best = min(scores, key=lambda row: row["val/flow_error"])
-    assert read_header(root / "run" / "best.safetensors")[1]["step"] == best["step"] == trainer.best["step"]
+    metadata = read_header(root / "run" / "best.safetensors")[1]
+    assert metadata["step"] == best["step"] == trainer.best["step"] and metadata["flow_frames"] == "all"

@@ -75,16 +75,3 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
     assert a.keys() == b.keys()
     different = [name for name in a if not torch.equal(a[name], b[name])]
     assert not different, f"weights differ: {different[:5]}"
-
-
-def moving_warp_model(cfg) -> torch.nn.Module:
-    """A PokeModel of warp config `cfg`, seeded, in eval mode, whose decoder draws a non-zero flow (its
-    flow head's weights, zero in a fresh model, are drawn at random)."""
-    from poke2video.model import PokeModel
-
-    torch.manual_seed(0)
-    model = PokeModel(cfg).eval()
-    with torch.no_grad():
-        model.decoder.to_rgb.weight[3:5].normal_(0, 0.5)
-        model.decoder.to_rgb.bias[3:5].fill_(0.5)
-    return model

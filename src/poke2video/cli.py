@@ -12,7 +12,6 @@ TRACKERS = ["farneback-fine", "dis-fine", "dis"]  # data/flow.py ESTIMATORS, the
 # Commands that write --out, and whether it is a folder: checked before any work (fsutil.check_output).
 OUT_IS_FOLDER = {"demo": True, "simulate": True, "prepare": True, "merge": True, "train": True, "evaluate": True,
                  "poke": False, "correlate": False}
-MAX_TRACKED_SIDE = 32766  # OpenCV's remap (pixel tracking) needs sides below 2^15 - 1
 # Options naming a file to read: a FIFO, folder or device there is refused before anything opens it.
 INPUT_FILES = ("checkpoint", "image", "vgg_weights", "vgg16_weights", "alexnet_weights", "lpips_vgg_heads",
                "lpips_alex_heads", "i3d_weights")
@@ -45,24 +44,20 @@ def _port(text: str) -> int:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _int_from(low: int, words: str):
+    """An argparse type: an integer of at least `low`, else "<words>, got N"."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{words}, got {value}")
+        return value
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+_positive_int, _non_negative_int = _int_from(1, "must be at least 1"), _int_from(0, "must be 0 or more")
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -345,13 +340,7 @@ def _cmd_evaluate(args) -> None:
 
 
 def _cmd_correlate(args) -> None:
-    from poke2video.data.video import image_header_size
     from poke2video.evaluate.correlate import correlate_to_file
-
-    size = image_header_size(args.image)
-    if size is not None and max(size) > MAX_TRACKED_SIDE:
-        raise UserError(f"{args.image}: {size[0]}x{size[1]} pixels; correlate tracks every pixel with OpenCV, which "
-                        f"takes at most {MAX_TRACKED_SIDE} pixels a side; scale it down first")
 
     correlate_to_file(checkpoint=args.checkpoint, image=args.image, at=tuple(args.at), out=args.out,
                       pokes=args.pokes, seed=args.seed)
@@ -377,13 +366,6 @@ def _check_paths(args) -> None:
         check_output(args.out, folder=OUT_IS_FOLDER[args.command])
 
 
-def _os_error(exc: OSError) -> str:
-    from poke2video.fsutil import os_reason
-
-    names = [str(os.fsdecode(n)) for n in (exc.filename, exc.filename2) if n is not None]
-    return f"{' -> '.join(names)}: {os_reason(exc)}" if names else os_reason(exc)
-
-
 def main(argv: list[str] | None = None) -> int:
     # PyTorch's OpenMP workers spin while they wait; on a small or shared CPU that slows a small model down
     # many times over. Passive waiting costs little when the machine is idle.
@@ -399,7 +381,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"poke2video {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:                      # the disk or the OS refused a file mid-way: still one line
-        print(f"poke2video {args.command}: error: {_os_error(exc)}", file=sys.stderr)
+        from poke2video.fsutil import os_error_line
+
+        print(f"poke2video {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"poke2video {args.command}: interrupted", file=sys.stderr)

@@ -115,12 +115,6 @@ class ModelConfig:
     dynamics: str = "hierarchy"               # hierarchy | bottleneck_rnn (ablation)
     rnn_cells: int = 3                        # stacked cells of bottleneck_rnn
     gru_kernel: int = 3
-    norm: str = "instance"                    # object encoder and decoder: instance (paper) | affine
-    bounded_state: bool = False               # tanh on the object encoder's levels: the GRUs' own range
-    poke_input: str = "coarsest"              # coarsest (paper): the poke code drives the bottleneck GRU;
-    #                                           every_level: each finer GRU also reads the poke encoder's map
-    output: str = "pixels"                    # pixels (paper): the decoder draws each frame; warp: it also
-    #                                           draws a backward flow and a mask that warp the source frame
     frames: int = 10                          # T: default number of generated frames
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
@@ -135,12 +129,6 @@ class ModelConfig:
             self._validate_unet()
         if self.dynamics not in ("hierarchy", "bottleneck_rnn"):
             raise UserError(f"model.dynamics must be hierarchy or bottleneck_rnn, got {self.dynamics!r}")
-        if self.norm not in ("instance", "affine"):
-            raise UserError(f"model.norm must be instance or affine, got {self.norm!r}")
-        if self.poke_input not in ("coarsest", "every_level"):
-            raise UserError(f"model.poke_input must be coarsest or every_level, got {self.poke_input!r}")
-        if self.output not in ("pixels", "warp"):
-            raise UserError(f"model.output must be pixels or warp, got {self.output!r}")
         if not 1 <= self.levels <= self.level_count():
             raise UserError(f"model.levels must be between 1 and {self.level_count()}, got {self.levels}")
         if not self.channels or min(self.channels + [self.stem_channels, self.bottleneck_channels]) < 1:
@@ -184,10 +172,34 @@ def model_config_for(preset: str) -> ModelConfig:
     """The `model:` section of a preset YAML as a validated ModelConfig."""
     return ModelConfig.from_dict(load_preset_yaml(preset).get("model"))
 
+
+class RetiredOption(UserError):
+    """A weights file or run config sets a key that is no longer an option to a value other than RETIRED's."""
+
+
+# Keys that are no longer options, each with the one value under which the model and its training were
+# what they are now. Every weights file and run config.json written while they were options holds them
+# (the bundled model does); one holding that value loads with the key dropped, any other is RetiredOption.
+RETIRED = {"ModelConfig": ("model", {"norm": "instance", "bounded_state": False, "poke_input": "coarsest",
+                                     "output": "pixels"}),
+           "TrainConfig": ("train", {"motion_weight": 0.0, "flow_weight": 0.0, "flow_endpoint_weight": 0.0,
+                                     "ema": 0.0})}
+
+
+def _drop_retired(cls, data: dict[str, Any]) -> dict[str, Any]:
+    section, retired = RETIRED.get(cls.__name__, ("", {}))
+    for name in set(data) & set(retired):
+        value = data.pop(name)
+        if value != retired[name] or isinstance(value, bool) != isinstance(retired[name], bool):
+            raise RetiredOption(f"{section}.{name} {value!r} is no longer supported: the option was removed, and "
+                                f"only its value {retired[name]!r} (what the code does now) loads")
+    return data
+
+
 def from_dict(cls, data: dict[str, Any] | None):
     """Build dataclass `cls` from a dict, recursing into nested dataclasses; unknown keys and values of the
-    wrong type are errors."""
-    data = dict(data or {})
+    wrong type are errors. RETIRED keys holding their one accepted value are dropped."""
+    data = _drop_retired(cls, dict(data or {}))
     unknown = sorted(set(data) - {f.name for f in fields(cls)})
     if unknown:
         raise UserError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}")
@@ -301,16 +313,11 @@ class TrainConfig:
     rec_weight: float = 1.0         # stage-1 frame reconstruction
     dynamics_rec_weight: float = 5.0  # reconstruction of the predicted video
     traj_weight: float = 0.1        # L_traj (Eq. 7); 0 is the "without L_traj" ablation
-    motion_weight: float = 0.0      # extra L1 on the pixels that change from the source frame (0: off)
-    flow_weight: float = 0.0        # model.output warp: squared error of frame T's flow vs the clip's (0: off)
-    flow_endpoint_weight: float = 0.0  # adds this x the plain (not squared) endpoint error to the flow loss
-    flow_frames: str = "last"       # the flow loss on frame T only (last), on every frame (all: PokeSim stores),
-    #                                 or on every frame where the store has the flows (auto)
+    flow_frames: str = "last"       # the clip flows items carry: frame T's (last), every frame's (all: what a
+    #                                 unet trains on), or every frame's where the store has them (auto)
     moving_weight: float = 5.0      # unet: a pixel that moves counts this many times a still one in the flow loss
     moves_weight: float = 1.0       # unet: weight of the "moves" mask's cross-entropy
     flip: bool = False              # unet: mirror half of the clips left-right (image, poke, flows)
-    ema: float = 0.0                # decay of a moving average of the generator's weights, validated and
-    #                                 exported instead of the last step's (train/average.py); 0: off
     gan: GanConfig = field(default_factory=GanConfig)
     poke: PokeConfig = field(default_factory=PokeConfig)
     bf16: bool = False              # bf16 autocast (CPU and CUDA)
@@ -332,14 +339,10 @@ class TrainConfig:
             raise UserError(f"train.lr_schedule must be epochs or cosine, got {self.lr_schedule!r}")
         if self.flow_frames not in FLOW_FRAMES:
             raise UserError(f"train.flow_frames must be one of {', '.join(FLOW_FRAMES)}, got {self.flow_frames!r}")
-        if not 0 <= self.ema < 1:
-            raise UserError(f"train.ema must be in [0, 1), got {self.ema}")
-        weights = (self.traj_weight, self.motion_weight, self.flow_weight, self.flow_endpoint_weight)
         if self.moving_weight < 1 or self.moves_weight < 0:
             raise UserError("train.moving_weight must be at least 1 and train.moves_weight not negative")
-        if self.lr <= 0 or min(weights) < 0 or min(self.val_clips, self.stage1_steps, self.keep_every) < 0:
-            raise UserError("train.lr must be positive; traj_weight, motion_weight, flow_weight, flow_endpoint_weight, "
-                            "val_clips, stage1_steps, keep_every not negative")
+        if self.lr <= 0 or min(self.traj_weight, self.val_clips, self.stage1_steps, self.keep_every) < 0:
+            raise UserError("train.lr must be positive; traj_weight, val_clips, stage1_steps, keep_every not negative")
 
 
 @dataclass
@@ -369,9 +372,6 @@ def load_preset(name_or_path: str) -> Preset:
     if preset.model.architecture == "unet" and (preset.train.gan.enabled or preset.train.flow_frames != "all"):
         raise UserError(f"preset {name_or_path}: a unet model trains on every frame's flow without critics "
                         "(train.flow_frames: all, train.gan.start_step: -1)")
-    if preset.train.flow_weight > 0 and preset.model.output != "warp":
-        raise UserError(f"preset {name_or_path}: train.flow_weight needs model.output: warp (a pixel decoder "
-                        "draws no flow)")
     return preset
 
 

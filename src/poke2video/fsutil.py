@@ -81,6 +81,12 @@ def os_reason(exc: OSError) -> str:
     return reason[:1].lower() + reason[1:]
 
 
+def os_error_line(exc: OSError) -> str:
+    """An OSError on one line: the file name(s) it names, then its reason (`os_reason`)."""
+    names = [str(os.fsdecode(n)) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{' -> '.join(names)}: {os_reason(exc)}" if names else os_reason(exc)
+
+
 def check_output(path: str | os.PathLike, *, folder: bool) -> Path:
     """Refuse, before any work is done, an output this process cannot write; returns it as a Path.
 

@@ -25,6 +25,7 @@ from poke2video.evaluate import metrics
 from poke2video.evaluate.baselines import Baseline
 
 POKE_LENGTH_RANGE = (0.03, 0.15)  # poke lengths, as fractions of the image's longer side (64 px: 1.9-9.6 px)
+MAX_TRACKED_SIDE = 32766  # OpenCV's remap (pixel tracking) needs sides below 2^15 - 1
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,14 @@ def structure_auc(score: np.ndarray, positive: np.ndarray, among: np.ndarray | N
 
 def correlate_to_file(checkpoint: str | None, image, at, out: str, pokes: int = 16, seed: int = 0) -> Path:
     """`poke2video correlate`: the map of `image` at `at` for the model, drawn over the image to `out` (.png)."""
+    from poke2video.data.video import image_header_size
     from poke2video.evaluate.sheets import correlation_figure, save_png
     from poke2video.poker import Poker, check_point, load_image
 
+    size = image_header_size(image)
+    if size is not None and max(size) > MAX_TRACKED_SIDE:
+        raise UserError(f"{image}: {size[0]}x{size[1]} pixels; correlate tracks every pixel with OpenCV, which "
+                        f"takes at most {MAX_TRACKED_SIDE} pixels a side; scale it down first")
     out_path = Path(out)
     if out_path.suffix.lower() != ".png":
         raise UserError(f"{out_path}: output must end in .png")

@@ -5,28 +5,10 @@ import torch
 from torch import nn
 
 
-class ChannelAffine(nn.Module):
-    """A learnable scale and shift per channel, no statistics: keeps each image's colour and contrast."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(1, channels, 1, 1))
-        self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weight + self.bias
-
-
 def norm_layer(kind: str, channels: int) -> nn.Module:
-    """`instance`: InstanceNorm with affine (the paper); `affine`: ChannelAffine; `none`: nothing.
-
-    InstanceNorm removes each image's per-channel mean and scale, so a narrow network must rebuild the
-    frame's colours from spatial patterns alone (docs/architecture.md, "Switches for small GRU models").
-    """
+    """`instance`: InstanceNorm with affine (the paper); `none`: nothing (the poke encoder)."""
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=True)
-    if kind == "affine":
-        return ChannelAffine(channels)
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown norm {kind!r}")

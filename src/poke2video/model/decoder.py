@@ -12,11 +12,11 @@ from poke2video.model.encoders import level_geometry
 class SkipStage(nn.Module):
     """Resample the coarser features onto one level; with a skip, fuse the level's state into them."""
 
-    def __init__(self, in_channels: int, channels: int, scale: int, has_skip: bool, blocks: int, norm: str):
+    def __init__(self, in_channels: int, channels: int, scale: int, has_skip: bool, blocks: int):
         super().__init__()
-        self.up = nn.Sequential(resample(in_channels, channels, scale), norm_layer(norm, channels), nn.ELU())
-        self.fuse = conv_norm_act(2 * channels, channels, norm=norm) if has_skip else nn.Identity()
-        self.blocks = nn.Sequential(*(ResBlock(channels, norm) for _ in range(blocks if has_skip else 0)))
+        self.up = nn.Sequential(resample(in_channels, channels, scale), norm_layer("instance", channels), nn.ELU())
+        self.fuse = conv_norm_act(2 * channels, channels) if has_skip else nn.Identity()
+        self.blocks = nn.Sequential(*(ResBlock(channels) for _ in range(blocks if has_skip else 0)))
 
     def forward(self, features: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
         features = self.up(features)
@@ -25,35 +25,24 @@ class SkipStage(nn.Module):
         return features
 
 
-def head_channels(cfg: ModelConfig) -> int:
-    """Output maps of the decoder: RGB (pixels), or RGB + backward flow (x, y) + warp mask (warp)."""
-    return 3 if cfg.output == "pixels" else 6
-
-
 class Decoder(nn.Module):
     """ResNet blocks at the bottleneck, then one SkipStage per finer level and one to full resolution.
 
-    Returns the raw head [B, head_channels, H, W]; `PokeModel` turns it into a frame (tanh on RGB) and, for
-    `output: warp`, a flow and a mask. The flow and mask maps start at zero, so a fresh warp model
-    reproduces the source frame.
+    Returns the raw RGB maps [B, 3, H, W]; `PokeModel` turns them into a frame (tanh).
     """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         geometry = level_geometry(cfg) + [(cfg.stem_channels, 1)]
         self.levels = cfg.levels
-        self.bottleneck = nn.Sequential(*(ResBlock(cfg.bottleneck_channels, cfg.norm) for _ in range(cfg.decoder_blocks)))
+        self.bottleneck = nn.Sequential(*(ResBlock(cfg.bottleneck_channels) for _ in range(cfg.decoder_blocks)))
         self.stages = nn.ModuleList(
-            SkipStage(above_ch, ch, above_down // down, has_skip=level < cfg.levels, blocks=cfg.skip_blocks,
-                      norm=cfg.norm)
+            SkipStage(above_ch, ch, above_down // down, has_skip=level < cfg.levels, blocks=cfg.skip_blocks)
             for level, ((above_ch, above_down), (ch, down)) in enumerate(zip(geometry, geometry[1:]), start=1))
-        self.to_rgb = nn.Conv2d(cfg.stem_channels, head_channels(cfg), 3, 1, 1)
-        with torch.no_grad():
-            self.to_rgb.weight[3:].zero_()
-            self.to_rgb.bias[3:].zero_()
+        self.to_rgb = nn.Conv2d(cfg.stem_channels, 3, 3, 1, 1)
 
     def forward(self, object_state: list[torch.Tensor]) -> torch.Tensor:
-        """object_state: K tensors coarse -> fine -> raw head [B, head_channels, H, W]."""
+        """object_state: K tensors coarse -> fine -> raw RGB maps [B, 3, H, W]."""
         if len(object_state) != self.levels:
             raise ValueError(f"decoder expects {self.levels} levels, got {len(object_state)}")
         features = self.bottleneck(object_state[0])

@@ -17,12 +17,7 @@ from poke2video.model.encoders import level_geometry
 
 
 class HierarchyDynamics(nn.Module):
-    """sigma^0_{t+1} = F0(sigma^0_t, poke_code); sigma^n_{t+1} = Fn(sigma^n_t, Un(sigma^{n-1}_{t+1})).
-
-    With `poke_input: every_level` each finer cell's drive also gets the poke encoder's map of its
-    level (projected once per video, like the coarsest poke code), so the poke reaches the fine levels
-    where thin parts are resolved, not only through the bottleneck.
-    """
+    """sigma^0_{t+1} = F0(sigma^0_t, poke_code); sigma^n_{t+1} = Fn(sigma^n_t, Un(sigma^{n-1}_{t+1}))."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -30,26 +25,20 @@ class HierarchyDynamics(nn.Module):
         coarse_channels = geometry[0][0]
         self.cells = nn.ModuleList([ConvGRUCell(coarse_channels, coarse_channels, cfg.gru_kernel)])
         self.upsamplers = nn.ModuleList()
-        self.poke_projections = nn.ModuleList()
         for (above_ch, above_down), (ch, down) in zip(geometry, geometry[1:]):
             self.upsamplers.append(resample(above_ch, ch, above_down // down))
             self.cells.append(ConvGRUCell(ch, ch, cfg.gru_kernel))
-            if cfg.poke_input == "every_level":
-                self.poke_projections.append(nn.Conv2d(ch, 3 * ch, cfg.gru_kernel, 1, cfg.gru_kernel // 2))
 
     def forward(self, object_state: list[torch.Tensor], poke_code: list[torch.Tensor],
                 steps: int) -> list[list[torch.Tensor]]:
-        """poke_code: the poke encoder's levels, coarse -> fine (only [0] is read with `coarsest`)."""
+        """poke_code: the poke encoder's levels, coarse -> fine (only [0], the coarsest, is read)."""
         state = list(object_state)
         poke_drive = self.cells[0].project(poke_code[0])  # the same at every step: projected once
-        fine_pokes = [project(code) for project, code in zip(self.poke_projections, poke_code[1:])]
         predicted = []
         for _ in range(steps):
             new_state = [self.cells[0](poke_drive, state[0])]
             for level in range(1, len(state)):
                 drive = self.cells[level].project(self.upsamplers[level - 1](new_state[level - 1]))
-                if fine_pokes:
-                    drive = drive + fine_pokes[level - 1]
                 new_state.append(self.cells[level](drive, state[level]))
             state = new_state
             predicted.append(new_state)

@@ -14,8 +14,8 @@ class Encoder(nn.Module):
     Output of `forward(x [B, C_in, H, W])`: [bottleneck [B, C_b, H/2^S, W/2^S], stage S, ..., stage 1],
     stage s having `cfg.channels[s-1]` channels at H/2^s.
 
-    `norm` is a `norm_layer` kind: the object encoder uses the model's (`cfg.norm`), the poke encoder
-    `none`, because normalising each map of a sparse poke divides out the poke's magnitude.
+    `norm` is a `norm_layer` kind: the object encoder uses `instance`, the poke encoder `none`, because
+    normalising each map of a sparse poke divides out the poke's magnitude.
     """
 
     def __init__(self, in_channels: int, cfg: ModelConfig, norm: str):

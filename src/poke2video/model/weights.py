@@ -20,7 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from poke2video.config import ModelConfig
+from poke2video.config import ModelConfig, RetiredOption
 from poke2video.errors import UserError, first_line
 from poke2video.fsutil import atomic_path, fsync_file
 from poke2video.integrity import content_sha256
@@ -98,6 +98,8 @@ def _parse_header(path: Path, header: dict[str, str]) -> tuple[ModelConfig, dict
     metadata = _json_object(path, "corrupt metadata", header.get("metadata", "{}"), MAX_METADATA_CHARS)
     try:
         cfg = ModelConfig.from_dict(config)
+    except RetiredOption as exc:
+        raise UserError(f"{path}: {exc}") from None
     except (TypeError, ValueError, UserError) as exc:
         raise UserError(f"{path} has a corrupt model config ({_short(first_line(exc))})") from None
     for key, (kinds, words) in METADATA_TYPES.items():

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from poke2video.config import Preset, preset_from_dict, to_dict
+from poke2video.config import Preset, RetiredOption, preset_from_dict, to_dict
 from poke2video.errors import UserError, first_line
 from poke2video.fsutil import atomic_path, fsync_file, remove_path, stale_temporaries, write_json
 from poke2video.integrity import content_sha256
@@ -78,6 +78,8 @@ def read_run_config(out: Path) -> tuple[Preset, int, str, str | None]:
         val_data = saved.get("val_data")
         return (preset_from_dict(saved["preset"]), int(saved["seed"]), str(saved["data"]),
                 None if val_data is None else str(val_data))
+    except RetiredOption as exc:
+        raise UserError(f"{path}: {exc}") from None
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise UserError(f"{path} is damaged ({exc}); start a new run") from None
 

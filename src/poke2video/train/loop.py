@@ -31,7 +31,6 @@ from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
 from poke2video.errors import UserError
 from poke2video.train import checkpoint as ckpt
-from poke2video.train.average import WeightAverage
 from poke2video.train.distributed import (DistContext, any_rank, barrier, broadcast_state, epoch_batches,
                                           init_distributed, shutdown)
 from poke2video.train.feed import batch_loader, default_workers
@@ -141,10 +140,6 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(seed)
         self.runner = make_step_runner(self.model, self.discriminators, recipe, ctx, self.generator)
         self.dataset = PokeDataset(store, "train", poke=cfg.poke, flow_frames=cfg.flow_frames)
-        if cfg.flow_frames == "auto" and cfg.flow_weight > 0 and ctx.is_main:
-            where = ("every frame (the store has per-frame flow)" if self.dataset.flow_frames == "all"
-                     else "frame T only (the store has no per-frame flow)")
-            print(f"poke2video train: flow loss on {where}; train.flow_frames: auto", file=sys.stderr)
         self.validator = (Validator.for_store(val_store or store, cfg.poke, cfg.val_clips,
                                               separate=val_store is not None, flow_frames=self.dataset.flow_frames)
                           if ctx.is_main and cfg.val_clips else None)
@@ -157,12 +152,6 @@ class Trainer:
         self._batches = None  # the loader's iterator, made at the first batch (`_next_batch`)
         self._stop_requested = False
         self._sync_ranks()
-        self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None  # after the ranks agree
-
-    @property
-    def exported_model(self) -> torch.nn.Module:
-        """The weights a checkpoint exports and validation scores: the moving average when `train.ema`."""
-        return self.average.model if self.average is not None else self.model
 
     def _sync_ranks(self) -> None:
         broadcast_state(self.model, self.ctx)
@@ -175,7 +164,6 @@ class Trainer:
                 "model": self.model.state_dict(),
                 "discriminators": self.discriminators.state_dict() if self.discriminators is not None else {},
                 "optimizers": {name: opt.state_dict() for name, opt in self.runner.optimizers.items()},
-                "average": self.average.state_dict() if self.average is not None else {},
                 "best": self.best or {},
                 "rng": ckpt.rng_state(), "generator": self.generator.get_state()}
 
@@ -186,8 +174,6 @@ class Trainer:
             self.discriminators.load_state_dict(state["discriminators"])
         for name, optimizer in self.runner.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
-        if self.average is not None:
-            self.average.load_state_dict(state["average"])
         self.best = state.get("best") or None  # resume files from before best.safetensors have none
         ckpt.restore_rng_state(state["rng"])
         self.generator.set_state(state["generator"])
@@ -210,7 +196,7 @@ class Trainer:
 
     def save_export(self) -> None:
         if self.ctx.is_main:
-            ckpt.save_weights(self.out, self.exported_model, self.weights_metadata())
+            ckpt.save_weights(self.out, self.model, self.weights_metadata())
         barrier(self.ctx)
 
     # data -----------------------------------------------------------------------------------------
@@ -238,8 +224,6 @@ class Trainer:
             while not self._should_stop(steps, deadline):
                 logs = self.runner(self._next_batch(), self.step)
                 self.step += 1
-                if self.average is not None:
-                    self.average.update(self.model, self.step)
                 window.add(logs)
                 samples_per_s = ((self.step - first_step) * self.cfg.batch_size * self.ctx.world_size
                                  / max(time.monotonic() - started, 1e-9))
@@ -275,20 +259,20 @@ class Trainer:
         """steps/step_STEP.safetensors: this step's exported weights, kept beside the latest (train.keep_every)."""
         if self.ctx.is_main:
             (self.out / ckpt.STEPS_DIR).mkdir(exist_ok=True)
-            ckpt.save_weights(self.out, self.exported_model, self.weights_metadata(),
+            ckpt.save_weights(self.out, self.model, self.weights_metadata(),
                               f"{ckpt.STEPS_DIR}/step_{self.step:07d}.safetensors")
 
     def _validate(self, logger: RunLogger) -> None:
         if self.validator is None:
             return
-        scores, strip = self.validator.run(self.exported_model, self.ctx.device, self.runner.autocast)
+        scores, strip = self.validator.run(self.model, self.ctx.device, self.runner.autocast)
         logger.scalars(self.step, scores)
         logger.filmstrip(self.step, "samples/real_top_generated_bottom", strip)
-        selection = self.validator.selection_score(self.exported_model)
+        selection = self.validator.selection_score(self.model)
         score = scores.get(selection)
         if self.keeps_best and score is not None and (self.best is None or score < self.best["score"]):
             self.best = {"step": self.step, "score": score}
-            ckpt.save_weights(self.out, self.exported_model, {**self.weights_metadata(), "validation": scores},
+            ckpt.save_weights(self.out, self.model, {**self.weights_metadata(), "validation": scores},
                               ckpt.BEST_FILE)
 
     def _finish(self, logger: RunLogger) -> None:
@@ -297,7 +281,7 @@ class Trainer:
         if self.step % self.cfg.checkpoint_every or not (self.out / ckpt.RESUME_FILE).exists():
             self.save()
         if self.best is not None and self.ctx.is_main:
-            selection = Validator.selection_score(self.exported_model)
+            selection = Validator.selection_score(self.model)
             print(f"poke2video train: best validation at step {self.best['step']} ({selection} "
                   f"{self.best['score']:.3f}): {self.out / ckpt.BEST_FILE}", file=sys.stderr)
 

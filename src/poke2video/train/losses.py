@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 
 from poke2video.config import TrainConfig
-from poke2video.model.warping import backward_flow_target
 
 ReconstructionLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -28,58 +27,6 @@ def l1_gradient_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Ten
     dy_pred, dy_true = predicted.diff(dim=-2), target.diff(dim=-2)
     edges = (dx_pred - dx_true).abs().mean() + (dy_pred - dy_true).abs().mean()
     return pixel + edges
-
-
-def changed_pixel_loss(video: torch.Tensor, target: torch.Tensor, source: torch.Tensor,
-                       threshold: float = 0.04) -> torch.Tensor:
-    """Mean L1 over the pixels of `target` [B, T, 3, H, W] that differ from `source` [B, 3, H, W].
-
-    A poke moves a small part of the frame; a loss averaged over all pixels lets a model that keeps the
-    source frame still score well. This term puts the moving pixels (where the part leaves and where it
-    arrives) on an equal footing with the still ones. `threshold` is in [-1, 1] units (0.04 ~ 5/255).
-    """
-    changed = ((target - source.unsqueeze(1)).abs().amax(dim=2, keepdim=True) > threshold).to(video.dtype)
-    return ((video - target).abs() * changed).sum() / (3 * changed.sum()).clamp(min=1.0)
-
-
-def frame_flow_loss(predicted_backward: torch.Tensor, forward_flow: torch.Tensor,
-                    moving_px: float = 0.5, endpoint_weight: float = 0.0) -> torch.Tensor:
-    """Squared endpoint error (px^2) between the model's backward flow of frame t [N, 2, H, W] and the one
-    the clip's flow F(0 -> t) implies (`backward_flow_target`), over the pixels where that is known: half
-    the mean over the pixels that move (target longer than `moving_px`) plus half the mean over those
-    that stay. A poke moves a few percent of the pixels; a plain mean would let a model that moves
-    nothing score well.
-
-    Squared, not L1: while the model cannot yet tell which pixels belong to the poked part, L1's best
-    guess for a pixel that moves with probability below 1/2 is no motion at all, so it learns nothing;
-    the squared error's best guess is the expected motion, which grows as the model learns.
-
-    But the expected motion falls short wherever the model is unsure a pixel moves, and at the edges of a
-    2-3 px part it always is a little: the poked pixel then stops short of its target. `endpoint_weight`
-    adds that many times the plain endpoint error (px, not squared, balanced the same way), whose best
-    guess is the likelier of moving and staying, so a pixel that probably moves moves all the way."""
-    return flow_target_loss(predicted_backward, *backward_flow_target(forward_flow), moving_px, endpoint_weight)
-
-
-def backward_targets(forward_flows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The clip's F(0 -> t) [B, T, 2, H, W] (T = 1: frame T's alone) -> the backward flow every frame should
-    have [B, T, 2, H, W] and where that is known [B, T, 1, H, W] (`backward_flow_target` of all frames in
-    one batch), computed once per step for the flow loss."""
-    target, valid = backward_flow_target(forward_flows.flatten(0, 1))
-    return target.unflatten(0, forward_flows.shape[:2]), valid.unflatten(0, forward_flows.shape[:2])
-
-
-def flow_target_loss(predicted_backward: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
-                     moving_px: float = 0.5, endpoint_weight: float = 0.0) -> torch.Tensor:
-    """`frame_flow_loss` against a backward flow target [N, 2, H, W] already made, known where valid [N, 1, H, W]."""
-    squared = (predicted_backward - target).square().sum(1, keepdim=True)    # [B, 1, H, W] squared px
-    error = squared
-    if endpoint_weight > 0:
-        error = squared + endpoint_weight * (squared + 1e-6).sqrt()          # the epsilon keeps 0 differentiable
-    moving = (target.norm(dim=1, keepdim=True) > moving_px).float() * valid
-    still = valid - moving
-    return ((error * moving).sum() / moving.sum().clamp(min=1.0)
-            + (error * still).sum() / still.sum().clamp(min=1.0)) / 2
 
 
 class PerceptualLoss(torch.nn.Module):

@@ -144,14 +144,6 @@ class StepRunner:
             rec = self.recon_loss(video.flatten(0, 1), batch.target.flatten(0, 1))
         loss = cfg.dynamics_rec_weight * rec
         logs = {"loss/dynamics_rec": rec.item()}
-        if cfg.motion_weight > 0:
-            motion = losses.changed_pixel_loss(video, batch.target, batch.source)
-            loss = loss + cfg.dynamics_rec_weight * cfg.motion_weight * motion
-            logs["loss/changed_pixels"] = motion.item()
-        if cfg.flow_weight > 0:
-            flow = self._flow_term(prediction, batch)
-            loss = loss + cfg.flow_weight * flow
-            logs["loss/flow"] = flow.item()
         if cfg.traj_weight > 0:
             traj = losses.trajectory_loss(predicted_states, self._encoded_targets(batch.target))
             loss = loss + cfg.traj_weight * traj
@@ -166,15 +158,6 @@ class StepRunner:
         if gan_on:
             logs.update(self._discriminator_step(video.detach(), batch.target))
         return logs
-
-    def _flow_term(self, prediction, batch: Batch) -> torch.Tensor:
-        """The warp flows against the clip's: F(0 -> t) [B, T, 2, H, W] for every frame or frame T's [B, 2, H, W],
-        turned into backward targets (load_preset allows the term only with model.output: warp)."""
-        forward_flows = batch.flow if batch.flow.dim() == 5 else batch.flow[:, None]    # [B, T', 2, H, W]
-        predicted = prediction.backward_flow[:, -forward_flows.shape[1]:].float()      # the same T' frames
-        target, valid = losses.backward_targets(forward_flows)                # [B, T', ...], T' = T or 1
-        return losses.flow_target_loss(predicted.flatten(0, 1), target.flatten(0, 1), valid.flatten(0, 1),
-                                       endpoint_weight=self.cfg.flow_endpoint_weight)
 
     def _pick_frames(self, *videos: torch.Tensor) -> list[torch.Tensor]:
         """The same `gan.patch_frames` random frames of each [B, T, 3, H, W] video -> [n, 3, H, W]."""
