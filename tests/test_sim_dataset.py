@@ -191,3 +191,24 @@ def test_workers_die_with_a_killed_simulate(tmp_path):
     assert sorted(p.name for p in videos.glob("[0-9]*")) == finished_before
     simulate_dataset(out, clips=1200, resolution=64, seed=0, kind="mixed", workers=2, chunk_clips=600)
     assert len(Store.open(out).clips("train")) == 960
+
+
+def test_a_clip_pushed_again_answers_like_a_spring(small):
+    """scene.repoke: the clip's object from its own first frame, still without force, pushed back when
+    pushed the other way, further when pushed harder."""
+    from poke2video.sim.generate import store_clip_spec
+    from poke2video.sim.scene import repoke
+
+    video, row = next((int(v), int(r)) for v, r in small.clips("test")
+                      if not small.array(int(v), "gt_poke")[int(r)][9])
+    spec, scene = store_clip_spec(small.manifest, video, row)
+    force = small.array(video, "gt_poke")[row][6:8]
+    videos, drags = repoke(spec, scene, [force, force, -force, force], [0.0, 0.2, 0.2, 0.4])
+    start = int(small.starts(video)[row])
+    assert videos.shape == (4, 11, 64, 64, 3) and drags.shape == (4, 2)
+    assert np.array_equal(videos[:, 0], np.repeat(small.frames(video)[start][None], 4, axis=0))
+    assert np.array_equal(videos[0], np.repeat(videos[0, :1], 11, axis=0)) and np.allclose(drags[0], 0.0)
+    assert np.dot(drags[1], drags[2]) < 0 and np.dot(drags[1], force) > 0
+    assert np.hypot(*drags[3]) > np.hypot(*drags[1]) > 0.5
+    with pytest.raises(UserError, match="no clip"):
+        store_clip_spec(small.manifest, 99, 0)

@@ -67,16 +67,31 @@ def correlation_map(animate: Baseline, image: np.ndarray, at_xy, frames: int, po
     height, width = image.shape[:2]
     at = (float(at_xy[0]), float(at_xy[1]))
     targets = random_targets(at, width, height, pokes, np.random.default_rng(seed))
-    grid_y, grid_x = np.mgrid[0:height, 0:width]
-    start_xy = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1).astype(np.float64)  # [H*W, 2]
-    distances = np.empty((pokes, height * width), np.float64)
-    for k, target in enumerate(targets):
-        video = np.concatenate([image[None], animate(image, at, tuple(target), frames)])
-        motion = metrics.track_points(video, start_xy, flow)[-1] - start_xy  # [H*W, 2]: F_0->T per pixel
-        distances[k] = np.hypot(*(motion - (target - at)).T)
-        if progress is not None:
-            progress()
-    return CorrelationMap(distances.var(axis=0).reshape(height, width), targets - np.asarray(at), at)
+
+    def videos():
+        for target in targets:
+            yield np.concatenate([image[None], animate(image, at, tuple(target), frames)])
+            if progress is not None:
+                progress()
+
+    return map_of_videos(videos(), targets - np.asarray(at), at, flow)
+
+
+def map_of_videos(videos, pokes: np.ndarray, at: tuple[float, float], flow: FlowEstimator | None = None
+                  ) -> CorrelationMap:
+    """The correlation map of given answers to pokes at `at`: videos (an iterable of uint8 [T+1, H, W, 3],
+    frame 0 the image) and the poke vector [N, 2] each answers; every pixel is tracked through each video."""
+    pokes = np.asarray(pokes, np.float64)
+    distances = []
+    start_xy = None
+    for video, poke in zip(videos, pokes):
+        if start_xy is None:
+            grid_y, grid_x = np.mgrid[0:video.shape[1], 0:video.shape[2]]
+            start_xy = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1).astype(np.float64)   # [H*W, 2]
+        motion = metrics.track_points(video, start_xy, flow)[-1] - start_xy    # [H*W, 2]: F_0->T per pixel
+        distances.append(np.hypot(*(motion - poke).T))
+    height, width = video.shape[1:3]
+    return CorrelationMap(np.var(distances, axis=0).reshape(height, width), pokes, at)
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:

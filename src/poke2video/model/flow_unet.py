@@ -119,7 +119,7 @@ class FlowUNet(nn.Module):
             raise ValueError("FlowUNet.predict needs the poke (x, y, dx, dy)")
         flows = self.forward_flows(source_frame, poke, steps)
         video = render_video(source_frame, flows)
-        return Prediction(video, [], None, forward_flow=flows)
+        return Prediction(video, [], forward_flow=flows)
 
     def forward(self, source_frame: torch.Tensor, poke_map: torch.Tensor | None = None, steps: int | None = None,
                 poke: torch.Tensor | None = None):

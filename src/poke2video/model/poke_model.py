@@ -27,7 +27,6 @@ from poke2video.model.encoders import Encoder
 class Prediction(NamedTuple):
     video: torch.Tensor                      # [B, T, 3, H, W] in [-1, 1]
     states: list[list[torch.Tensor]]         # [t][level] [B, C_n, H_n, W_n]
-    backward_flow: None                      # no model gives one; kept for FlowUNet's positional None
     forward_flow: torch.Tensor | None = None   # [B, T, 2, H, W] px: where each source pixel is at frame t (unet)
 
 
@@ -64,7 +63,7 @@ class PokeModel(nn.Module):
         stacked = [torch.cat([state[level] for state in predicted_states]) for level in range(self.cfg.levels)]
         frames = torch.tanh(self.decoder(stacked))                       # [T*B, 3, H, W]
         video = frames.view(steps, batch, *frames.shape[1:]).transpose(0, 1)
-        return Prediction(video, predicted_states, None)
+        return Prediction(video, predicted_states)
 
     def forward(self, source_frame: torch.Tensor, poke_map: torch.Tensor, steps: int | None = None,
                 poke: torch.Tensor | None = None) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:

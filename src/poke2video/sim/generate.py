@@ -76,6 +76,23 @@ def clip_specs(clips: int, config: SimConfig) -> list[ClipSpec]:
     return specs
 
 
+def store_clip_spec(manifest: dict, video: int, row: int) -> tuple[ClipSpec, SceneConfig]:
+    """The spec and scene of clip `row` of store video `video` of a PokeSim store (its manifest), from the
+    options the store was simulated with: enough to simulate that clip again (`scene.repoke`)."""
+    header = manifest.get("pokesim")
+    if not isinstance(header, dict) or header.get("version") != SIM_VERSION:
+        raise UserError(f"not a PokeSim store of version {SIM_VERSION} (simulate writes one)")
+    raw = dict(header["config"])
+    scene = dict(raw.pop("scene"))
+    physics = PhysicsConfig(**scene.pop("physics"))
+    scene = SceneConfig(physics=physics, **{k: tuple(v) if isinstance(v, list) else v for k, v in scene.items()})
+    config = SimConfig(scene=scene, **raw)
+    index = video * config.chunk_clips + row
+    if not 0 <= index < header["clips"]:
+        raise UserError(f"no clip {row} in video {video} of this store")
+    return clip_specs(header["clips"], config)[index], scene
+
+
 def _scene_config(resolution: int, sway: float = 0.0) -> SceneConfig:
     return SceneConfig(resolution=resolution, supersample=3 if resolution <= 128 else 2,
                        physics=PhysicsConfig(sway=sway))

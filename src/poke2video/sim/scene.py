@@ -161,6 +161,28 @@ def render_chunk(specs: list[ClipSpec], config: SceneConfig) -> dict[str, np.nda
     return _assemble(out, len(clips), frames_per_clip)
 
 
+def repoke(spec: ClipSpec, config: SceneConfig, directions: np.ndarray, strengths: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """The object of an object-poke clip pushed again at its own point, once per push: directions [N, 2]
+    (any length), strengths [N] (static deflections in image fractions, as `SceneConfig.strength`) ->
+    (videos uint8 [N, T+1, H, W, 3], drags float64 [N, 2]: where the poked point truly is at frame T minus
+    where it started, in pixels). What the simulator itself answers to other pokes of the same clip."""
+    if spec.background:
+        raise ValueError("repoke needs an object poke; this clip pokes the background")
+    clips = []
+    for direction, strength in zip(np.asarray(directions, float), np.asarray(strengths, float)):
+        clip = _setup_clip(spec, config)
+        clip.poke.force = poke_force(clip.body, clip.poke.segment, clip.poke.local, direction, strength)
+        clips.append(clip)
+    pose, track = _simulate_inside(clips, config)
+    videos, drags = [], []
+    for i, clip in enumerate(clips):
+        rest_frames, _ = clip.painter.draw(pose[i, 1:, :clip.body.num_segments], clip.backdrop)
+        videos.append(np.concatenate([clip.first_frame, rest_frames]))
+        drags.append(track[i, -1] * config.resolution - 0.5 - clip.source)
+    return np.stack(videos), np.stack(drags)
+
+
 def _assemble(out: dict[str, list], count: int, frames_per_clip: int) -> dict[str, np.ndarray]:
     gt_flow = np.stack(out["gt_flow"]).astype(np.float16)                  # [C, T+1, 2, H, W]
     return {
