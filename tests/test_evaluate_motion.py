@@ -171,6 +171,24 @@ def test_a_flow_models_flow_error_is_its_forward_flow_against_the_truth(sim, tmp
     assert summarize(result)["model"]["flow_error"]["status"] == "ok"
 
 
+def test_the_model_row_runs_the_network_once_for_its_frames_and_its_flow(sim, tmp_path, monkeypatch):
+    from poke2video.poker import Poker
+
+    path = tiny_flow_model(tmp_path / "flow.safetensors")
+    case = list(load_cases(sim, "test"))[1]
+    poker = Poker.load(path)
+    video, flow = poker.animate_with_flow(case.source_frame, case.poke_source, case.poke_target)
+    assert np.array_equal(video, poker.animate(case.source_frame, case.poke_source, case.poke_target))
+    assert np.array_equal(flow, poker.forward_flow(case.source_frame, case.poke_source, case.poke_target))
+    runs = []
+    original = Poker._flows
+    monkeypatch.setattr(Poker, "_flows", lambda self, *args: runs.append(1) or original(self, *args))
+    model = model_method(str(path))
+    video, flow = model.video_and_flow(case, with_flow=True)
+    assert len(runs) == 1 and flow.shape == (case.frames, 2, *case.source_frame.shape[:2])
+    assert model.video_and_flow(case, with_flow=False)[1] is None and len(runs) == 2
+
+
 def test_report_names_the_rows_and_the_new_metrics_and_plots_them_per_frame(sim, checkpoint, tmp_path):
     methods = [model_method(str(checkpoint)), *baseline_methods("static,oracle-true-fill"),
                real_clip_method()]

@@ -212,6 +212,16 @@ class Poker:
         flows = self._flows(_resize(rgb, self.resolution, self.resolution), (*source_model, *displacement))
         return resize_flows(flows, width, height).numpy()
 
+    def animate_with_flow(self, image, source, target) -> tuple[np.ndarray, np.ndarray | None]:
+        """(`animate(image, source, target)`, `forward_flow(image, source, target)`) from one run of the network."""
+        if not self.has_flow:
+            return self.animate(image, source, target), None
+        rgb = load_image(image)
+        height, width = rgb.shape[:2]
+        source_model, displacement = self._model_poke(source, target, width, height)
+        flows = self._flows(_resize(rgb, self.resolution, self.resolution), (*source_model, *displacement))
+        return render_uint8(rgb, flows, STILL_PX), resize_flows(flows, width, height).numpy()
+
     def _model_poke(self, source, target, width: int, height: int) -> tuple[tuple[float, float], tuple[float, float]]:
         """A poke in the image's pixels (checked to lie inside it) -> (source pixel, drag) in the model's pixels."""
         source_xy = check_point("source", source, width, height)

@@ -257,9 +257,8 @@ def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptio
 def _score_method(method: Method, case: EvalCase, options: EvalOptions, lpips_model, tracker: FlowEstimator,
                   with_structure: bool, progress) -> tuple[dict, np.ndarray]:
     began = time.perf_counter()
-    video = method.video_for(case)
+    video, scored_flow = method.video_and_flow(case, with_flow=case.gt_flow is not None and not case.is_background)
     elapsed_ms = 1000.0 * (time.perf_counter() - began)
-    scored_flow = method.flow_for(case) if case.gt_flow is not None and not case.is_background else None
     scores = score_clip(case, video, against_real=not method.is_real, motion=options.motion,
                         lpips_model=lpips_model, tracker=tracker, flow=scored_flow)
     if method.animate is not None:

@@ -1,7 +1,8 @@
 """The rows of an evaluation: ways to make a clip's T frames, and the forward flow they follow where there is one.
 
 - `model`: the checkpoint through `Poker.animate`, nothing after the network reading the poke's target; a
-  model that gives forward flows (`Poker.has_flow`) has its flow scored too (`Poker.forward_flow`).
+  model that gives forward flows (`Poker.has_flow`) has its flow scored too, from the same run of the
+  network (`Poker.animate_with_flow`).
 - baselines (`baselines.py`): `static` (zero flow) and `warp` (its Gaussian field is its flow).
 - `oracle` (PokeSim): the ground-truth flow rendered as the flow model renders its own (`render.render_video`:
   forward splatting, uncovered pixels from the background plate); `oracle-true-fill`: splatted the same way,
@@ -38,7 +39,8 @@ ABOUT = {
 class Method:
     """A named way to make videos: `animate(frame, source_xy, target_xy, T)` -> uint8 [T, H, W, 3]; or, for
     an oracle, `oracle(case)` made from the case's ground truth; neither: the real clip (the tracker's floor).
-    `flow` (same arguments as `animate`) -> float32 [T, 2, H, W]: the forward flow its frames follow."""
+    `flow` (same arguments as `animate`) -> float32 [T, 2, H, W]: the forward flow its frames follow;
+    `animate_flow` (same arguments) -> both at once, for a model whose frames and flow come from one run."""
 
     name: str
     animate: Baseline | None
@@ -46,6 +48,7 @@ class Method:
     flow: FlowFunction | None = None
     oracle: Callable[[EvalCase], np.ndarray] | None = None
     about: str = ""            # what the row is, for the report
+    animate_flow: Callable | None = None
 
     @property
     def is_real(self) -> bool:
@@ -53,7 +56,13 @@ class Method:
 
     @property
     def gives_flow(self) -> bool:
-        return self.flow is not None or self.oracle is not None
+        return self.flow is not None or self.oracle is not None or self.animate_flow is not None
+
+    def video_and_flow(self, case: EvalCase, with_flow: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """(`video_for(case)`, `flow_for(case)` when `with_flow`, else None), the model run once for both."""
+        if with_flow and self.animate_flow is not None:
+            return self.animate_flow(case.source_frame, case.poke_source, case.poke_target, case.frames)
+        return self.video_for(case), self.flow_for(case) if with_flow else None
 
     def video_for(self, case: EvalCase) -> np.ndarray:
         if self.oracle is not None:
@@ -73,15 +82,15 @@ class Method:
 
 def model_method(checkpoint: str | None, name: str = "model") -> Method:
     """The model in `checkpoint` (None: the bundled default) through `Poker.animate`, as a user gets it; a model
-    that gives forward flows has them scored too (`Poker.forward_flow`)."""
+    that gives forward flows has them scored too (`Poker.animate_with_flow`: one run for both)."""
     from poke2video.poker import Poker
 
     poker = Poker.load(checkpoint)
-    flow = (lambda frame, source, target, frames: poker.forward_flow(frame, source, target)) if poker.has_flow else None
     about = ("the network's own frames through `Poker.animate`; nothing after the network reads the poke's target"
-             + (" (flow: its forward flow, rendered by splatting)" if flow else ""))
+             + (" (flow: its forward flow, rendered by splatting)" if poker.has_flow else ""))
+    both = (lambda frame, source, target, frames: poker.animate_with_flow(frame, source, target)) if poker.has_flow else None
     return Method(name, lambda frame, source, target, frames: poker.animate(frame, source, target), poker.frames,
-                  flow=flow, about=about)
+                  about=about, animate_flow=both)
 
 
 def real_clip_method() -> Method:
