@@ -12,6 +12,7 @@ the score of motion that is right by construction, to read a model's and the bas
 from __future__ import annotations
 
 import argparse
+from itertools import islice
 
 import numpy as np
 from tqdm import tqdm
@@ -45,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     store, rng = Store.open(args.data), np.random.default_rng(args.seed)
     tracker = get_flow_estimator(args.tracker)
-    cases = [case for case in load_cases(store, args.split) if not case.is_background][:args.clips]
+    cases = list(islice((case for case in load_cases(store, args.split) if not case.is_background), args.clips))
     scores = [simulator_auc(store, case, args.pokes, rng, tracker) for case in tqdm(cases, unit="clip")]
     interval = metrics.bootstrap_interval(scores)
     print("| store | split | clips | pushes each | simulator's structure AUC |")

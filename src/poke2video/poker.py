@@ -182,14 +182,12 @@ class Poker:
         if output_size not in ("image", "model"):
             raise UserError(f"output_size must be 'image' or 'model', got {output_size!r}")
         rgb = load_image(image)
-        height, width = rgb.shape[:2]
-        source_model, displacement = self._model_poke(source, target, width, height)
         res = self.resolution
         if self.has_flow:
-            flows = self._flows(_resize(rgb, res, res), (*source_model, *displacement))
-            if output_size == "model":
-                return render_uint8(_resize(rgb, res, res), flows, STILL_PX)
-            return render_uint8(rgb, flows, STILL_PX)
+            flows = self._image_flows(rgb, source, target)
+            return render_uint8(_resize(rgb, res, res) if output_size == "model" else rgb, flows, STILL_PX)
+        height, width = rgb.shape[:2]
+        source_model, displacement = self._model_poke(source, target, width, height)
         poke_map = make_poke_map(res, source_model, self.poke_displacement(displacement, mode), poke_size_for(res))
         video = self._generate(_resize(rgb, res, res), poke_map)
         if output_size == "model" or (width, height) == (res, res):
@@ -207,20 +205,21 @@ class Poker:
         if not self.has_flow:
             return None
         rgb = load_image(image)
-        height, width = rgb.shape[:2]
-        source_model, displacement = self._model_poke(source, target, width, height)
-        flows = self._flows(_resize(rgb, self.resolution, self.resolution), (*source_model, *displacement))
-        return resize_flows(flows, width, height).numpy()
+        return resize_flows(self._image_flows(rgb, source, target), rgb.shape[1], rgb.shape[0]).numpy()
 
     def animate_with_flow(self, image, source, target) -> tuple[np.ndarray, np.ndarray | None]:
         """(`animate(image, source, target)`, `forward_flow(image, source, target)`) from one run of the network."""
         if not self.has_flow:
             return self.animate(image, source, target), None
         rgb = load_image(image)
+        flows = self._image_flows(rgb, source, target)
+        return render_uint8(rgb, flows, STILL_PX), resize_flows(flows, rgb.shape[1], rgb.shape[0]).numpy()
+
+    def _image_flows(self, rgb: np.ndarray, source, target) -> torch.Tensor:
+        """uint8 image [H, W, 3] + a poke in its pixels -> the model's forward flows [T, 2, R, R] (model px)."""
         height, width = rgb.shape[:2]
         source_model, displacement = self._model_poke(source, target, width, height)
-        flows = self._flows(_resize(rgb, self.resolution, self.resolution), (*source_model, *displacement))
-        return render_uint8(rgb, flows, STILL_PX), resize_flows(flows, width, height).numpy()
+        return self._flows(_resize(rgb, self.resolution, self.resolution), (*source_model, *displacement))
 
     def _model_poke(self, source, target, width: int, height: int) -> tuple[tuple[float, float], tuple[float, float]]:
         """A poke in the image's pixels (checked to lie inside it) -> (source pixel, drag) in the model's pixels."""

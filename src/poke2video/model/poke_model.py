@@ -61,7 +61,7 @@ class PokeModel(nn.Module):
         batch = source_frame.shape[0]
         # Decode all T frames in one batch: per level, stack time into the batch axis -> [T*B, C, h, w].
         stacked = [torch.cat([state[level] for state in predicted_states]) for level in range(self.cfg.levels)]
-        frames = torch.tanh(self.decoder(stacked))                       # [T*B, 3, H, W]
+        frames = self.decode(stacked)                                     # [T*B, 3, H, W]
         video = frames.view(steps, batch, *frames.shape[1:]).transpose(0, 1)
         return Prediction(video, predicted_states)
 

@@ -127,6 +127,13 @@ def _simulate_inside(clips: list[_Clip], config: SceneConfig, attempts: int = 4)
     return pose, track
 
 
+def _draw(clip: _Clip, world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A clip's frames [T+1, H, W, 3] and segment ids [T+1, H, W] for its poses `world` [T+1, S, ...]
+    (frame 0, the rest pose, already drawn at setup)."""
+    rest_frames, rest_segments = clip.painter.draw(world[1:], clip.backdrop)
+    return (np.concatenate([clip.first_frame, rest_frames]), np.concatenate([clip.first_segments, rest_segments]))
+
+
 def render_chunk(specs: list[ClipSpec], config: SceneConfig) -> dict[str, np.ndarray]:
     """All store arrays (core and gt_*) of one chunk of clips."""
     res, frames_per_clip = config.resolution, config.physics.frames
@@ -137,9 +144,7 @@ def render_chunk(specs: list[ClipSpec], config: SceneConfig) -> dict[str, np.nda
     for i, (clip, spec) in enumerate(zip(clips, specs)):
         size = clip.body.num_segments
         world = pose[i, :, :size]
-        rest_frames, rest_segments = clip.painter.draw(world[1:], clip.backdrop)
-        frames = np.concatenate([clip.first_frame, rest_frames])
-        segments = np.concatenate([clip.first_segments, rest_segments])
+        frames, segments = _draw(clip, world)
         pixel_pose = to_pixels(world, res)
         flows = rigid_flow(np.concatenate([np.repeat(segments[:1], frames_per_clip, 0), segments[:-1]]),
                            np.concatenate([np.repeat(pixel_pose[:1], frames_per_clip, 0), pixel_pose[:-1]]),
@@ -177,8 +182,7 @@ def repoke(spec: ClipSpec, config: SceneConfig, directions: np.ndarray, strength
     pose, track = _simulate_inside(clips, config)
     videos, drags = [], []
     for i, clip in enumerate(clips):
-        rest_frames, _ = clip.painter.draw(pose[i, 1:, :clip.body.num_segments], clip.backdrop)
-        videos.append(np.concatenate([clip.first_frame, rest_frames]))
+        videos.append(_draw(clip, pose[i, :, :clip.body.num_segments])[0])
         drags.append(track[i, -1] * config.resolution - 0.5 - clip.source)
     return np.stack(videos), np.stack(drags)
 
