@@ -19,7 +19,7 @@ from conftest import moving_square_frames, write_video
 from test_fuzz_cli import PROGRESS, run
 from test_fuzz_images import png_header
 from poke2video import export
-from poke2video.data.presets import find_videos
+from poke2video.data.layouts import find_videos
 from poke2video.data.store import Store
 from poke2video.errors import UserError
 from poke2video.fsutil import atomic_path

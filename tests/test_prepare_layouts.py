@@ -6,7 +6,7 @@ import pytest
 
 from conftest import moving_square_frames, write_image_folder, write_video
 from poke2video.data.prepare import prepare_dataset
-from poke2video.data.presets import collect_sources, get_layout, make_splits
+from poke2video.data.layouts import collect_sources, get_layout, make_splits
 from poke2video.data.store import Store
 from poke2video.errors import UserError
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from poke2video.config import DataConfig, to_dict
 from poke2video.data.flow import FlowEstimator, chain_flows, get_flow_estimator
-from poke2video.data.presets import DatasetLayout, VideoSource, collect_sources, get_layout, make_splits
+from poke2video.data.layouts import DatasetLayout, VideoSource, collect_sources, get_layout, make_splits
 from poke2video.data.shards import shard_header, shard_indices
 from poke2video.data.store import StoreWriter, VideoFiles, file_sha256
 from poke2video.data.video import Sampling, image_files, iter_frames

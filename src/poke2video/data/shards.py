@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from poke2video.data.presets import VideoSource, get_layout, make_splits
+from poke2video.data.layouts import VideoSource, get_layout, make_splits
 from poke2video.data.store import Store, StoreWriter, video_dir_name
 from poke2video.errors import UserError
 

@@ -4,7 +4,7 @@
   model that gives forward flows (`Poker.has_flow`) has its flow scored too, from the same run of the
   network (`Poker.animate_with_flow`).
 - baselines (`baselines.py`): `static` (zero flow) and `warp` (its Gaussian field is its flow).
-- `oracle` (PokeSim): the ground-truth flow rendered as the flow model renders its own (`render.render_video`:
+- `oracle` (PokeSim): the ground-truth flow rendered as the flow model renders its own (`splat.render_video`:
   forward splatting, uncovered pixels from the background plate); `oracle-true-fill`: splatted the same way,
   uncovered pixels taken from the true frames. What the renderer alone costs.
 - `real clip` (PokeSim): the simulated video itself; its scores are the tracker's own floor.
@@ -130,7 +130,7 @@ def oracle_method(name: str = "oracle") -> Method:
 def render_flow(frame: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """uint8 [H, W, 3] carried along the forward flow float [T, 2, H, W] -> uint8 [T, H, W, 3], exactly as
     `Poker` renders a flow model's flow at the model's size."""
-    from poke2video.model.render import STILL_PX
+    from poke2video.model.splat import STILL_PX
     from poke2video.poker import render_uint8
 
     return render_uint8(np.asarray(frame, np.uint8), torch.from_numpy(np.asarray(flow, np.float32)), STILL_PX)
@@ -139,7 +139,7 @@ def render_flow(frame: np.ndarray, flow: np.ndarray) -> np.ndarray:
 def render_true_fill(frame: np.ndarray, flow: np.ndarray, true_frames: np.ndarray) -> np.ndarray:
     """`render_flow`, but a pixel that nothing covers (fully or in part) is filled from the true frame
     uint8 [T, H, W, 3] instead of the background plate."""
-    from poke2video.model.render import STILL_PX, splat
+    from poke2video.model.splat import STILL_PX, splat
 
     flows = torch.from_numpy(np.asarray(flow, np.float32))                                    # [T, 2, H, W]
     image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()       # [1, 3, H, W]

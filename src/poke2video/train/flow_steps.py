@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from poke2video.config import TrainConfig
-from poke2video.model.render import MOVING_PX
+from poke2video.model.splat import MOVING_PX
 from poke2video.train.distributed import DistContext
 from poke2video.train.steps import Batch, apply_loss, autocast_for
 
