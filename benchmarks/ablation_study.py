@@ -13,7 +13,7 @@ import sys
 from poke2video.errors import UserError
 from poke2video.evaluate.ablation import VARIANTS, run_study
 from poke2video.evaluate.evaluator import EvalOptions
-from poke2video.evaluate.metrics import TRACKER
+from poke2video.metrics import TRACKER
 
 
 def main(argv: list[str] | None = None) -> int:

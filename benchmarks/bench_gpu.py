@@ -20,7 +20,7 @@ from bench_model import _synthetic_batch  # benchmarks/ is on sys.path when run 
 from bench_prepare import median_seconds
 
 from poke2video.config import load_preset
-from poke2video.evaluate.perceptual import vgg19_loss_features
+from poke2video.pretrained.perceptual import vgg19_loss_features
 from poke2video.model import build_model, count_parameters
 from poke2video.train import losses
 from poke2video.train.distributed import DistContext

@@ -48,7 +48,7 @@ def measure(preset: str, bf16: bool, repeats: int, train_batch: int | None, gan:
                                 gan=dataclasses.replace(recipe.train.gan, start_step=0 if gan else -1))
     recipe = dataclasses.replace(recipe, train=train)
     if train.recon_loss == "vgg":  # same cost as the real weights, which this machine does not have
-        from poke2video.evaluate.perceptual import vgg19_loss_features
+        from poke2video.pretrained.perceptual import vgg19_loss_features
 
         losses.make_reconstruction_loss = lambda cfg: losses.PerceptualLoss(vgg19_loss_features())
     torch.manual_seed(0)

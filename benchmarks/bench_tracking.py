@@ -20,7 +20,7 @@ import numpy as np
 
 from poke2video.data.flow import get_flow_estimator
 from poke2video.evaluate.baselines import WarpBaseline
-from poke2video.evaluate.metrics import track_points
+from poke2video.metrics import track_points
 
 SIZE, STEPS = 64, 10
 
@@ -78,7 +78,7 @@ def pokesim_errors(data: str, split: str, limit: int, estimator) -> np.ndarray:
     """Endpoint error (px) of the poked pixel tracked through the true PokeSim clips (object pokes)."""
     from poke2video.data.store import Store
     from poke2video.evaluate.cases import load_cases
-    from poke2video.evaluate.metrics import poke_endpoint_error
+    from poke2video.metrics import poke_endpoint_error
 
     return np.array([poke_endpoint_error(case.expected_video, case.poke_source, case.true_target, estimator)
                      for case in load_cases(Store.open(data), split, limit) if not case.is_background])

@@ -17,9 +17,9 @@ from itertools import islice
 import numpy as np
 from tqdm import tqdm
 
+from poke2video import metrics
 from poke2video.data.flow import get_flow_estimator
 from poke2video.data.store import Store
-from poke2video.evaluate import metrics
 from poke2video.evaluate.cases import load_cases, subtree_mask
 from poke2video.evaluate.correlate import map_of_videos, structure_auc
 from poke2video.sim.generate import store_clip_spec

@@ -13,13 +13,15 @@ from PIL import Image
 from torch import nn
 
 from eval_support import checkpoint, sim  # noqa: F401 (fixtures)
+from poke2video import metrics
 from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
 from poke2video.errors import UserError
-from poke2video.evaluate import evaluator, metrics, perceptual
+from poke2video.evaluate import evaluator
 from poke2video.evaluate.cases import load_cases
 from poke2video.evaluate.evaluator import EvalOptions, Method, baseline_methods, evaluate, real_clip_method
 from poke2video.evaluate.report import summarize, write_report
+from poke2video.pretrained import perceptual
 from train_support import make_tiny_store
 
 OFFLINE_OFF = dict(lpips="off", fvd=False)

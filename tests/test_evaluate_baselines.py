@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from poke2video import metrics
 from poke2video.errors import UserError
-from poke2video.evaluate import baselines, metrics
+from poke2video.evaluate import baselines
 
 
 def texture(size: int = 32, seed: int = 0) -> np.ndarray:

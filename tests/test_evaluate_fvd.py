@@ -8,6 +8,7 @@ from torch import nn
 
 from poke2video.errors import WeightsUnavailable
 from poke2video.evaluate import fvd
+from poke2video.pretrained.i3d import load_i3d
 
 
 class TinyI3D(nn.Module):
@@ -72,7 +73,7 @@ def test_prepare_clips_stretches_time_and_resizes():
 
 
 def test_fvd_through_the_torchscript_loading_path(i3d_file):
-    model = fvd.load_i3d(i3d_file)
+    model = load_i3d(i3d_file)
     rng = np.random.default_rng(0)
     videos_a = rng.integers(0, 128, (4, 11, 16, 16, 3), dtype=np.uint8)
     videos_b = rng.integers(100, 256, (4, 11, 16, 16, 3), dtype=np.uint8)
@@ -93,8 +94,8 @@ def test_missing_or_corrupt_i3d_names_the_option(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(WeightsUnavailable, match="--i3d-weights PATH"):
-        fvd.load_i3d()
+        load_i3d()
     corrupt = tmp_path / "broken.pt"
     corrupt.write_bytes(b"\x00" * 10)
     with pytest.raises(WeightsUnavailable, match="--i3d-weights"):
-        fvd.load_i3d(corrupt)
+        load_i3d(corrupt)

@@ -11,9 +11,10 @@ import pytest
 
 from conftest import moving_square_frames
 from eval_support import SIM_FRAMES, SIM_RES, checkpoint, sim  # noqa: F401 (fixtures)
+from poke2video import metrics
 from poke2video.config import ModelConfig
 from poke2video.data.store import Store
-from poke2video.evaluate import baselines, metrics
+from poke2video.evaluate import baselines
 from poke2video.evaluate.cases import load_cases
 from poke2video.evaluate.evaluator import EvalOptions, Method, baseline_methods, evaluate, real_clip_method
 from poke2video.evaluate.methods import model_method, oracle_method, render_flow, render_true_fill

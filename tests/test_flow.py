@@ -58,7 +58,7 @@ def test_chain_of_still_steps_is_zero_and_of_one_step_is_that_step():
 def test_fine_farneback_tracks_true_pokesim_clips_closer_than_fine_dis(tmp_path):
     # The metrics' tracker: on real PokeSim clips the poked pixel should end nearer its true place.
     from poke2video.data.store import Store
-    from poke2video.evaluate.metrics import TRACKER, track_point
+    from poke2video.metrics import TRACKER, track_point
     from poke2video.sim.generate import simulate_dataset
 
     store = Store.open(simulate_dataset(tmp_path / "sim", clips=40, resolution=64, seed=1, chunk_clips=20))

@@ -309,7 +309,7 @@ class TrainConfig:
     #                                 sequential: stage1_steps of stage 1, then stage 2; single: all jointly
     stage1_steps: int = 0           # sequential schedule only
     recon_loss: str = "l1_gradient"  # l1_gradient (needs no weights) | vgg (VGG19 perceptual, Eq. 6)
-    vgg_weights: str | None = None  # VGG19 file; None: the torch hub cache (see evaluate/perceptual.py)
+    vgg_weights: str | None = None  # VGG19 file; None: the torch hub cache (see pretrained/perceptual.py)
     rec_weight: float = 1.0         # stage-1 frame reconstruction
     dynamics_rec_weight: float = 5.0  # reconstruction of the predicted video
     traj_weight: float = 0.1        # L_traj (Eq. 7); 0 is the "without L_traj" ablation

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from poke2video import metrics
 from poke2video.data.flow import FlowEstimator
 from poke2video.errors import UserError
-from poke2video.evaluate import metrics
 from poke2video.evaluate.baselines import Baseline
 
 POKE_LENGTH_RANGE = (0.03, 0.15)  # poke lengths, as fractions of the image's longer side (64 px: 1.9-9.6 px)

@@ -25,73 +25,30 @@ the reason, never replaced.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from poke2video import metrics
 from poke2video.data.flow import FlowEstimator, get_flow_estimator
 from poke2video.data.store import Store
 from poke2video.errors import UserError, WeightsUnavailable
-from poke2video.evaluate import metrics
 from poke2video.evaluate.cases import EvalCase, is_pokesim, load_cases, split_size, subtree_mask
 from poke2video.evaluate.correlate import correlation_map, structure_auc
 from poke2video.evaluate.methods import (REAL_CLIP, Method, baseline_methods, model_method,  # noqa: F401
                                          real_clip_method)
+from poke2video.evaluate.report import write_report
+from poke2video.evaluate.results import CLIP_METRICS, PER_FRAME, EvalOptions, Evaluation
 from poke2video.evaluate.sheets import Example
-
-CLIP_METRICS = ("psnr", "ssim", "lpips", "endpoint_error", "motion_error", "motion_error_moving",
-                "motion_error_still", "moving_iou", "flow_error", "flow_error_moving", "flow_error_still",
-                "background_change", "structure_auc", "ms_per_video")
-PER_FRAME = ("motion_error",)  # also kept per frame (Evaluation.per_frame): "<metric>_per_frame" in score_clip
-AGAINST_REAL = ("psnr", "ssim", "lpips", "fvd")  # compare with the real clip: meaningless for the real clip
-
-
-@dataclass
-class EvalOptions:
-    limit: int | None = None          # the first N clips of the split (None: all)
-    motion: bool = True               # motion error on PokeSim (tracks every object pixel)
-    structure_clips: int = 4          # PokeSim object pokes that get a correlation map (0: none)
-    structure_pokes: int = 16         # random pokes per correlation map
-    lpips: str = "vgg"                # LPIPS variant: vgg | alex | off
-    lpips_backbone: str | None = None  # torchvision VGG16 / AlexNet file
-    lpips_heads: str | None = None    # lpips v0.1 linear heads file
-    fvd: bool = True
-    i3d_weights: str | None = None
-    example_clips: int = 4
-    seed: int = 0                     # pokes of the correlation maps, bootstrap resampling
-    tracker: str = metrics.TRACKER    # flow estimator that tracks pixels (data/flow.py ESTIMATORS)
-
-
-@dataclass
-class Evaluation:
-    """Everything measured: per-clip scores (None where a metric does not apply), FVD, unavailable metrics."""
-
-    data: str
-    split: str
-    pokesim: bool
-    methods: list[str]
-    options: EvalOptions
-    clips: list[dict] = field(default_factory=list)
-    per_clip: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)
-    fvd: dict[str, float] = field(default_factory=dict)
-    unavailable: dict[str, str] = field(default_factory=dict)
-    examples: list[Example] = field(default_factory=list)
-    real_methods: list[str] = field(default_factory=list)    # methods that replay the real clip
-    oracle_methods: list[str] = field(default_factory=list)  # methods made from the case's ground truth
-    flow_methods: list[str] = field(default_factory=list)    # methods that give a forward flow
-    rows: dict[str, str] = field(default_factory=dict)       # method: what the row is
-    per_frame: dict[str, dict[str, list[list[float] | None]]] = field(default_factory=dict)  # method: metric: per clip
-
 
 def load_judges(options: EvalOptions):
     """(LPIPS network or None, I3D network or None, {metric: why unavailable}).
 
     A file named on the command line that cannot be read is the user's error; a network that is neither
     cached nor downloadable is reported unavailable."""
-    from poke2video.evaluate.fvd import load_i3d
-    from poke2video.evaluate.perceptual import load_lpips
+    from poke2video.pretrained.i3d import load_i3d
+    from poke2video.pretrained.perceptual import load_lpips
 
     unavailable, lpips_model, i3d = {}, None, None
     if options.lpips not in ("vgg", "alex", "off"):
@@ -129,7 +86,7 @@ def score_clip(case: EvalCase, generated: np.ndarray, against_real: bool, motion
         scores["psnr"] = metrics.psnr(generated, expected)
         scores["ssim"] = metrics.ssim(generated, expected)
         if lpips_model is not None:
-            from poke2video.evaluate.perceptual import lpips_distance
+            from poke2video.pretrained.perceptual import lpips_distance
 
             scores["lpips"] = lpips_distance(generated, expected, lpips_model)
     if case.is_background:
@@ -294,8 +251,6 @@ def check_output_dir(out: str | Path, overwrite: bool) -> Path:
 def evaluate_to_dir(checkpoint: str | None, data: str, out: str, split: str = "test", baselines: str = "static,warp",
                     overwrite: bool = False, options: EvalOptions = EvalOptions(), command: str | None = None) -> Path:
     """`poke2video evaluate`: the model, the baselines and (PokeSim) the real clip on `split`; report in `out`."""
-    from poke2video.evaluate.report import write_report
-
     out_dir = check_output_dir(out, overwrite)
     store = Store.open(data)
     split_size(store, split, options.limit)

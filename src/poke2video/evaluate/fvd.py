@@ -1,7 +1,6 @@
 """Fréchet Video Distance: I3D (Kinetics-400) features of two sets of videos, compared as Gaussians.
 
-The network is the widely used PyTorch port of the TF-Hub I3D, the TorchScript file
-`i3d_torchscript.pt` (no class needed: `torch.jit.load`), called as
+The network (`pretrained/i3d.py`) is the widely used PyTorch port of the TF-Hub I3D, called as
 `model(videos [B, 3, T, 224, 224] in [-1, 1], rescale=False, resize=False, return_features=True)`
 -> [B, 400] logits before the softmax, the features FVD uses.
 
@@ -15,20 +14,11 @@ Preparing clips (`prepare_clips`), the same for every model, baseline and the re
 """
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from poke2video.errors import WeightsUnavailable
-from poke2video.evaluate.perceptual import WeightFile, resolve_weights
-
-I3D_WEIGHTS = WeightFile(
-    "i3d_torchscript.pt", "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1", "--i3d-weights"
-)
 I3D_SIZE = 224
 I3D_FRAMES = 16
 
@@ -55,18 +45,6 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if features.ndim != 2 or len(features) < 2:
         raise ValueError(f"need features [N >= 2, D], got shape {features.shape}")
     return features.mean(axis=0), np.cov(features, rowvar=False)
-
-
-def load_i3d(path: str | Path | None = None) -> torch.jit.ScriptModule:
-    """The TorchScript I3D from `path`, the torch hub cache, or one download; else WeightsUnavailable."""
-    local = resolve_weights(I3D_WEIGHTS, path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # the file format is TorchScript
-            model = torch.jit.load(str(local), map_location="cpu")
-    except Exception as exc:  # a corrupt or foreign file raises many types; all mean "bad input"
-        raise WeightsUnavailable(f"{local} ({I3D_WEIGHTS.option}) is not a TorchScript I3D file: {exc}") from exc
-    return model.eval()
 
 
 def prepare_clips(videos: np.ndarray, frames: int = I3D_FRAMES) -> torch.Tensor:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from poke2video.evaluate.evaluator import AGAINST_REAL, PER_FRAME, Evaluation
-from poke2video.evaluate.metrics import MOVES_PX, bootstrap_interval
+from poke2video.evaluate.results import AGAINST_REAL, PER_FRAME, Evaluation
 from poke2video.evaluate.sheets import bar_chart, example_sheet, example_video, line_chart, save_png
 from poke2video.export import write_video
 from poke2video.fsutil import atomic_path, remove_path
+from poke2video.metrics import MOVES_PX, bootstrap_interval
 
 REPORT_FORMAT, REPORT_VERSION = "poke2video-evaluation", 1
 CONFIDENCE = 0.95

@@ -51,7 +51,7 @@ class PerceptualLoss(torch.nn.Module):
 def make_reconstruction_loss(cfg: TrainConfig) -> ReconstructionLoss:
     """The configured reconstruction loss; `vgg` loads VGG19 (WeightsUnavailable names --vgg-weights)."""
     if cfg.recon_loss == "vgg":
-        from poke2video.evaluate.perceptual import load_vgg19
+        from poke2video.pretrained.perceptual import load_vgg19
 
         return PerceptualLoss(load_vgg19(cfg.vgg_weights))
     return l1_gradient_loss

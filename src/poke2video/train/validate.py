@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from poke2video import metrics
 from poke2video.config import PokeConfig
 from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
-from poke2video.evaluate import metrics
 from poke2video.train.runlog import filmstrip
 from poke2video.train.steps import Batch
 

@@ -5,7 +5,7 @@ from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from conftest import moving_square_frames
-from poke2video.evaluate import metrics
+from poke2video import metrics
 
 
 def smooth_texture(size: int, seed: int = 0) -> np.ndarray:

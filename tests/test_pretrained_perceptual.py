@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from poke2video.errors import WeightsUnavailable
-from poke2video.evaluate import perceptual
+from poke2video.pretrained import files, perceptual
 
 # Indices of the convolutions in torchvision's `features` stacks (facts of the published files).
 VGG19_CONVS = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
@@ -82,7 +82,7 @@ def test_download_lands_in_the_hub_cache(tmp_path, monkeypatch):
         torch.save(heads, dst)
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", online)
-    path = perceptual.resolve_weights(perceptual.LPIPS_ALEX_HEADS)
+    path = files.resolve_weights(perceptual.LPIPS_ALEX_HEADS)
     assert fetched == [perceptual.LPIPS_ALEX_HEADS.url]
     assert path.parent == tmp_path / "torch_home" / "hub" / "checkpoints" and path.is_file()
 

@@ -5,9 +5,8 @@ The feature networks use torchvision's module layout, so their state-dict keys (
 `classifier.*` are ignored). LPIPS adds the lpips package's v0.1 linear heads (`lin0.model.1.weight`
 ... one 1x1 convolution per tapped layer).
 
-Every file is found the same way (`resolve_weights`): an explicit path, else the file torchvision or
-lpips would use under `torch.hub.get_dir()/checkpoints`, else one download attempt into that cache;
-when none works, `WeightsUnavailable` names the command-line option that supplies the file.
+Their files are the ones torchvision and lpips publish, found by `files.resolve_weights`. Training loads
+VGG19 for the paper's perceptual loss (`load_vgg19`); evaluation loads LPIPS (`load_lpips`).
 """
 from __future__ import annotations
 
@@ -18,15 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from poke2video.errors import WeightsUnavailable
-
-
-@dataclass(frozen=True)
-class WeightFile:
-    filename: str  # name in the torch hub cache, as torchvision / lpips publish it
-    url: str
-    option: str  # command-line option that supplies a local copy
-
+from poke2video.pretrained.files import WeightFile, load_matching, load_weight_file
 
 _TORCHVISION = "https://download.pytorch.org/models/"
 _LPIPS_HEADS = "https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/master/lpips/weights/v0.1/"
@@ -35,54 +26,6 @@ VGG16_WEIGHTS = WeightFile("vgg16-397923af.pth", _TORCHVISION + "vgg16-397923af.
 ALEXNET_WEIGHTS = WeightFile("alexnet-owt-7be5be79.pth", _TORCHVISION + "alexnet-owt-7be5be79.pth", "--alexnet-weights")
 LPIPS_VGG_HEADS = WeightFile("lpips_v0.1_vgg.pth", _LPIPS_HEADS + "vgg.pth", "--lpips-vgg-heads")
 LPIPS_ALEX_HEADS = WeightFile("lpips_v0.1_alex.pth", _LPIPS_HEADS + "alex.pth", "--lpips-alex-heads")
-
-
-def resolve_weights(spec: WeightFile, path: str | Path | None = None) -> Path:
-    """Local file for `spec`: `path`, else the hub cache copy, else one download into the cache."""
-    if path is not None:
-        local = Path(path)
-        if not local.is_file():
-            raise WeightsUnavailable(f"{spec.option}: no such file {local}")
-        return local
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / spec.filename
-    if cached.is_file():
-        return cached
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(spec.url, str(cached), progress=True)  # writes a temp file, then moves
-    except OSError as exc:
-        raise WeightsUnavailable(
-            f"{spec.filename} is not in {cached.parent} and downloading it failed ({exc}); "
-            f"pass a local copy with {spec.option} PATH"
-        ) from exc
-    return cached
-
-
-def load_weight_file(spec: WeightFile, path: str | Path | None = None) -> dict[str, torch.Tensor]:
-    """Tensors of the weight file for `spec` (never unpickles code: weights_only)."""
-    local = resolve_weights(spec, path)
-    try:
-        state = torch.load(local, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a corrupt or foreign file raises many types; all mean "bad input"
-        raise WeightsUnavailable(f"{local} ({spec.option}) is not a readable PyTorch weight file: {exc}") from exc
-    if not isinstance(state, dict):
-        raise WeightsUnavailable(f"{local} ({spec.option}) holds no state dict")
-    return state
-
-
-def load_matching(module: nn.Module, state: dict[str, torch.Tensor], spec: WeightFile) -> None:
-    """Copy the tensors of `state` whose keys `module` has; every key of `module` must be present."""
-    expected = module.state_dict()
-    missing = [key for key in expected if key not in state]
-    wrong = [key for key in expected if key in state and tuple(state[key].shape) != tuple(expected[key].shape)]
-    if missing or wrong:
-        problems = (["missing " + ", ".join(missing[:4])] if missing else []) + (
-            ["wrong shape " + ", ".join(wrong[:4])] if wrong else []
-        )
-        raise WeightsUnavailable(f"weights given by {spec.option} do not fit {spec.filename}: {'; '.join(problems)}")
-    module.load_state_dict({key: state[key] for key in expected})
-    module.requires_grad_(False)
-    module.eval()
 
 
 # torchvision's VGG configurations "D" (VGG16) and "E" (VGG19): conv channels, "M" = 2x2 max pool.
