@@ -46,8 +46,8 @@ def resolve_checkpoint(checkpoint: str | None, folder: Path) -> tuple[str, str]:
         return str(DEFAULT_WEIGHTS), "bundled default model"
     import torch
 
-    from poke2video.config import load_preset
     from poke2video.model import build_model, save_model
+    from poke2video.preset import load_preset
 
     torch.manual_seed(0)
     path = folder / "cpu64-random.safetensors"

@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 
 from bench_prepare import median_seconds  # benchmarks/ is on sys.path when run as a script
-from poke2video.config import TrainConfig, model_config_for
+from poke2video.gru_config import GRUTrainConfig
 from poke2video.integrity import content_sha256
 from poke2video.model import build_model, load_model, save_model
 from poke2video.model.weights import read_verified
+from poke2video.preset import model_config_for
 from poke2video.train.checkpoint import RESUME_FILE, load_resume_state, save_resume_state
 from poke2video.train.steps import build_optimizers
 
@@ -27,8 +28,8 @@ from poke2video.train.steps import build_optimizers
 def resume_state(model: torch.nn.Module) -> dict:
     """The model and its optimizers (a flow model's one, the paper model's two stages) with their Adam moments
     (one zero-gradient step)."""
-    optimizers = ({"flow": torch.optim.Adam(model.parameters())} if model.cfg.architecture == "unet"
-                  else build_optimizers(model, None, TrainConfig()))
+    optimizers = ({"flow": torch.optim.Adam(model.parameters())} if model.cfg.family == "unet"
+                  else build_optimizers(model, None, GRUTrainConfig()))
     for parameter in model.parameters():
         parameter.grad = torch.zeros_like(parameter)
     for optimizer in optimizers.values():

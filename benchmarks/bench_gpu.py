@@ -16,12 +16,11 @@ import argparse
 import dataclasses
 
 import torch
-from bench_model import _synthetic_batch  # benchmarks/ is on sys.path when run as a script
+from bench_model import _synthetic_batch, bench_recipe  # benchmarks/ is on sys.path when run as a script
 from bench_prepare import median_seconds
 
-from poke2video.config import load_preset
-from poke2video.pretrained.perceptual import vgg19_loss_features
 from poke2video.model import build_model, count_parameters
+from poke2video.pretrained.perceptual import vgg19_loss_features
 from poke2video.train import losses
 from poke2video.train.distributed import DistContext
 from poke2video.train.loop import _build_discriminators, make_step_runner
@@ -42,23 +41,21 @@ def _median_ms(run, repeats: int, device: torch.device, warmup: int = 10) -> flo
 
 
 def measure(preset: str, bf16: bool, gan: bool, steps: int, device: torch.device) -> dict:
-    recipe = load_preset(preset)
-    train = dataclasses.replace(recipe.train, bf16=bf16,
-                                gan=dataclasses.replace(recipe.train.gan, start_step=0 if gan else -1))
-    if train.recon_loss == "vgg":
+    recipe = bench_recipe(preset, bf16, gan)
+    train = recipe.train
+    if recipe.family == "gru" and train.recon_loss == "vgg":
         losses.make_reconstruction_loss = lambda cfg: losses.PerceptualLoss(vgg19_loss_features())
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     torch.manual_seed(0)
     model = build_model(recipe.model).to(device)
-    discriminators = _build_discriminators(dataclasses.replace(recipe, train=train))
+    discriminators = _build_discriminators(recipe)
     if discriminators is not None:
         discriminators = discriminators.to(device)
     res, frames = recipe.model.resolution, recipe.model.frames
     batch = _synthetic_batch(res, frames, train.batch_size)
     batch = type(batch)(*(getattr(batch, f.name).to(device) for f in dataclasses.fields(batch)))
-    recipe = dataclasses.replace(recipe, train=train)
     runner = make_step_runner(model, discriminators, recipe, DistContext(device=device), torch.Generator().manual_seed(0))
     step_ms = _median_ms(lambda: runner(batch, step=10**6), steps, device)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")

@@ -34,20 +34,29 @@ def _synthetic_batch(resolution: int, frames: int, size: int):
     return Batch(source, poke_map, target, torch.zeros(size, 5), flows)
 
 
+def bench_recipe(preset: str, bf16: bool, gan: bool):
+    """The preset with bf16 autocast on or off and, for the paper's model, its critics from step 0 or off (a
+    flow model has none)."""
+    from poke2video.preset import load_preset
+
+    recipe = load_preset(preset)
+    changes = {"bf16": bf16}
+    if recipe.family == "gru":
+        changes["gan"] = dataclasses.replace(recipe.train.gan, start_step=0 if gan else -1)
+    return recipe._replace(train=dataclasses.replace(recipe.train, **changes))
+
+
 def measure(preset: str, bf16: bool, repeats: int, train_batch: int | None, gan: bool) -> dict:
     """One configuration, in this process: inference ms/video and training samples/s."""
-    from poke2video.config import load_preset
     from poke2video.model import build_model, count_parameters
     from poke2video.train import losses
     from poke2video.train.distributed import DistContext
     from poke2video.train.loop import _build_discriminators, make_step_runner
 
     torch.set_flush_denormal(True)  # as training does
-    recipe = load_preset(preset)
-    train = dataclasses.replace(recipe.train, bf16=bf16,
-                                gan=dataclasses.replace(recipe.train.gan, start_step=0 if gan else -1))
-    recipe = dataclasses.replace(recipe, train=train)
-    if train.recon_loss == "vgg":  # same cost as the real weights, which this machine does not have
+    recipe = bench_recipe(preset, bf16, gan)
+    train = recipe.train
+    if recipe.family == "gru" and train.recon_loss == "vgg":  # same cost as the real weights, which this machine does not have
         from poke2video.pretrained.perceptual import vgg19_loss_features
 
         losses.make_reconstruction_loss = lambda cfg: losses.PerceptualLoss(vgg19_loss_features())

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from poke2video.config import model_config_for
+from poke2video.preset import model_config_for
 from poke2video.model import build_model
 from poke2video.poker import Poker
 

@@ -11,7 +11,7 @@ import argparse
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from poke2video.config import model_config_for
+from poke2video.preset import model_config_for
 from poke2video.model import build_model, count_parameters
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
-from poke2video.config import ModelConfig
+from poke2video.gru_config import GRUModelConfig
 from poke2video.model import PokeModel, save_model
 
 T = 3
-TINY = ModelConfig(resolution=16, stem_channels=4, channels=[4, 4], bottleneck_channels=4, levels=2, frames=T)
+TINY = GRUModelConfig(resolution=16, stem_channels=4, channels=[4, 4], bottleneck_channels=4, levels=2, frames=T)
 
 
 def tiny_checkpoint(path: Path, metadata: dict | None = None) -> Path:
@@ -27,8 +27,8 @@ def hostile_checkpoint(path: Path, model_config: str, metadata: str = "{}") -> P
     from poke2video.model.weights import write_weights
 
     torch.manual_seed(0)
-    write_weights(path, {name: t.contiguous() for name, t in PokeModel(TINY).state_dict().items()}, model_config,
-                  metadata)
+    tensors = {name: t.contiguous() for name, t in PokeModel(TINY).state_dict().items()}
+    write_weights(path, tensors, "gru", model_config, metadata)
     return path
 
 

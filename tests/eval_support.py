@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from poke2video.config import ModelConfig
+from poke2video.gru_config import GRUModelConfig
 from poke2video.data.store import Store
 from poke2video.model import PokeModel, save_model
 from poke2video.sim.generate import simulate_dataset
 
 SIM_RES, SIM_FRAMES = 32, 10
-TINY_EVAL_MODEL = ModelConfig(resolution=SIM_RES, stem_channels=4, channels=[4, 4], bottleneck_channels=4,
-                              levels=2, frames=SIM_FRAMES)
+TINY_EVAL_MODEL = GRUModelConfig(resolution=SIM_RES, stem_channels=4, channels=[4, 4], bottleneck_channels=4,
+                                 levels=2, frames=SIM_FRAMES)
 
 
 def make_tiny_pokesim(path: Path, clips: int = 30) -> Path:

@@ -66,8 +66,8 @@ def assert_one_line_error(call, path, match):
 def test_a_saved_model_carries_its_digest_and_loads(run):
     _, out = run
     header, tensors = header_of(out / "model.safetensors")
-    assert header["format_version"] == "2"
-    assert header["sha256"] == content_sha256({"model_config": header["model_config"],
+    assert header["format_version"] == "3" and header["family"] == "gru"
+    assert header["sha256"] == content_sha256({"family": header["family"], "model_config": header["model_config"],
                                                "metadata": header["metadata"], "tensors": tensors})
     assert load_model(out / "model.safetensors")[1]["step"] == 2
 

@@ -5,10 +5,10 @@ import pytest
 import yaml
 
 from eval_support import SIM_FRAMES, SIM_RES, make_tiny_pokesim
-from poke2video.config import load_preset
 from poke2video.errors import UserError
 from poke2video.evaluate import ablation as study
 from poke2video.evaluate.evaluator import EvalOptions
+from poke2video.preset import load_preset
 from train_support import write_preset
 
 

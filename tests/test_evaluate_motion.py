@@ -12,13 +12,13 @@ import pytest
 from conftest import moving_square_frames
 from eval_support import SIM_FRAMES, SIM_RES, checkpoint, sim  # noqa: F401 (fixtures)
 from poke2video import metrics
-from poke2video.config import ModelConfig
 from poke2video.data.store import Store
 from poke2video.evaluate import baselines
 from poke2video.evaluate.cases import load_cases
 from poke2video.evaluate.evaluator import EvalOptions, Method, baseline_methods, evaluate, real_clip_method
 from poke2video.evaluate.methods import model_method, oracle_method, render_flow, render_true_fill
 from poke2video.evaluate.report import summarize, write_report
+from poke2video.flow_config import FlowModelConfig
 from train_support import make_tiny_store
 
 OFFLINE = dict(lpips="off", fvd=False, structure_clips=0)
@@ -151,8 +151,7 @@ def tiny_flow_model(path, resolution: int = SIM_RES):
 
     from poke2video.model import build_model, save_model
 
-    cfg = ModelConfig(architecture="unet", resolution=resolution, unet_channels=[4, 4], time_basis=2,
-                      frames=SIM_FRAMES)
+    cfg = FlowModelConfig(resolution=resolution, unet_channels=[4, 4], time_basis=2, frames=SIM_FRAMES)
     torch.manual_seed(0)
     save_model(path, build_model(cfg), {"step": 0})
     return path

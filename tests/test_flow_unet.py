@@ -1,14 +1,15 @@
-"""FlowUNet (model.architecture: unet): shapes, the poke's channels, the time basis, and that it can fit."""
+"""FlowUNet (family unet): shapes, the poke's channels, the time basis, and that it can fit."""
 import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from poke2video.config import ModelConfig, load_preset
 from poke2video.errors import UserError
+from poke2video.flow_config import FlowModelConfig
 from poke2video.model import build_model, load_model, save_model
 from poke2video.model.flow_unet import FlowUNet, poke_channels
+from poke2video.preset import load_preset
 from poke2video.train.flow_steps import cosine_lr, flow_endpoint_loss, mirror, moves_loss
 from poke2video.train.steps import Batch
 
@@ -16,9 +17,9 @@ torch.set_num_threads(1)
 RES = 32
 
 
-def tiny_config(**changes) -> ModelConfig:
-    return dataclasses.replace(ModelConfig(architecture="unet", resolution=RES, unet_channels=[8, 16, 16],
-                                           time_basis=2, frames=4), **changes)
+def tiny_config(**changes) -> FlowModelConfig:
+    return dataclasses.replace(FlowModelConfig(resolution=RES, unet_channels=[8, 16, 16], time_basis=2, frames=4),
+                               **changes)
 
 
 def test_a_fresh_model_moves_nothing_and_returns_the_source():
@@ -63,10 +64,14 @@ def test_config_checks_name_the_unet_options(tmp_path):
         tiny_config(unet_channels=[]).validate()
     with pytest.raises(UserError, match="divisible"):
         tiny_config(resolution=34).validate()
-    with pytest.raises(UserError, match="architecture"):
-        tiny_config(architecture="transformer").validate()
+    tiny_config(resolution=18, unet_channels=[4, 8]).validate()      # two scales: 18 = 2 x 9 is enough
     bad = tmp_path / "p.yaml"
-    bad.write_text("model: {architecture: unet}\ntrain: {flow_frames: last, gan: {start_step: -1}}\n")
+    bad.write_text("model: {architecture: unet, resolution: 18, unet_channels: [4, 8]}\n")
+    assert load_preset(str(bad)).model == tiny_config(resolution=18, unet_channels=[4, 8], time_basis=3, frames=10)
+    bad.write_text("model: {architecture: transformer}\n")
+    with pytest.raises(UserError, match="architecture must be gru or unet, got 'transformer'"):
+        load_preset(str(bad))
+    bad.write_text("model: {architecture: unet}\ntrain: {flow_frames: last}\n")
     with pytest.raises(UserError, match="every frame"):
         load_preset(str(bad))
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from app_support import TINY, hostile_checkpoint
 from fuzz_support import assert_one_line, fuzz
-from poke2video.config import DISCRIMINATOR_BOUNDS
+from poke2video.gru_config import DISCRIMINATOR_BOUNDS
 from poke2video.errors import UserError
 from poke2video.poker import Poker
 

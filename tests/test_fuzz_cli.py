@@ -26,7 +26,7 @@ from app_support import TINY, hostile_checkpoint, tiny_checkpoint
 from fuzz_support import fuzz
 from test_fuzz_images import png_header
 from poke2video.cli import main
-from poke2video.config import ModelConfig
+from poke2video.gru_config import GRUModelConfig
 from poke2video.model import PokeModel, save_model
 
 PROGRESS = re.compile(r"\d+%\|")                                 # a tqdm progress line
@@ -48,7 +48,7 @@ def files(tmp_path_factory):
     (root / "junk.safetensors").write_bytes(b"not a model")
     tiny_checkpoint(root / "tiny.safetensors")
     torch.manual_seed(0)
-    save_model(root / "t32.safetensors", PokeModel(ModelConfig(
+    save_model(root / "t32.safetensors", PokeModel(GRUModelConfig(
         resolution=32, stem_channels=4, channels=[4, 4], bottleneck_channels=4, levels=2, frames=10)), {"step": 1})
     (root / "folder").mkdir()
     (root / "folder.mp4").mkdir()                                 # outputs in the way of a file

@@ -4,23 +4,25 @@ import dataclasses
 import pytest
 import torch
 
-from poke2video.config import ModelConfig, model_config_for
 from poke2video.errors import UserError
+from poke2video.families import model_config_from_dict
+from poke2video.gru_config import GRUModelConfig
 from poke2video.model import PokeModel, build_model, count_parameters
 from poke2video.model.discriminators import PatchDiscriminator, TemporalDiscriminator
+from poke2video.preset import model_config_for
 from model_support import small_gru_config
 
 torch.set_num_threads(1)
 
 
-def shrunk(cfg: ModelConfig, factor: int = 16) -> ModelConfig:
+def shrunk(cfg: GRUModelConfig, factor: int = 16) -> GRUModelConfig:
     """Same layout as `cfg` (levels, resolutions, blocks), channel widths divided by `factor`."""
     return dataclasses.replace(cfg, stem_channels=max(2, cfg.stem_channels // factor),
                                channels=[max(2, c // factor) for c in cfg.channels],
                                bottleneck_channels=max(2, cfg.bottleneck_channels // factor))
 
 
-def run_forward(cfg: ModelConfig, batch: int = 1, steps: int = 3):
+def run_forward(cfg: GRUModelConfig, batch: int = 1, steps: int = 3):
     torch.manual_seed(0)
     model = PokeModel(cfg)
     source = torch.rand(batch, 3, cfg.resolution, cfg.resolution) * 2 - 1
@@ -30,7 +32,7 @@ def run_forward(cfg: ModelConfig, batch: int = 1, steps: int = 3):
     return model, source, video, states
 
 
-def expected_level_shapes(cfg: ModelConfig, batch: int) -> list[tuple]:
+def expected_level_shapes(cfg: GRUModelConfig, batch: int) -> list[tuple]:
     side = cfg.resolution // 2 ** len(cfg.channels)
     shapes = [(batch, cfg.bottleneck_channels, side, side)]
     for channels in reversed(cfg.channels):
@@ -93,13 +95,15 @@ def test_video_depends_on_poke():
 
 def test_config_round_trip_and_errors():
     cfg = model_config_for("paper-128")
-    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    assert model_config_from_dict("gru", cfg.to_dict()) == cfg
     with pytest.raises(UserError, match="model.levels"):
-        ModelConfig.from_dict({"levels": 5})
+        model_config_from_dict("gru", {"levels": 5})
     with pytest.raises(UserError, match="dynamics"):
-        ModelConfig.from_dict({"dynamics": "lstm"})
-    with pytest.raises(UserError, match="unknown ModelConfig option"):
-        ModelConfig.from_dict({"width": 3})
+        model_config_from_dict("gru", {"dynamics": "lstm"})
+    with pytest.raises(UserError, match="unknown GRUModelConfig option"):
+        model_config_from_dict("gru", {"width": 3})
+    with pytest.raises(UserError, match="unknown GRUModelConfig option.*unet_channels"):   # the flow model's
+        model_config_from_dict("gru", {"unet_channels": [8]})
 
 
 def test_discriminators_return_logits_and_features():

@@ -40,14 +40,14 @@ def test_round_trip_gives_identical_outputs(saved):
 def test_removed_model_options_load_at_their_one_value_and_are_named_otherwise(saved, tmp_path):
     model, path = saved
     tensors, header = read_verified(path)
-    retired = RETIRED["ModelConfig"][1]
+    retired = RETIRED["GRUModelConfig"][1]
     bundled = json.loads(read_verified(poker_module.DEFAULT_WEIGHTS)[1]["model_config"])
     assert set(retired) <= set(bundled)                       # files written with them hold them all
     old = {**json.loads(header["model_config"]), **retired}
-    write_weights(tmp_path / "old.safetensors", tensors, json.dumps(old), header["metadata"])
+    write_weights(tmp_path / "old.safetensors", tensors, "gru", json.dumps(old), header["metadata"])
     assert load_model(tmp_path / "old.safetensors")[0].cfg == model.cfg
     warp = tmp_path / "warp.safetensors"
-    write_weights(warp, tensors, json.dumps({**old, "output": "warp"}), header["metadata"])
+    write_weights(warp, tensors, "gru", json.dumps({**old, "output": "warp"}), header["metadata"])
     with pytest.raises(UserError, match=f"^{re.escape(str(warp))}: model.output 'warp' is no longer supported"):
         load_model(warp)
 

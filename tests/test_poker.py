@@ -9,13 +9,14 @@ import torch
 from PIL import Image
 
 from poke2video import poker as poker_module
-from poke2video.config import ModelConfig
 from poke2video.errors import UserError
+from poke2video.flow_config import FlowModelConfig
+from poke2video.gru_config import GRUModelConfig
 from poke2video.model import PokeModel, build_model, save_model
 from poke2video.poker import Poker, load_image
 
 torch.set_num_threads(1)
-TINY = ModelConfig(resolution=16, stem_channels=4, channels=[4, 4], bottleneck_channels=4, levels=2, frames=3)
+TINY = GRUModelConfig(resolution=16, stem_channels=4, channels=[4, 4], bottleneck_channels=4, levels=2, frames=3)
 
 
 class RecordingModel(PokeModel):
@@ -163,7 +164,7 @@ def test_traced_and_eager_videos_agree(checkpoint):
 def test_the_bundled_model_loads_and_has_a_model_card():
     poker = Poker.load()
     assert poker_module.DEFAULT_WEIGHTS.is_file() and poker.resolution == 64 and poker.frames == 10
-    assert poker.model.cfg.architecture == "unet" and poker.has_flow and poker.metadata["step"] > 0
+    assert poker.model.cfg.family == "unet" and poker.has_flow and poker.metadata["step"] > 0
     card = poker_module.DEFAULT_WEIGHTS.with_suffix(".md").read_text()
     assert "poke2video train" in card and "Measured" in card
     video = poker.animate(smooth_image(64, 64), source=(30, 30), target=(34, 27))
@@ -174,7 +175,7 @@ def test_the_bundled_model_loads_and_has_a_model_card():
 def flow_checkpoint(tmp_path_factory):
     """A tiny flow model whose head moves pixels (random head weights)."""
     torch.manual_seed(0)
-    model = build_model(ModelConfig(architecture="unet", resolution=16, unet_channels=[4, 8], time_basis=2, frames=3))
+    model = build_model(FlowModelConfig(resolution=16, unet_channels=[4, 8], time_basis=2, frames=3))
     torch.nn.init.normal_(model.head.weight, std=0.3)
     path = tmp_path_factory.mktemp("flow") / "model.safetensors"
     save_model(path, model, {"step": 1})

@@ -5,16 +5,18 @@ import numpy as np
 import pytest
 import torch
 
-from poke2video.config import RETIRED, PokeConfig, load_preset, preset_from_dict, to_dict
+from poke2video.config import RETIRED, PokeConfig, load_preset_yaml
 from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
 from poke2video.errors import UserError
 from poke2video.model import PokeModel, load_model
+from poke2video.preset import load_preset, preset_from_dict
 from poke2video.train.checkpoint import read_run_config
 from poke2video.train.distributed import DistContext
 from poke2video.train.loop import train_run
 from poke2video.train.steps import Batch, StepRunner
-from train_support import RES, T, assert_same_weights, make_tiny_store, weights_of, write_preset
+from train_support import (RES, T, assert_same_weights, make_tiny_store, weights_of, write_flow_preset,
+                           write_preset)
 
 torch.set_num_threads(1)
 
@@ -146,19 +148,26 @@ def test_shipped_presets_load_with_a_train_section(name):
         assert train.recon_loss == "vgg" and train.gan.start_step == 4000 and train.lr_decay_epochs == [10, 25, 50]
         assert (train.gan.patch_r1, train.gan.temporal_gp, train.gan.feature_matching) == (1e-4, 0.1, 10.0)
     else:
-        assert recipe.model.architecture == "unet" and recipe.train.flow_frames == "all"
+        assert recipe.family == "unet" and recipe.train.flow_frames == "all"
+        assert "gan" not in load_preset_yaml(name)["train"] and not hasattr(recipe.train, "gan")   # none to undo
 
 
 def test_unknown_preset_keys_are_rejected(tmp_path):
-    with pytest.raises(UserError, match="unknown TrainConfig option"):
+    with pytest.raises(UserError, match="unknown GRUTrainConfig option"):
         load_preset(str(write_preset(tmp_path / "p.yaml", learning_rate=1.0)))
+    with pytest.raises(UserError, match=r"unknown GRUTrainConfig option\(s\): moving_weight"):    # the flow model's
+        load_preset(str(write_preset(tmp_path / "p.yaml", moving_weight=5.0)))
+    with pytest.raises(UserError, match=r"unknown FlowTrainConfig option\(s\): traj_weight"):     # the GRU model's
+        load_preset(str(write_flow_preset(tmp_path / "p.yaml", traj_weight=0.1)))
+    with pytest.raises(UserError, match=r"unknown FlowModelConfig option\(s\): channels"):
+        load_preset(str(write_flow_preset(tmp_path / "p.yaml", model={"channels": [8, 8]})))
     with pytest.raises(UserError, match="schedule"):
         load_preset(str(write_preset(tmp_path / "q.yaml", schedule="backwards")))
 
 
 def test_a_run_config_holding_removed_options_loads_only_at_their_one_value(tmp_path):
-    current = to_dict(load_preset(str(write_preset(tmp_path / "p.yaml"))))
-    written_before = {"model": {**current["model"], **RETIRED["ModelConfig"][1]},
+    current = load_preset(str(write_preset(tmp_path / "p.yaml"))).to_dict()
+    written_before = {"model": {**current["model"], **RETIRED["GRUModelConfig"][1]},
                       "train": {**current["train"], **RETIRED["TrainConfig"][1]}}
     assert {"norm", "output", "ema", "flow_weight"} <= set(written_before["model"]) | set(written_before["train"])
 
@@ -174,18 +183,19 @@ def test_a_run_config_holding_removed_options_loads_only_at_their_one_value(tmp_
             read_back(changed)
 
 
-@pytest.mark.parametrize("model, train, message", [
-    ({"levels": "3"}, {}, "ModelConfig.levels must be an integer, got '3'"),
-    ({"unet_channels": True}, {}, "ModelConfig.unet_channels must be a list of integers, got True"),
-    ({"channels": [8, "a"]}, {}, "ModelConfig.channels must be a list of integers"),
-    ({"discriminator": 5}, {}, "ModelConfig.discriminator must be a mapping, got 5"),
-    ({}, {"betas": [0.5]}, "TrainConfig.betas must be a list of 2 numbers, got \\[0.5\\]"),
-    ({}, {"lr": None}, "TrainConfig.lr must be a number, got None"),
+@pytest.mark.parametrize("write, model, train, message", [
+    (write_preset, {"levels": "3"}, {}, "ModelConfig.levels must be an integer, got '3'"),
+    (write_flow_preset, {"unet_channels": True}, {}, "ModelConfig.unet_channels must be a list of integers, got True"),
+    (write_preset, {"channels": [8, "a"]}, {}, "ModelConfig.channels must be a list of integers"),
+    (write_preset, {"discriminator": 5}, {}, "ModelConfig.discriminator must be a mapping, got 5"),
+    (write_preset, {}, {"betas": [0.5]}, "TrainConfig.betas must be a list of 2 numbers, got \\[0.5\\]"),
+    (write_preset, {}, {"lr": None}, "TrainConfig.lr must be a number, got None"),
+    (write_flow_preset, {}, {"lr": None}, "FlowTrainConfig.lr must be a number, got None"),
 ])
-def test_wrongly_typed_preset_values_are_one_line_errors(tmp_path, capsys, model, train, message):
+def test_wrongly_typed_preset_values_are_one_line_errors(tmp_path, capsys, write, model, train, message):
     from poke2video import cli
 
-    preset = write_preset(tmp_path / "p.yaml", model, **train)
+    preset = write(tmp_path / "p.yaml", model, **train)
     with pytest.raises(UserError, match=message):
         load_preset(str(preset))
     store = make_tiny_store(tmp_path / "store")

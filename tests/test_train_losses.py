@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from poke2video.config import TrainConfig
+from poke2video.gru_config import GRUTrainConfig
 from poke2video.errors import WeightsUnavailable
 from poke2video.train import losses
 
@@ -56,7 +56,7 @@ def test_perceptual_loss_adds_pixel_and_feature_l1():
 
 
 def test_vgg_loss_without_weights_names_the_option(tmp_path):
-    cfg = TrainConfig(recon_loss="vgg", vgg_weights=str(tmp_path / "missing.pth"))
+    cfg = GRUTrainConfig(recon_loss="vgg", vgg_weights=str(tmp_path / "missing.pth"))
     with pytest.raises(WeightsUnavailable, match="--vgg-weights"):
         losses.make_reconstruction_loss(cfg)
 

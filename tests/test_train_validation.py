@@ -94,7 +94,7 @@ def test_a_flow_model_is_validated_and_picked_on_its_flows(tmp_path_factory):
     val_store = simulate_dataset(root / "val", clips=20, seed=2)
     preset = root / "unet.yaml"
     preset.write_text("model: {architecture: unet, unet_channels: [8, 16], time_basis: 2}\n"
-                      "train: {batch_size: 4, lr: 0.003, flow_frames: all, gan: {start_step: -1}, "
+                      "train: {batch_size: 4, lr: 0.003, "
                       "poke: {source: sim}, val_every: 2, val_clips: 12, log_every: 1, checkpoint_every: 2}\n")
     trainer = train_run(str(train_store), str(root / "run"), str(preset), steps=4, val_data=str(val_store))
     rows = [json.loads(line) for line in (root / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -16,6 +16,8 @@ TINY_MODEL = {"resolution": RES, "stem_channels": 4, "channels": [8, 8], "bottle
               "discriminator": {"patch_channels": 4, "patch_layers": 2, "temporal_channels": 4}}
 TINY_TRAIN = {"batch_size": 4, "log_every": 1, "val_every": 2, "val_clips": 2, "checkpoint_every": 2,
               "gan": {"start_step": -1}, "poke": {"poke_size": 3}}
+TINY_FLOW_MODEL = {"architecture": "unet", "resolution": RES, "unet_channels": [4, 8], "time_basis": 2, "frames": T}
+TINY_FLOW_TRAIN = {key: value for key, value in TINY_TRAIN.items() if key != "gan"}   # a flow model has no critics
 
 
 def _moving_square_video(frames: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,6 +66,12 @@ def write_preset(path: Path, model: dict | None = None, **train) -> Path:
     """A preset YAML: the tiny model (updated by `model`) and TINY_TRAIN updated by `train`."""
     merged_train = {**TINY_TRAIN, **train}
     path.write_text(yaml.safe_dump({"model": {**TINY_MODEL, **(model or {})}, "train": merged_train}))
+    return path
+
+
+def write_flow_preset(path: Path, model: dict | None = None, **train) -> Path:
+    """A flow-model preset YAML: TINY_FLOW_MODEL (updated by `model`) and TINY_FLOW_TRAIN updated by `train`."""
+    path.write_text(yaml.safe_dump({"model": {**TINY_FLOW_MODEL, **(model or {})}, "train": {**TINY_FLOW_TRAIN, **train}}))
     return path
 
 

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import yaml
 
-from poke2video.config import load_preset, to_dict
 from poke2video.data.store import Store
 from poke2video.errors import UserError
 from poke2video.evaluate.cases import is_pokesim
 from poke2video.evaluate.evaluator import EvalOptions, baseline_methods, evaluate, model_method, real_clip_method
 from poke2video.evaluate.report import markdown_table, summarize, write_report
 from poke2video.fsutil import atomic_path, remove_path, write_json
+from poke2video.preset import load_preset
 from poke2video.train.loop import train_run
 
 # name: (row label, model overrides, train overrides); K variants take their level count from the name
@@ -47,8 +47,9 @@ DONE_FILE = "study.json"
 
 def variant_presets(base_preset: str, names: list[str]) -> dict[str, dict]:
     """{name: preset dict} for the chosen variants of `base_preset`; K variants at or above its K are skipped."""
-    base = to_dict(load_preset(base_preset))
-    if base["model"]["architecture"] != "gru":
+    recipe = load_preset(base_preset)
+    base = recipe.to_dict()
+    if recipe.family != "gru":
         raise UserError(f"preset {base_preset} is not the paper's GRU model (architecture gru), whose parts the "
                         "study varies; use paper-64, paper-128 or a YAML file of that model")
     presets = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from poke2video.config import ModelConfig
+from poke2video.gru_config import GRUModelConfig
 from poke2video.model.blocks import ResBlock, conv_norm_act, norm_layer, resample
 from poke2video.model.encoders import level_geometry
 
@@ -31,7 +31,7 @@ class Decoder(nn.Module):
     Returns the raw RGB maps [B, 3, H, W]; `PokeModel` turns them into a frame (tanh).
     """
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: GRUModelConfig):
         super().__init__()
         geometry = level_geometry(cfg) + [(cfg.stem_channels, 1)]
         self.levels = cfg.levels

@@ -1,13 +1,13 @@
 """GAN critics (docs/architecture.md, "Adversarial losses"): a PatchGAN on single frames and a 3D-ResNet on videos.
 
-Both are built from the ModelConfig (its `discriminator` section) and return (logits, features); `features` is the list of intermediate activations for feature matching.
+Both are built from the GRUModelConfig (its `discriminator` section) and return (logits, features); `features` is the list of intermediate activations for feature matching.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from poke2video.config import ModelConfig
+from poke2video.gru_config import GRUModelConfig
 
 
 class PatchDiscriminator(nn.Module):
@@ -17,7 +17,7 @@ class PatchDiscriminator(nn.Module):
     InstanceNorm replaces BatchNorm so that the R1 penalty sees each sample on its own.
     """
 
-    def __init__(self, model_cfg: ModelConfig):
+    def __init__(self, model_cfg: GRUModelConfig):
         super().__init__()
         cfg = model_cfg.discriminator
         widths = [cfg.patch_channels * 2 ** min(i, 3) for i in range(cfg.patch_layers + 1)]
@@ -61,7 +61,7 @@ class TemporalDiscriminator(nn.Module):
     video [B, T, 3, H, W] in [-1, 1] -> logits [B], features: the stem's and each stage's activations.
     """
 
-    def __init__(self, model_cfg: ModelConfig):
+    def __init__(self, model_cfg: GRUModelConfig):
         super().__init__()
         base = model_cfg.discriminator.temporal_channels
         self.stem = nn.Sequential(nn.Conv3d(3, base, (3, 7, 7), (1, 2, 2), (1, 3, 3)), nn.LeakyReLU(0.2))

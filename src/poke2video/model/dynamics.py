@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from poke2video.config import ModelConfig
+from poke2video.gru_config import GRUModelConfig
 from poke2video.model.blocks import ConvGRUCell, resample
 from poke2video.model.encoders import level_geometry
 
@@ -19,7 +19,7 @@ from poke2video.model.encoders import level_geometry
 class HierarchyDynamics(nn.Module):
     """sigma^0_{t+1} = F0(sigma^0_t, poke_code); sigma^n_{t+1} = Fn(sigma^n_t, Un(sigma^{n-1}_{t+1}))."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: GRUModelConfig):
         super().__init__()
         geometry = level_geometry(cfg)[: cfg.levels]
         coarse_channels = geometry[0][0]
@@ -51,7 +51,7 @@ class BottleneckRNNDynamics(nn.Module):
     Only level 0 evolves; finer levels (decoder skips when K > 1) stay at the source frame's features.
     """
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: GRUModelConfig):
         super().__init__()
         channels = cfg.bottleneck_channels
         self.cells = nn.ModuleList(ConvGRUCell(channels, channels, cfg.gru_kernel) for _ in range(cfg.rnn_cells))
@@ -70,5 +70,5 @@ class BottleneckRNNDynamics(nn.Module):
         return predicted
 
 
-def build_dynamics(cfg: ModelConfig) -> nn.Module:
+def build_dynamics(cfg: GRUModelConfig) -> nn.Module:
     return HierarchyDynamics(cfg) if cfg.dynamics == "hierarchy" else BottleneckRNNDynamics(cfg)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from poke2video.config import ModelConfig
+from poke2video.gru_config import GRUModelConfig
 from poke2video.model.blocks import ResBlock, conv_norm_act
 
 
@@ -18,7 +18,7 @@ class Encoder(nn.Module):
     normalising each map of a sparse poke divides out the poke's magnitude.
     """
 
-    def __init__(self, in_channels: int, cfg: ModelConfig, norm: str):
+    def __init__(self, in_channels: int, cfg: GRUModelConfig, norm: str):
         super().__init__()
         self.stem = conv_norm_act(in_channels, cfg.stem_channels, norm=norm)
         widths = [cfg.stem_channels, *cfg.channels]
@@ -38,7 +38,7 @@ class Encoder(nn.Module):
         return features[::-1]
 
 
-def level_geometry(cfg: ModelConfig) -> list[tuple[int, int]]:
+def level_geometry(cfg: GRUModelConfig) -> list[tuple[int, int]]:
     """(channels, downsampling factor) of every encoder level, coarse -> fine (level 0 = bottleneck)."""
     stages = len(cfg.channels)
     geometry = [(cfg.bottleneck_channels, 2 ** stages)]

@@ -1,6 +1,6 @@
 """FlowUNet: the poke and the image in, the forward flow of every frame out, rendered by splatting.
 
-    model = FlowUNet(cfg)                                        # cfg.architecture == "unet"
+    model = FlowUNet(cfg)                                        # cfg: a FlowModelConfig
     flows = model.forward_flows(source, poke)                    # [B, T, 2, H, W] px, source -> frame t
     prediction = model.predict(source, poke_map, steps=T, poke=poke)   # + the video, rendered
 
@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from poke2video.config import ModelConfig
-from poke2video.model.poke_model import Prediction
+from poke2video.flow_config import FlowModelConfig
+from poke2video.model.prediction import Prediction
 from poke2video.model.splat import render_video
 
 POKE_CHANNELS = 8
@@ -65,7 +65,7 @@ def initial_basis(curves: int, steps: int) -> torch.Tensor:
 
 
 class FlowUNet(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: FlowModelConfig):
         super().__init__()
         cfg.validate()
         self.cfg = cfg

@@ -13,25 +13,18 @@ Parameter groups for the two training stages: `object_encoder` + `decoder` (stag
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import nn
 
-from poke2video.config import ModelConfig
+from poke2video.gru_config import GRUModelConfig
 from poke2video.model.decoder import Decoder
 from poke2video.model.dynamics import build_dynamics
 from poke2video.model.encoders import Encoder
-
-
-class Prediction(NamedTuple):
-    video: torch.Tensor                      # [B, T, 3, H, W] in [-1, 1]
-    states: list[list[torch.Tensor]]         # [t][level] [B, C_n, H_n, W_n]
-    forward_flow: torch.Tensor | None = None   # [B, T, 2, H, W] px: where each source pixel is at frame t (unet)
+from poke2video.model.prediction import Prediction
 
 
 class PokeModel(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: GRUModelConfig):
         super().__init__()
         cfg.validate()
         self.cfg = cfg

@@ -1,13 +1,16 @@
-"""Model weights as safetensors: tensors plus the model config and caller metadata as JSON strings.
+"""Model weights as safetensors: tensors plus the model's family, its config and caller metadata as strings.
 
-Metadata keys: `format` = "poke2video-model", `format_version`, `model_config` (ModelConfig as JSON),
-`metadata` (the caller's dict as JSON, e.g. {"impulse_scale": 12.0, "train": {...}}) and `sha256`, the
-content digest (`poke2video.integrity`) of {"model_config", "metadata", "tensors"}, checked on every
-load: a truncated file, a changed byte in a tensor or in the metadata is an error naming the file.
-Version 1 files (written before the digest existed) carry no `sha256` and load unchecked; a version 2
-file must carry it. Loading reads only tensors and strings: no pickle, no code. Before a model is built,
-the config and metadata are checked for shape and bounds and the tensors against the shapes the config
-asks for, so a hostile file with a valid digest is one line too, never a huge allocation.
+Metadata keys: `format` = "poke2video-model", `format_version`, `family` (the model family: unet or gru,
+`families.py`), `model_config` (that family's model config as JSON), `metadata` (the caller's dict as JSON,
+e.g. {"impulse_scale": 12.0, "train": {...}}) and `sha256`, the content digest (`poke2video.integrity`) of
+{"family", "model_config", "metadata", "tensors"}, checked on every load: a truncated file, a changed byte
+in a tensor or in the metadata is an error naming the file. Versions 1 and 2 (written before each family
+had a config of its own; the bundled model is version 2) hold no `family`: their `model_config` is one flat
+section with both families' fields, whose `architecture` names the family; their digest covers
+{"model_config", "metadata", "tensors"}, and version 1 files (written before the digest existed) carry
+none and load unchecked. Loading reads only tensors and strings: no pickle, no code. Before a model is
+built, the config and metadata are checked for shape and bounds and the tensors against the shapes the
+config asks for, so a hostile file with a valid digest is one line too, never a huge allocation.
 """
 from __future__ import annotations
 
@@ -20,49 +23,60 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from poke2video.config import ModelConfig, RetiredOption
+from poke2video.config import RetiredOption
 from poke2video.errors import UserError, first_line
+from poke2video.families import FAMILIES, ModelConfig, model_config_from_dict, model_config_from_flat
 from poke2video.fsutil import atomic_path, fsync_file
 from poke2video.integrity import content_sha256
+from poke2video.model.flow_unet import FlowUNet
 from poke2video.model.poke_model import PokeModel
 
+GENERATORS = {"unet": FlowUNet, "gru": PokeModel}   # by family (families.py)
 
-def build_model(cfg: ModelConfig) -> torch.nn.Module:
-    """The generator `cfg` describes: PokeModel (architecture gru) or FlowUNet (unet)."""
-    if cfg.architecture == "unet":
-        from poke2video.model.flow_unet import FlowUNet
 
-        return FlowUNet(cfg)
-    return PokeModel(cfg)
+def build_model(cfg: ModelConfig) -> FlowUNet | PokeModel:
+    """The generator `cfg` describes, chosen by its family: FlowUNet (unet) or PokeModel (gru)."""
+    return GENERATORS[cfg.family](cfg)
+
 
 WEIGHTS_FORMAT = "poke2video-model"
 MAX_CONFIG_CHARS = 64 * 1024         # a model config is about 1 KB of JSON
 MAX_METADATA_CHARS = 1024 * 1024     # the caller's metadata (training recipe, step) a few KB
 # Metadata keys this program reads, with the types they must have when present.
 METADATA_TYPES = {"step": (int, "an integer"), "name": (str, "a string"), "impulse_scale": ((int, float), "a number")}
-WEIGHTS_VERSION = "2"            # what save_model writes: version 1 + the `sha256` digest
-READABLE_VERSIONS = ("1", "2")
+WEIGHTS_VERSION = "3"            # what save_model writes: the family and its own model config
+FLAT_VERSIONS = ("1", "2")       # one flat model config for both families; 2 added the `sha256` digest
+READABLE_VERSIONS = (*FLAT_VERSIONS, WEIGHTS_VERSION)
 
 
-def save_model(path: str | os.PathLike, model: PokeModel, metadata: dict[str, Any] | None = None) -> None:
-    """Write `model`'s weights, config and `metadata` (JSON-serialisable) to `path` atomically."""
+def save_model(path: str | os.PathLike, model: FlowUNet | PokeModel, metadata: dict[str, Any] | None = None) -> None:
+    """Write `model`'s weights, family, config and `metadata` (JSON-serialisable) to `path` atomically."""
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
-    write_weights(path, tensors, json.dumps(model.cfg.to_dict(), sort_keys=True),
+    write_weights(path, tensors, model.cfg.family, json.dumps(model.cfg.to_dict(), sort_keys=True),
                   json.dumps(metadata or {}, sort_keys=True))
 
 
-def write_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], model_config: str,
+def write_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], family: str, model_config: str,
                   metadata: str) -> None:
-    """Write a weights file from its parts (JSON strings as stored), with their digest, atomically."""
-    header = {"format": WEIGHTS_FORMAT, "format_version": WEIGHTS_VERSION, "model_config": model_config,
-              "metadata": metadata, "sha256": _digest(tensors, model_config, metadata)}
+    """Write a weights file from its parts (strings as stored), with their digest, atomically."""
+    header = {"format": WEIGHTS_FORMAT, "format_version": WEIGHTS_VERSION, "family": family,
+              "model_config": model_config, "metadata": metadata,
+              "sha256": _digest(tensors, {"family": family, "model_config": model_config, "metadata": metadata})}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=header)
         fsync_file(tmp)
 
 
-def _digest(tensors: dict[str, torch.Tensor], model_config: str, metadata: str) -> str:
-    return content_sha256({"model_config": model_config, "metadata": metadata, "tensors": tensors})
+def _digest(tensors: dict[str, torch.Tensor], strings: dict[str, str]) -> str:
+    return content_sha256({**strings, "tensors": tensors})
+
+
+def _digested_strings(header: dict[str, str]) -> dict[str, str]:
+    """The header strings the digest of its version covers (as stored; absent ones as written when missing)."""
+    strings = {"model_config": header.get("model_config", ""), "metadata": header.get("metadata", "{}")}
+    if header.get("format_version") not in FLAT_VERSIONS:
+        strings["family"] = header.get("family", "")
+    return strings
 
 
 def _read_raw_header(path: Path) -> dict[str, str]:
@@ -92,12 +106,17 @@ def read_header(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any]]:
 
 def _parse_header(path: Path, header: dict[str, str]) -> tuple[ModelConfig, dict[str, Any]]:
     """The model config and metadata of a weights file, checked for shape and bounds before anything is
-    built from them: each a JSON object of bounded size and depth, the config within ModelConfig's bounds,
-    the metadata keys this program reads of the right type. Anything else is one line naming the file."""
+    built from them: each a JSON object of bounded size and depth, the config its family's and within that
+    config's bounds, the metadata keys this program reads of the right type. Anything else is one line
+    naming the file."""
     config = _json_object(path, "a corrupt model config", header.get("model_config"), MAX_CONFIG_CHARS)
     metadata = _json_object(path, "corrupt metadata", header.get("metadata", "{}"), MAX_METADATA_CHARS)
+    flat = header.get("format_version") in FLAT_VERSIONS
+    if not flat and header.get("family") not in FAMILIES:
+        raise UserError(f"{path} has an unknown model family ({_short(repr(header.get('family')))}; "
+                        f"this poke2video knows {', '.join(sorted(FAMILIES))})")
     try:
-        cfg = ModelConfig.from_dict(config)
+        cfg = model_config_from_flat(config) if flat else model_config_from_dict(header["family"], config)
     except RetiredOption as exc:
         raise UserError(f"{path}: {exc}") from None
     except (TypeError, ValueError, UserError) as exc:
@@ -157,14 +176,13 @@ def read_verified(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dic
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise UserError(f"{path} has corrupt tensors ({first_line(exc)})") from None
     stored = header.get("sha256")
-    if stored is not None and stored != _digest(tensors, header.get("model_config", ""),
-                                                header.get("metadata", "{}")):
+    if stored is not None and stored != _digest(tensors, _digested_strings(header)):
         raise UserError(f"{path} is damaged: its content does not match the sha256 it was saved with "
                         "(truncated, altered or a disk error)")
     return tensors, header
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[PokeModel, dict[str, Any]]:
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[FlowUNet | PokeModel, dict[str, Any]]:
     """Build the model stored in `path` and load its verified weights -> (model in eval mode, metadata)."""
     path = Path(path)
     tensors, header = read_verified(path)

@@ -1,6 +1,7 @@
 """The run directory: config, latest weights and the state `--resume` needs, each written atomically.
 
-    RUN/config.json        the preset (model + train), seed, data path and validation store of the run
+    RUN/config.json        the preset (model + train, the preset's layout), seed, data path and validation
+                           store of the run; `config_version` 2 (none: the flat layout, `families.py`)
     RUN/model.safetensors  latest weights + model config + metadata: all that `Poker.load` needs
     RUN/best.safetensors   with a validation store (--val-data): the weights that scored best there
     RUN/steps/step_0002500.safetensors   with train.keep_every: the weights of every keep_every-th step
@@ -24,16 +25,19 @@ from typing import Any
 
 import torch
 
-from poke2video.config import Preset, RetiredOption, preset_from_dict, to_dict
+from poke2video.config import RetiredOption
 from poke2video.errors import UserError, first_line
 from poke2video.fsutil import atomic_path, fsync_file, remove_path, stale_temporaries, write_json
 from poke2video.integrity import content_sha256
+from poke2video.model.weights import save_model
+from poke2video.preset import Preset, preset_from_dict
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 BEST_FILE = "best.safetensors"    # with --val-data: the weights of the best validation so far
 RESUME_FILE = "resume.pt"
 STEPS_DIR = "steps"               # with train.keep_every: step_STEP.safetensors, one per kept step
+CONFIG_VERSION = 2                # config.json's layout: each family's own sections (1: one flat layout)
 
 
 def check_new_run_dir(out: Path) -> None:
@@ -66,8 +70,8 @@ def remove_stale_temporaries(out: Path) -> None:
 
 def write_run_config(out: Path, preset: Preset, seed: int, data: str, val_data: str | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / CONFIG_FILE,
-               {"preset": to_dict(preset), "seed": seed, "data": str(data), "val_data": val_data})
+    write_json(out / CONFIG_FILE, {"config_version": CONFIG_VERSION, "preset": preset.to_dict(), "seed": seed,
+                                   "data": str(data), "val_data": val_data})
 
 
 def read_run_config(out: Path) -> tuple[Preset, int, str, str | None]:
@@ -76,11 +80,12 @@ def read_run_config(out: Path) -> tuple[Preset, int, str, str | None]:
     try:
         saved = json.loads(path.read_text())
         val_data = saved.get("val_data")
-        return (preset_from_dict(saved["preset"]), int(saved["seed"]), str(saved["data"]),
+        flat = saved.get("config_version", 1) == 1      # written before each family had its own sections
+        return (preset_from_dict(saved["preset"], flat=flat), int(saved["seed"]), str(saved["data"]),
                 None if val_data is None else str(val_data))
     except RetiredOption as exc:
         raise UserError(f"{path}: {exc}") from None
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise UserError(f"{path} is damaged ({exc}); start a new run") from None
 
 
@@ -109,8 +114,6 @@ def load_resume_state(out: Path) -> dict[str, Any]:
 
 
 def save_weights(out: Path, model: torch.nn.Module, metadata: dict[str, Any], name: str = WEIGHTS_FILE) -> None:
-    from poke2video.model.weights import save_model
-
     save_model(out / name, model, metadata)
 
 

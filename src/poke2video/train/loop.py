@@ -26,10 +26,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from poke2video.config import Preset, load_preset, to_dict
+from poke2video.config import to_dict
 from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
 from poke2video.errors import UserError
+from poke2video.preset import Preset, load_preset
 from poke2video.train import checkpoint as ckpt
 from poke2video.train.distributed import (DistContext, any_rank, barrier, broadcast_state, epoch_batches,
                                           init_distributed, shutdown)
@@ -67,7 +68,7 @@ def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = N
             if steps is not None:      # the run's length: what a cosine lr schedule spans
                 recipe.train.steps = steps
         if vgg_weights is not None:
-            recipe.train.vgg_weights = vgg_weights
+            _set_vgg_weights(recipe, vgg_weights)
         recipe.train.poke = dataclasses.replace(recipe.train.poke, seed=seed)
         if ctx.is_main:
             ckpt.remove_stale_temporaries(run_dir)
@@ -102,16 +103,23 @@ def _resumed_val_data(run_dir: Path, saved: str | None, given: str | None) -> st
     return saved
 
 
+def _set_vgg_weights(recipe: Preset, path: str) -> None:
+    """`--vgg-weights` into a recipe whose family's training reads a VGG19 file (the paper's perceptual loss)."""
+    if "vgg_weights" not in {option.name for option in dataclasses.fields(recipe.train)}:
+        raise UserError(f"--vgg-weights: a {recipe.family} model trains without a perceptual loss; leave it out")
+    recipe.train.vgg_weights = path
+
+
 def make_step_runner(model: torch.nn.Module, discriminators: torch.nn.ModuleDict | None, recipe: Preset,
                      ctx: DistContext, generator: torch.Generator):
     """The training iteration for the recipe's model: FlowStepRunner (unet) or StepRunner (the paper's gru)."""
-    if recipe.model.architecture == "unet":
+    if recipe.family == "unet":
         return FlowStepRunner(model, recipe.train, ctx, generator)
     return StepRunner(model, discriminators, recipe.train, ctx, generator)
 
 
 def _build_discriminators(recipe: Preset) -> torch.nn.ModuleDict | None:
-    if not recipe.train.gan.enabled:
+    if recipe.family != "gru" or not recipe.train.gan.enabled:
         return None
     from poke2video.model.discriminators import PatchDiscriminator, TemporalDiscriminator
 

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from poke2video.config import TrainConfig
+from poke2video.gru_config import GRUTrainConfig
 
 ReconstructionLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -48,7 +48,7 @@ class PerceptualLoss(torch.nn.Module):
         return loss
 
 
-def make_reconstruction_loss(cfg: TrainConfig) -> ReconstructionLoss:
+def make_reconstruction_loss(cfg: GRUTrainConfig) -> ReconstructionLoss:
     """The configured reconstruction loss; `vgg` loads VGG19 (WeightsUnavailable names --vgg-weights)."""
     if cfg.recon_loss == "vgg":
         from poke2video.pretrained.perceptual import load_vgg19
