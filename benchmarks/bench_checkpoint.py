@@ -22,7 +22,7 @@ from poke2video.model import build_model, load_model, save_model
 from poke2video.model.weights import read_verified
 from poke2video.preset import model_config_for
 from poke2video.train.checkpoint import RESUME_FILE, load_resume_state, save_resume_state
-from poke2video.train.steps import build_optimizers
+from poke2video.train.gru_steps import build_optimizers
 
 
 def resume_state(model: torch.nn.Module) -> dict:

@@ -23,7 +23,7 @@ from poke2video.model import build_model, count_parameters
 from poke2video.pretrained.perceptual import vgg19_loss_features
 from poke2video.train import losses
 from poke2video.train.distributed import DistContext
-from poke2video.train.loop import _build_discriminators, make_step_runner
+from poke2video.train.loop import make_step_runner
 
 
 def _sync(device: torch.device) -> None:
@@ -50,13 +50,10 @@ def measure(preset: str, bf16: bool, gan: bool, steps: int, device: torch.device
         torch.cuda.reset_peak_memory_stats(device)
     torch.manual_seed(0)
     model = build_model(recipe.model).to(device)
-    discriminators = _build_discriminators(recipe)
-    if discriminators is not None:
-        discriminators = discriminators.to(device)
     res, frames = recipe.model.resolution, recipe.model.frames
     batch = _synthetic_batch(res, frames, train.batch_size)
     batch = type(batch)(*(getattr(batch, f.name).to(device) for f in dataclasses.fields(batch)))
-    runner = make_step_runner(model, discriminators, recipe, DistContext(device=device), torch.Generator().manual_seed(0))
+    runner = make_step_runner(model, train, DistContext(device=device), torch.Generator().manual_seed(0))
     step_ms = _median_ms(lambda: runner(batch, step=10**6), steps, device)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
     one = _synthetic_batch(res, frames, 1)

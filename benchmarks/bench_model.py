@@ -23,7 +23,7 @@ from bench_prepare import median_seconds  # benchmarks/ is on sys.path when run 
 
 
 def _synthetic_batch(resolution: int, frames: int, size: int):
-    from poke2video.train.steps import Batch
+    from poke2video.train.batch import Batch
 
     g = torch.Generator().manual_seed(0)
     source = torch.rand(size, 3, resolution, resolution, generator=g) * 2 - 1
@@ -51,7 +51,7 @@ def measure(preset: str, bf16: bool, repeats: int, train_batch: int | None, gan:
     from poke2video.model import build_model, count_parameters
     from poke2video.train import losses
     from poke2video.train.distributed import DistContext
-    from poke2video.train.loop import _build_discriminators, make_step_runner
+    from poke2video.train.loop import make_step_runner
 
     torch.set_flush_denormal(True)  # as training does
     recipe = bench_recipe(preset, bf16, gan)
@@ -75,7 +75,7 @@ def measure(preset: str, bf16: bool, repeats: int, train_batch: int | None, gan:
     model.train()
     size = train_batch or train.batch_size
     batch = _synthetic_batch(res, frames, size)
-    runner = make_step_runner(model, _build_discriminators(recipe), recipe, DistContext(), torch.Generator().manual_seed(0))
+    runner = make_step_runner(model, train, DistContext(), torch.Generator().manual_seed(0))
     step_s = median_seconds(lambda: runner(batch, step=10**6), max(3, repeats // 4), warmup=1)
     return {"preset": preset, "bf16": bf16, "params_m": count_parameters(model) / 1e6,
             "ms_per_video": ms_per_video, "train_batch": size, "samples_per_s": size / step_s,

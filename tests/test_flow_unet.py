@@ -10,8 +10,8 @@ from poke2video.flow_config import FlowModelConfig
 from poke2video.model import build_model, load_model, save_model
 from poke2video.model.flow_unet import FlowUNet, poke_channels
 from poke2video.preset import load_preset
+from poke2video.train.batch import Batch
 from poke2video.train.flow_steps import cosine_lr, flow_endpoint_loss, mirror, moves_loss
-from poke2video.train.steps import Batch
 
 torch.set_num_threads(1)
 RES = 32

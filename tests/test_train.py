@@ -13,8 +13,9 @@ from poke2video.model import PokeModel, load_model
 from poke2video.preset import load_preset, preset_from_dict
 from poke2video.train.checkpoint import read_run_config
 from poke2video.train.distributed import DistContext
+from poke2video.train.batch import Batch
+from poke2video.train.gru_steps import GRUStepRunner
 from poke2video.train.loop import train_run
-from poke2video.train.steps import Batch, StepRunner
 from train_support import (RES, T, assert_same_weights, make_tiny_store, weights_of, write_flow_preset,
                            write_preset)
 
@@ -31,7 +32,7 @@ def fixed_batch(store_path, recipe) -> Batch:
     return Batch.collate([dataset[i] for i in range(4)], torch.device("cpu"))
 
 
-def evaluate_losses(runner: StepRunner, batch: Batch) -> tuple[float, float]:
+def evaluate_losses(runner: GRUStepRunner, batch: Batch) -> tuple[float, float]:
     """(stage-1 reconstruction of the source frames, reconstruction of the predicted clip)."""
     model = runner.model
     with torch.no_grad():
@@ -46,7 +47,7 @@ def test_training_steps_reduce_the_loss_on_a_fixed_batch(tmp_path, store, schedu
     recipe = load_preset(str(write_preset(tmp_path / "p.yaml", lr=3e-3, schedule=schedule)))
     torch.manual_seed(0)
     model = PokeModel(recipe.model)
-    runner = StepRunner(model, None, recipe.train, DistContext(), torch.Generator().manual_seed(0))
+    runner = GRUStepRunner(model, recipe.train, DistContext(), torch.Generator().manual_seed(0))
     batch = fixed_batch(store, recipe)
     frame_before, video_before = evaluate_losses(runner, batch)
     runner(batch, step=0)

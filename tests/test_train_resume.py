@@ -11,7 +11,7 @@ import torch
 from poke2video.errors import UserError
 from poke2video.model import load_model
 from poke2video.train.loop import Trainer, train_run
-from poke2video.train.steps import StepRunner
+from poke2video.train.gru_steps import GRUStepRunner
 from train_support import assert_same_weights, make_tiny_store, weights_of, write_preset
 
 torch.set_num_threads(1)
@@ -32,7 +32,7 @@ def setup(tmp_path_factory):
 def full_state(trainer) -> dict[str, torch.Tensor]:
     """Every tensor of the trainer: model, discriminators and optimizer moments, flattened."""
     state = {f"model.{k}": v for k, v in weights_of(trainer.model).items()}
-    state.update({f"disc.{k}": v for k, v in weights_of(trainer.discriminators).items()})
+    state.update({f"disc.{k}": v for k, v in weights_of(trainer.runner.discriminators).items()})
     for name, optimizer in trainer.runner.optimizers.items():
         for index, slots in optimizer.state_dict()["state"].items():
             state.update({f"opt.{name}.{index}.{k}": v.clone() for k, v in slots.items()})
@@ -51,14 +51,14 @@ def test_stop_then_resume_equals_an_uninterrupted_run(tmp_path, setup):
 
 
 def _fail_at(monkeypatch, step_to_fail: int, action) -> None:
-    original = StepRunner.__call__
+    original = GRUStepRunner.__call__
 
     def patched(self, batch, step):
         if step == step_to_fail:
             action()
         return original(self, batch, step)
 
-    monkeypatch.setattr(StepRunner, "__call__", patched)
+    monkeypatch.setattr(GRUStepRunner, "__call__", patched)
 
 
 def test_crash_then_resume_from_the_last_checkpoint(tmp_path, monkeypatch, setup):

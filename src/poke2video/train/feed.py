@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from poke2video.data.dataset import PokeDataset
 from poke2video.train.distributed import DistContext, epoch_batches
-from poke2video.train.steps import stack_items
+from poke2video.train.batch import stack_items
 
 MAX_DEFAULT_WORKERS = 4
 

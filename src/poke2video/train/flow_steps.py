@@ -4,20 +4,25 @@ The loss is the plain (unsquared) endpoint error of every frame's forward flow, 
 the pixels that truly move (over `MOVING_PX` at that frame) weighted `train.moving_weight` times a still
 one, plus `train.moves_weight` times the cross-entropy of the "moves" mask against the pixels that move at
 any frame. The lr follows `train.lr_schedule` (cosine: recomputed every step). With `train.flip`, half of the clips are mirrored left-right (image, poke and flows), which
-physics allows: nothing in a clip knows left from right.
+physics allows: nothing in a clip knows left from right. Validation scores the model's own flows against
+the clip's on object pixels, no tracker in between.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from poke2video.config import TrainConfig
+from poke2video import metrics
+from poke2video.flow_config import FlowTrainConfig
+from poke2video.model.flow_unet import FlowUNet
+from poke2video.model.prediction import Prediction
 from poke2video.model.splat import MOVING_PX
+from poke2video.train.batch import Batch
 from poke2video.train.distributed import DistContext
-from poke2video.train.steps import Batch, apply_loss, autocast_for
+from poke2video.train.runner import StepRunner, apply_loss
 
 
 def flow_endpoint_loss(predicted: torch.Tensor, target: torch.Tensor, moving_weight: float) -> torch.Tensor:
@@ -57,19 +62,18 @@ def mirror(batch: Batch, flip: torch.Tensor) -> Batch:
                  mirrored(batch.flow, vectors=True))
 
 
-class FlowStepRunner:
-    """Runs one iteration on a batch (one Adam optimizer over the whole model) and returns its losses."""
+class FlowStepRunner(StepRunner):
+    """One iteration of the flow UNet on a batch (one Adam optimizer over the whole model)."""
 
-    def __init__(self, model: nn.Module, cfg: TrainConfig, ctx: DistContext, generator: torch.Generator):
-        self.model, self.cfg, self.ctx, self.generator = model, cfg, ctx, generator
+    selection_score = "val/flow_error"
+
+    def __init__(self, model: FlowUNet, cfg: FlowTrainConfig, ctx: DistContext, generator: torch.Generator):
+        super().__init__(model, cfg, ctx, generator)
         self.optimizers = {"flow": torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)}
-
-    def autocast(self):
-        return autocast_for(self.cfg, self.ctx)
 
     def set_lr_for_epoch(self, epoch: int) -> None:
         if self.cfg.lr_schedule == "epochs":
-            self._set_lr(self.cfg.lr * self.cfg.lr_decay ** sum(epoch >= e for e in self.cfg.lr_decay_epochs))
+            self._set_lr(self.cfg.lr * self.epoch_decay(epoch))
 
     def _set_lr(self, lr: float) -> None:
         for group in self.optimizers["flow"].param_groups:
@@ -80,7 +84,7 @@ class FlowStepRunner:
         if cfg.lr_schedule == "cosine":
             self._set_lr(cosine_lr(cfg.lr, cfg.lr_decay, step, cfg.steps))
         if batch.flow.dim() != 5:
-            raise ValueError("a flow model trains on the flow of every frame (train.flow_frames: all or auto)")
+            raise ValueError("a flow model trains on the flow of every frame (train.flow_frames: all)")
         if cfg.flip:
             flip = torch.rand(batch.source.shape[0], generator=self.generator) < 0.5
             batch = mirror(batch, flip.to(batch.source.device))
@@ -92,3 +96,21 @@ class FlowStepRunner:
         loss = endpoint + cfg.moves_weight * moves
         apply_loss(self.optimizers["flow"], loss, self.ctx)
         return {"loss/flow_endpoint": endpoint.item(), "loss/moves": moves.item(), "loss/total": loss.item()}
+
+    def validation_scores(self, prediction: Prediction, batch: Batch, videos_with_source: list[np.ndarray],
+                          object_masks: list[np.ndarray], impulse: bool) -> dict[str, list[float]]:
+        """Object pokes: the predicted flows against the clip's flow of every frame over object pixels (all,
+        moving, still), the moving pixels' IoU, and the error of no motion for reference."""
+        scores = {name: [] for name in ("flow_error", "flow_error_moving", "flow_error_still", "static_flow_error",
+                                        "moving_iou")}
+        flows, truth = prediction.forward_flow.float().cpu().numpy(), batch.flow.cpu().numpy()
+        for i, mask in enumerate(object_masks):
+            if batch.poke[i, 4] or truth[i].ndim != 4:
+                continue
+            split = metrics.motion_split(flows[i], truth[i], mask)
+            for part in ("all", "moving", "still"):
+                if split[part] is not None:
+                    scores["flow_error" if part == "all" else f"flow_error_{part}"].append(split[part])
+            scores["static_flow_error"].append(metrics.motion_split(np.zeros_like(truth[i]), truth[i], mask)["all"])
+            scores["moving_iou"].append(metrics.moving_iou(flows[i, -1], truth[i, -1], mask))
+        return scores

@@ -26,19 +26,24 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from poke2video.config import to_dict
+from poke2video.config import TrainConfig, to_dict
 from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
 from poke2video.errors import UserError
+from poke2video.model import build_model
 from poke2video.preset import Preset, load_preset
 from poke2video.train import checkpoint as ckpt
+from poke2video.train.batch import Batch
 from poke2video.train.distributed import (DistContext, any_rank, barrier, broadcast_state, epoch_batches,
                                           init_distributed, shutdown)
 from poke2video.train.feed import batch_loader, default_workers
-from poke2video.train.runlog import RunLogger
 from poke2video.train.flow_steps import FlowStepRunner
-from poke2video.train.steps import Batch, StepRunner
+from poke2video.train.gru_steps import GRUStepRunner
+from poke2video.train.runlog import RunLogger
+from poke2video.train.runner import StepRunner
 from poke2video.train.validate import Validator, held_back_positions
+
+RUNNERS = {"unet": FlowStepRunner, "gru": GRUStepRunner}   # by family (families.py)
 
 
 def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = None,
@@ -110,28 +115,15 @@ def _set_vgg_weights(recipe: Preset, path: str) -> None:
     recipe.train.vgg_weights = path
 
 
-def make_step_runner(model: torch.nn.Module, discriminators: torch.nn.ModuleDict | None, recipe: Preset,
-                     ctx: DistContext, generator: torch.Generator):
-    """The training iteration for the recipe's model: FlowStepRunner (unet) or StepRunner (the paper's gru)."""
-    if recipe.family == "unet":
-        return FlowStepRunner(model, recipe.train, ctx, generator)
-    return StepRunner(model, discriminators, recipe.train, ctx, generator)
-
-
-def _build_discriminators(recipe: Preset) -> torch.nn.ModuleDict | None:
-    if recipe.family != "gru" or not recipe.train.gan.enabled:
-        return None
-    from poke2video.model.discriminators import PatchDiscriminator, TemporalDiscriminator
-
-    return torch.nn.ModuleDict({"patch": PatchDiscriminator(recipe.model),
-                                "temporal": TemporalDiscriminator(recipe.model)})
+def make_step_runner(model: torch.nn.Module, cfg: TrainConfig, ctx: DistContext,
+                     generator: torch.Generator) -> StepRunner:
+    """The training iteration of the model's family: FlowStepRunner (unet) or GRUStepRunner (the paper's gru)."""
+    return RUNNERS[model.cfg.family](model, cfg, ctx, generator)
 
 
 class Trainer:
     def __init__(self, recipe: Preset, store: Store, out: Path, seed: int, ctx: DistContext,
                  workers: int | None = None, resumed: bool = False, val_store: Store | None = None):
-        from poke2video.model import build_model
-
         cfg = recipe.train
         for data in [s for s in (store, val_store) if s is not None]:
             if data.resolution != recipe.model.resolution:
@@ -142,11 +134,8 @@ class Trainer:
         self.resumed = resumed
         torch.manual_seed(seed)
         self.model = build_model(recipe.model).to(ctx.device).train()
-        self.discriminators = _build_discriminators(recipe)
-        if self.discriminators is not None:
-            self.discriminators.to(ctx.device).train()
         self.generator = torch.Generator().manual_seed(seed)
-        self.runner = make_step_runner(self.model, self.discriminators, recipe, ctx, self.generator)
+        self.runner = make_step_runner(self.model, cfg, ctx, self.generator)   # builds any critics
         self.dataset = PokeDataset(store, "train", poke=cfg.poke, flow_frames=cfg.flow_frames)
         self.validator = (Validator.for_store(val_store or store, cfg.poke, cfg.val_clips,
                                               separate=val_store is not None, flow_frames=self.dataset.flow_frames)
@@ -163,14 +152,15 @@ class Trainer:
 
     def _sync_ranks(self) -> None:
         broadcast_state(self.model, self.ctx)
-        if self.discriminators is not None:
-            broadcast_state(self.discriminators, self.ctx)
+        if self.runner.discriminators is not None:
+            broadcast_state(self.runner.discriminators, self.ctx)
 
     # resume state ---------------------------------------------------------------------------------
     def state(self) -> dict:
+        critics = self.runner.discriminators
         return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "model": self.model.state_dict(),
-                "discriminators": self.discriminators.state_dict() if self.discriminators is not None else {},
+                "discriminators": critics.state_dict() if critics is not None else {},
                 "optimizers": {name: opt.state_dict() for name, opt in self.runner.optimizers.items()},
                 "best": self.best or {},
                 "rng": ckpt.rng_state(), "generator": self.generator.get_state()}
@@ -178,8 +168,8 @@ class Trainer:
     def load_state(self, state: dict) -> None:
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.model.load_state_dict(state["model"])
-        if self.discriminators is not None:
-            self.discriminators.load_state_dict(state["discriminators"])
+        if self.runner.discriminators is not None:
+            self.runner.discriminators.load_state_dict(state["discriminators"])
         for name, optimizer in self.runner.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
         self.best = state.get("best") or None  # resume files from before best.safetensors have none
@@ -273,11 +263,10 @@ class Trainer:
     def _validate(self, logger: RunLogger) -> None:
         if self.validator is None:
             return
-        scores, strip = self.validator.run(self.model, self.ctx.device, self.runner.autocast)
+        scores, strip = self.validator.run(self.model, self.ctx.device, self.runner)
         logger.scalars(self.step, scores)
         logger.filmstrip(self.step, "samples/real_top_generated_bottom", strip)
-        selection = self.validator.selection_score(self.model)
-        score = scores.get(selection)
+        score = scores.get(self.runner.selection_score)
         if self.keeps_best and score is not None and (self.best is None or score < self.best["score"]):
             self.best = {"step": self.step, "score": score}
             ckpt.save_weights(self.out, self.model, {**self.weights_metadata(), "validation": scores},
@@ -289,7 +278,7 @@ class Trainer:
         if self.step % self.cfg.checkpoint_every or not (self.out / ckpt.RESUME_FILE).exists():
             self.save()
         if self.best is not None and self.ctx.is_main:
-            selection = Validator.selection_score(self.model)
+            selection = self.runner.selection_score
             print(f"poke2video train: best validation at step {self.best['step']} ({selection} "
                   f"{self.best['score']:.3f}): {self.out / ckpt.BEST_FILE}", file=sys.stderr)
 

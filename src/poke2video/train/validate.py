@@ -1,15 +1,15 @@
 """Periodic validation on held-back clips: PSNR, background stillness, and the model's motion.
 
-A flow model (model.architecture: unet) is scored on its own flows against the clip's flow of every frame
-(`flow_error` over object pixels, split into pixels that move and stay, `moving_iou`, and `static_flow_error`,
-the error of no motion, for reference); PokeSim stores give the object mask, other stores count every pixel.
-A model that only draws frames is scored on the poked pixel's endpoint error, tracked through its video.
+Every model gets PSNR against the real clip and, for background pokes, how still its video stays; its
+family's runner adds the scores of its motion (`StepRunner.validation_scores`): a flow model's own flows
+against the clip's flow of every frame (train/flow_steps.py), the paper's model's poked pixel tracked
+through its video (train/gru_steps.py). PokeSim stores give the object mask, other stores count every pixel.
 
 The clips come from the store's `test` split when it has one, else from a slice held back at the end of
 the training split (and then excluded from training). A separate validation store (`train --val-data`)
 gives clips spread over its `train` split, and holds nothing back. Their pokes are
-fixed (epoch 0). `Validator.selection_score` names the score (lower is better) that picks the best weights
-on such a store.
+fixed (epoch 0). The runner's `selection_score` names the score (lower is better) that picks the best
+weights on such a store.
 """
 from __future__ import annotations
 
@@ -20,12 +20,11 @@ from poke2video import metrics
 from poke2video.config import PokeConfig
 from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
+from poke2video.train.batch import Batch
 from poke2video.train.runlog import filmstrip
-from poke2video.train.steps import Batch
+from poke2video.train.runner import StepRunner
 
 VALIDATION_SPLIT = "test"
-SELECTION_SCORE = "val/endpoint_error"   # frame models; flow models: FLOW_SELECTION_SCORE
-FLOW_SELECTION_SCORE = "val/flow_error"
 FILMSTRIP_CLIPS = 4
 
 
@@ -66,60 +65,32 @@ class Validator:
             positions = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(np.int64))
         return cls(dataset, positions, poke.impulse)
 
-    @staticmethod
-    def selection_score(model: torch.nn.Module) -> str:
-        """The validation scalar (lower is better) that picks the best weights of `model`'s kind."""
-        return FLOW_SELECTION_SCORE if hasattr(model, "forward_flows") else SELECTION_SCORE
-
     @torch.no_grad()
-    def run(self, model: torch.nn.Module, device: torch.device, autocast) -> tuple[dict[str, float], np.ndarray]:
+    def run(self, model: torch.nn.Module, device: torch.device,
+            runner: StepRunner) -> tuple[dict[str, float], np.ndarray]:
+        """(`val/` scalars, a filmstrip of the first clips) of `model` on the clips, scored as `runner`'s family is."""
         was_training = model.training
         model.eval()
         batch = Batch.collate(self.items, device)
-        with autocast():
+        with runner.autocast():
             prediction = model.predict(batch.source, batch.poke_map, batch.target.shape[1], poke=batch.poke[:, :4])
         model.train(was_training)
         video = prediction.video.float()
         scores = {"psnr": [], "background_change": []}
-        if prediction.forward_flow is not None:
-            self._score_flows(prediction.forward_flow.float().cpu().numpy(), batch, scores)
-        else:
-            scores.update({"endpoint_error": [], "static_endpoint_error": []})
-        strips = []
+        videos, strips = [], []
         for i in range(len(self.items)):
             source = metrics.to_uint8_video(batch.source[i: i + 1])           # [1, H, W, 3]
             generated = metrics.to_uint8_video(video[i])                        # [T, H, W, 3]
             real = metrics.to_uint8_video(batch.target[i])
+            videos.append(np.concatenate([source, generated]))
             scores["psnr"].append(metrics.psnr(generated, real))
-            self._score_poke(batch.poke[i].tolist(), np.concatenate([source, generated]), scores,
-                             track=prediction.forward_flow is None)
+            if batch.poke[i, 4]:
+                scores["background_change"].append(metrics.background_stillness(videos[-1]))
             if i < FILMSTRIP_CLIPS:
                 strips.append(filmstrip(source[0], real, generated))
+        scores.update(runner.validation_scores(prediction, batch, videos, self.object_masks, self.impulse))
         summary = {f"val/{name}": float(np.mean(values)) for name, values in scores.items() if values}
         return summary, np.concatenate(strips, axis=0)
-
-    def _score_flows(self, flows: np.ndarray, batch: Batch, scores: dict) -> None:
-        """Object pokes: the predicted flows [B, T, 2, H, W] against the clip's, and no motion for reference."""
-        for name in ("flow_error", "flow_error_moving", "flow_error_still", "static_flow_error", "moving_iou"):
-            scores[name] = []
-        truth = batch.flow.cpu().numpy()
-        for i, mask in enumerate(self.object_masks):
-            if batch.poke[i, 4] or truth[i].ndim != 4:
-                continue
-            split = metrics.motion_split(flows[i], truth[i], mask)
-            for part in ("all", "moving", "still"):
-                if split[part] is not None:
-                    scores["flow_error" if part == "all" else f"flow_error_{part}"].append(split[part])
-            scores["static_flow_error"].append(metrics.motion_split(np.zeros_like(truth[i]), truth[i], mask)["all"])
-            scores["moving_iou"].append(metrics.moving_iou(flows[i, -1], truth[i, -1], mask))
-
-    def _score_poke(self, poke: list[float], video_with_source: np.ndarray, scores: dict, track: bool) -> None:
-        x, y, dx, dy, is_background = poke
-        if is_background:
-            scores["background_change"].append(metrics.background_stillness(video_with_source))
-        elif track and not self.impulse:
-            scores["endpoint_error"].append(metrics.poke_endpoint_error(video_with_source, (x, y), (x + dx, y + dy)))
-            scores["static_endpoint_error"].append(float(np.hypot(dx, dy)))
 
 
 def _object_mask(dataset: PokeDataset, index: int) -> np.ndarray:

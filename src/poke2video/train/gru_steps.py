@@ -1,69 +1,38 @@
-"""One training iteration: the optimizers, the two stages (or the joint single stage) and the GAN steps.
+"""One training iteration of the paper's model (model.architecture: gru): the optimizers, the two stages
+(or the joint single stage) and the GAN steps.
 
 Schedules (train.schedule): `alternate` steps a stage-1 optimizer (object encoder + decoder, frame
 reconstruction) and then a stage-2 optimizer (poke encoder + dynamics + decoder, video reconstruction +
 L_traj) on every batch, as the authors' code does; `sequential` runs stage 1 for `stage1_steps` and then
 stage 2 alone; `single` (ablation) trains everything jointly with one optimizer. The discriminators
-join at `gan.start_step`.
+join at `gan.start_step`. Validation tracks the poked pixel through the video (its endpoint error).
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
-from dataclasses import dataclass
-
+import numpy as np
 import torch
 from torch import nn
 
-from poke2video.config import TrainConfig
+from poke2video import metrics
+from poke2video.gru_config import GRUTrainConfig
+from poke2video.model.discriminators import PatchDiscriminator, TemporalDiscriminator
+from poke2video.model.poke_model import PokeModel
+from poke2video.model.prediction import Prediction
 from poke2video.train import losses
-from poke2video.train.distributed import DistContext, average_gradients
+from poke2video.train.batch import Batch
+from poke2video.train.distributed import DistContext
+from poke2video.train.runner import StepRunner, apply_loss
 
 
-@dataclass
-class Batch:
-    source: torch.Tensor    # [B, 3, H, W] in [-1, 1]
-    poke_map: torch.Tensor  # [B, 2, H, W]
-    target: torch.Tensor    # [B, T, 3, H, W] in [-1, 1]
-    poke: torch.Tensor      # [B, 5] (x, y, dx, dy, is_background)
-    flow: torch.Tensor      # [B, 2, H, W] the clip's flow F(0 -> T), pixels, zeros for background pokes;
-    #                         [B, T, 2, H, W] F(0 -> t) for every frame with train.flow_frames: all
-
-    @classmethod
-    def collate(cls, items, device: torch.device) -> "Batch":
-        return cls.on_device(stack_items(items), device)
-
-    @classmethod
-    def on_device(cls, columns, device: torch.device) -> "Batch":
-        """From stacked columns (`stack_items`); pinned CPU tensors copy to a GPU without blocking."""
-        return cls(*(column.to(device, non_blocking=True) for column in columns))
+def build_discriminators(model: PokeModel, cfg: GRUTrainConfig) -> nn.ModuleDict | None:
+    """The critics of `cfg.gan` (None when it is off), sized by the model's `discriminator` section."""
+    if not cfg.gan.enabled:
+        return None
+    return nn.ModuleDict({"patch": PatchDiscriminator(model.cfg), "temporal": TemporalDiscriminator(model.cfg)})
 
 
-def stack_items(items) -> tuple[torch.Tensor, ...]:
-    """Dataset items (tuples of tensors) -> one stacked tensor per field (a DataLoader collate_fn)."""
-    return tuple(torch.stack(column) for column in zip(*items))
-
-
-def _optimizer_parameters(optimizer: torch.optim.Optimizer) -> list[nn.Parameter]:
-    return [p for group in optimizer.param_groups for p in group["params"]]
-
-
-def apply_loss(optimizer: torch.optim.Optimizer, loss: torch.Tensor, ctx: DistContext) -> None:
-    """One optimizer step on `loss`, gradients averaged over the processes (DDP)."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    average_gradients(_optimizer_parameters(optimizer), ctx)
-    optimizer.step()
-
-
-def autocast_for(cfg: TrainConfig, ctx: DistContext):
-    """bf16 autocast on the run's device when `train.bf16`, else nothing."""
-    if not cfg.bf16:
-        return nullcontext()
-    return torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16)
-
-
-def build_optimizers(model: nn.Module, discriminators: nn.ModuleDict | None,
-                     cfg: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+def build_optimizers(model: PokeModel, discriminators: nn.ModuleDict | None,
+                     cfg: GRUTrainConfig) -> dict[str, torch.optim.Optimizer]:
     def adam(modules, lr):
         params = [p for m in modules for p in m.parameters()]
         return torch.optim.Adam(params, lr=lr, betas=cfg.betas)
@@ -78,27 +47,37 @@ def build_optimizers(model: nn.Module, discriminators: nn.ModuleDict | None,
     return optimizers
 
 
-class StepRunner:
-    """Runs one iteration on a batch and returns its losses as floats."""
+class GRUStepRunner(StepRunner):
+    """One iteration of the paper's model on a batch (its critics built here when `gan` is on)."""
 
-    def __init__(self, model: nn.Module, discriminators: nn.ModuleDict | None, cfg: TrainConfig,
-                 ctx: DistContext, generator: torch.Generator):
-        self.model, self.discriminators, self.cfg, self.ctx = model, discriminators, cfg, ctx
-        self.generator = generator  # frame picks; its state is part of the resume state
-        self.optimizers = build_optimizers(model, discriminators, cfg)
+    selection_score = "val/endpoint_error"
+
+    def __init__(self, model: PokeModel, cfg: GRUTrainConfig, ctx: DistContext, generator: torch.Generator):
+        super().__init__(model, cfg, ctx, generator)
+        self.discriminators = build_discriminators(model, cfg)
+        if self.discriminators is not None:
+            self.discriminators.to(ctx.device).train()
+        self.optimizers = build_optimizers(model, self.discriminators, cfg)
         self.recon_loss = losses.make_reconstruction_loss(cfg)
         if isinstance(self.recon_loss, nn.Module):
             self.recon_loss.to(ctx.device)
 
-    def autocast(self):
-        return autocast_for(self.cfg, self.ctx)
-
     def set_lr_for_epoch(self, epoch: int) -> None:
-        decays = sum(epoch >= e for e in self.cfg.lr_decay_epochs)
         for name, optimizer in self.optimizers.items():
             base = self.cfg.gan.lr if name in ("patch", "temporal") else self.cfg.lr
             for group in optimizer.param_groups:
-                group["lr"] = base * self.cfg.lr_decay ** decays
+                group["lr"] = base * self.epoch_decay(epoch)
+
+    def validation_scores(self, prediction: Prediction, batch: Batch, videos_with_source: list[np.ndarray],
+                          object_masks: list[np.ndarray], impulse: bool) -> dict[str, list[float]]:
+        """Object pokes that are drags: the poked pixel tracked through the video, its distance at frame T to
+        the poke's target, and the drag's length (the error of no motion) for reference."""
+        scores = {"endpoint_error": [], "static_endpoint_error": []}
+        for (x, y, dx, dy, is_background), video in zip(batch.poke.tolist(), videos_with_source):
+            if not is_background and not impulse:
+                scores["endpoint_error"].append(metrics.poke_endpoint_error(video, (x, y), (x + dx, y + dy)))
+                scores["static_endpoint_error"].append(float(np.hypot(dx, dy)))
+        return scores
 
     def __call__(self, batch: Batch, step: int) -> dict[str, float]:
         cfg = self.cfg
