@@ -173,6 +173,7 @@ def test_a_flow_models_flow_error_is_its_forward_flow_against_the_truth(sim, tmp
 
 def test_the_model_row_runs_the_network_once_for_its_frames_and_its_flow(sim, tmp_path, monkeypatch):
     from poke2video.poker import Poker
+    from poke2video.poking.flow import FlowPoking
 
     path = tiny_flow_model(tmp_path / "flow.safetensors")
     case = list(load_cases(sim, "test"))[1]
@@ -181,8 +182,8 @@ def test_the_model_row_runs_the_network_once_for_its_frames_and_its_flow(sim, tm
     assert np.array_equal(video, poker.animate(case.source_frame, case.poke_source, case.poke_target))
     assert np.array_equal(flow, poker.forward_flow(case.source_frame, case.poke_source, case.poke_target))
     runs = []
-    original = Poker._flows
-    monkeypatch.setattr(Poker, "_flows", lambda self, *args: runs.append(1) or original(self, *args))
+    original = FlowPoking.flows
+    monkeypatch.setattr(FlowPoking, "flows", lambda self, *args: runs.append(1) or original(self, *args))
     model = model_method(str(path))
     video, flow = model.video_and_flow(case, with_flow=True)
     assert len(runs) == 1 and flow.shape == (case.frames, 2, *case.source_frame.shape[:2])

@@ -77,6 +77,8 @@ def test_modes_follow_the_checkpoint():
     assert poker.modes == ("impulse", "displacement")
     poker.animate(smooth_image(16, 16), source=(8, 8), target=(8, 14), mode="displacement")   # the drag as is
     assert np.allclose(poker.model.poke_map[0, :, 8, 8].numpy(), [0.0, 6.0])
+    with pytest.raises(UserError, match="mode 'sideways' is not available"):
+        poker.animate(smooth_image(16, 16), (8, 8), (8, 10), mode="sideways")
 
 
 def test_image_kinds_give_the_same_video(checkpoint, tmp_path):
@@ -154,7 +156,7 @@ def test_traced_and_eager_videos_agree(checkpoint):
     traced, eager = Poker.load(checkpoint), Poker.load(checkpoint, trace=False)
     image = smooth_image(16, 16)
     first = traced.animate(image, source=(5, 6), target=(9, 3))
-    assert traced._traced and not eager._traced
+    assert traced.adapter.traced and not eager.adapter.traced
     assert np.abs(first.astype(int) - eager.animate(image, source=(5, 6), target=(9, 3))).max() <= 1
     other = traced.animate(image, source=(12, 3), target=(2, 9))     # the same trace, another poke
     assert np.abs(other.astype(int) - eager.animate(image, source=(12, 3), target=(2, 9))).max() <= 1
@@ -191,6 +193,17 @@ def test_a_flow_model_moves_the_full_resolution_image(flow_checkpoint):
     flows = traced.forward_flow(image, source=(30, 20), target=(36, 17))
     assert flows.shape == (3, 2, 48, 80) and np.abs(flows).max() > 0.5
     assert traced.animate(image, (30, 20), (36, 17), output_size="model").shape == (3, 16, 16, 3)
+
+
+@pytest.mark.parametrize("mode", ["impulse", "sideways"])
+def test_a_flow_model_reads_a_drag_as_a_displacement_only(flow_checkpoint, mode):
+    for metadata in ({}, {"impulse_scale": 1.0}):        # an impulse_scale in its metadata changes nothing
+        poker = Poker(Poker.load(flow_checkpoint, trace=False).model, metadata)
+        assert poker.modes == ("displacement",)
+        with pytest.raises(UserError, match=f"^mode '{mode}' is not available for this model \\(modes: displacement\\)$"):
+            poker.animate(smooth_image(16, 16), (8, 8), (8, 10), mode=mode)
+    assert np.array_equal(poker.animate(smooth_image(16, 16), (8, 8), (8, 10), mode="displacement"),
+                          poker.animate(smooth_image(16, 16), (8, 8), (8, 10)))
 
 
 def test_pixels_the_flow_leaves_still_are_the_users_own(flow_checkpoint):

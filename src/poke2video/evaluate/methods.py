@@ -131,7 +131,7 @@ def render_flow(frame: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """uint8 [H, W, 3] carried along the forward flow float [T, 2, H, W] -> uint8 [T, H, W, 3], exactly as
     `Poker` renders a flow model's flow at the model's size."""
     from poke2video.model.splat import STILL_PX
-    from poke2video.poker import render_uint8
+    from poke2video.poking.flow import render_uint8
 
     return render_uint8(np.asarray(frame, np.uint8), torch.from_numpy(np.asarray(flow, np.float32)), STILL_PX)
 
