@@ -2,8 +2,11 @@
 
     python benchmarks/ablation_study.py --data data/pokesim64 --out reports/ablation --minutes-per-model 30
 
-The study itself is poke2video.evaluate.ablation (its docstring lists the variants and the folders it
-writes); this script is its command line. Run again with the same command, it skips finished models.
+The variants and their training are poke2video.train.ablation (its docstring lists them), their scores and
+tables poke2video.evaluate.ablation; this script runs both. Run again with the same command, it skips
+finished models.
+
+    OUT/presets/NAME.yaml  OUT/runs/NAME/  OUT/reports/SPLIT/  OUT/ablation.md
 """
 from __future__ import annotations
 
@@ -11,9 +14,10 @@ import argparse
 import sys
 
 from poke2video.errors import UserError
-from poke2video.evaluate.ablation import VARIANTS, run_study
-from poke2video.evaluate.evaluator import EvalOptions
+from poke2video.evaluate.ablation import check_study_data, score_study
+from poke2video.evaluate.results import EvalOptions
 from poke2video.metrics import TRACKER
+from poke2video.train.ablation import VARIANTS, train_variants
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,10 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     options = EvalOptions(limit=args.limit, structure_clips=args.structure_clips, structure_pokes=args.structure_pokes,
                           lpips=args.lpips, fvd=not args.no_fvd, i3d_weights=args.i3d_weights, seed=args.seed,
                           tracker=args.tracker)
+    splits = tuple(s for s in args.splits.split(",") if s)
     try:
-        path = run_study(args.data, args.out, args.minutes_per_model, args.preset,
-                         [n for n in args.variants.split(",") if n], tuple(s for s in args.splits.split(",") if s),
-                         args.baselines, options, command)
+        check_study_data(args.data, splits)
+        trained = train_variants(args.data, args.out, args.minutes_per_model, args.preset,
+                                 [n for n in args.variants.split(",") if n], args.seed)
+        path = score_study(args.data, args.out, trained, args.minutes_per_model, splits, args.baselines, options,
+                           command)
     except UserError as exc:
         print(f"ablation_study: error: {exc}", file=sys.stderr)
         return 2

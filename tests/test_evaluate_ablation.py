@@ -1,4 +1,5 @@
-"""The ablation study (evaluate/ablation.py) with budgets of a second on a tiny PokeSim store (never the real study)."""
+"""The ablation study (train/ablation.py trains the variants, evaluate/ablation.py scores them) with budgets of
+a second on a tiny PokeSim store (never the real study)."""
 import json
 
 import pytest
@@ -6,9 +7,10 @@ import yaml
 
 from eval_support import SIM_FRAMES, SIM_RES, make_tiny_pokesim
 from poke2video.errors import UserError
-from poke2video.evaluate import ablation as study
-from poke2video.evaluate.evaluator import EvalOptions
+from poke2video.evaluate.ablation import check_study_data, score_study
+from poke2video.evaluate.results import EvalOptions
 from poke2video.preset import load_preset
+from poke2video.train import ablation as study
 from train_support import write_preset
 
 
@@ -38,8 +40,10 @@ def test_tiny_study_trains_evaluates_and_writes_the_tables(tmp_path):
     options = EvalOptions(limit=2, structure_clips=1, structure_pokes=2, lpips="off", fvd=False)
 
     def run():
-        return study.run_study(str(data), str(out), 0.005, str(preset), ["full", "no_traj", "K1", "K3"],
-                               options=options, command="the study")
+        check_study_data(str(data), ("test", "test_unseen"))
+        trained = study.train_variants(str(data), out, 0.005, str(preset), ["full", "no_traj", "K1", "K3"],
+                                       options.seed)
+        return score_study(str(data), out, trained, 0.005, options=options, command="the study")
 
     assert run() == out / "ablation.md"
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["K1", "full", "no_traj"]
@@ -65,5 +69,7 @@ def test_study_needs_a_pokesim_store(tmp_path):
 
     store = make_tiny_store(tmp_path / "flow")
     with pytest.raises(UserError, match="not a PokeSim store"):
-        study.run_study(str(store), str(tmp_path / "o"), 1.0)
+        check_study_data(str(store), ("test",))
+    with pytest.raises(UserError, match="not a PokeSim store"):
+        score_study(str(store), tmp_path / "o", {}, 1.0)
     assert not (tmp_path / "o").exists()
