@@ -56,7 +56,7 @@ def measure(preset: str, bf16: bool, repeats: int, train_batch: int | None, gan:
     torch.set_flush_denormal(True)  # as training does
     recipe = bench_recipe(preset, bf16, gan)
     train = recipe.train
-    if recipe.family == "gru" and train.recon_loss == "vgg":  # same cost as the real weights, which this machine does not have
+    if recipe.family == "gru" and train.recon_loss == "vgg":  # costs what the real weights, absent here, cost
         from poke2video.pretrained.perceptual import vgg19_loss_features
 
         losses.make_reconstruction_loss = lambda cfg: losses.PerceptualLoss(vgg19_loss_features())

@@ -200,7 +200,8 @@ def test_a_flow_model_reads_a_drag_as_a_displacement_only(flow_checkpoint, mode)
     for metadata in ({}, {"impulse_scale": 1.0}):        # an impulse_scale in its metadata changes nothing
         poker = Poker(Poker.load(flow_checkpoint, trace=False).model, metadata)
         assert poker.modes == ("displacement",)
-        with pytest.raises(UserError, match=f"^mode '{mode}' is not available for this model \\(modes: displacement\\)$"):
+        refused = f"^mode '{mode}' is not available for this model \\(modes: displacement\\)$"
+        with pytest.raises(UserError, match=refused):
             poker.animate(smooth_image(16, 16), (8, 8), (8, 10), mode=mode)
     assert np.array_equal(poker.animate(smooth_image(16, 16), (8, 8), (8, 10), mode="displacement"),
                           poker.animate(smooth_image(16, 16), (8, 8), (8, 10)))

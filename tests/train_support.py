@@ -71,7 +71,8 @@ def write_preset(path: Path, model: dict | None = None, **train) -> Path:
 
 def write_flow_preset(path: Path, model: dict | None = None, **train) -> Path:
     """A flow-model preset YAML: TINY_FLOW_MODEL (updated by `model`) and TINY_FLOW_TRAIN updated by `train`."""
-    path.write_text(yaml.safe_dump({"model": {**TINY_FLOW_MODEL, **(model or {})}, "train": {**TINY_FLOW_TRAIN, **train}}))
+    sections = {"model": {**TINY_FLOW_MODEL, **(model or {})}, "train": {**TINY_FLOW_TRAIN, **train}}
+    path.write_text(yaml.safe_dump(sections))
     return path
 
 

@@ -87,9 +87,14 @@ RETIRED = {"GRUModelConfig": ("model", {"norm": "instance", "bounded_state": Fal
                                      "ema": 0.0})}
 
 
-def _drop_retired(cls, data: dict[str, Any]) -> dict[str, Any]:
+def retired_options(cls) -> tuple[str, dict[str, Any]]:
+    """(section, {key: its one accepted value}) of the RETIRED keys of config class `cls` and its bases."""
     section = next((RETIRED[k.__name__][0] for k in cls.__mro__ if k.__name__ in RETIRED), "")
-    retired = {name: value for k in cls.__mro__ for name, value in RETIRED.get(k.__name__, ("", {}))[1].items()}
+    return section, {name: value for k in cls.__mro__ for name, value in RETIRED.get(k.__name__, ("", {}))[1].items()}
+
+
+def _drop_retired(cls, data: dict[str, Any]) -> dict[str, Any]:
+    section, retired = retired_options(cls)
     for name in set(data) & set(retired):
         value = data.pop(name)
         if value != retired[name] or isinstance(value, bool) != isinstance(retired[name], bool):

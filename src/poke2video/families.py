@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Union
 
-from poke2video.config import RETIRED, from_dict
+from poke2video.config import from_dict, retired_options
 from poke2video.errors import UserError
 from poke2video.flow_config import FlowModelConfig, FlowTrainConfig
 from poke2video.gru_config import GRUModelConfig, GRUTrainConfig
@@ -47,8 +47,7 @@ def model_config_from_dict(family: str, data: dict[str, Any] | None) -> ModelCon
 
 def _option_names(cls: type) -> set[str]:
     """The keys a section of `cls` may hold: its fields and its retired keys (config.RETIRED)."""
-    retired = {name for k in cls.__mro__ for name in RETIRED.get(k.__name__, ("", {}))[1]}
-    return {f.name for f in dataclasses.fields(cls)} | retired
+    return {f.name for f in dataclasses.fields(cls)} | set(retired_options(cls)[1])
 
 
 def own_section(family: Family, kind: str, flat: dict[str, Any]) -> dict[str, Any]:

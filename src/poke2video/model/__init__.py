@@ -1,4 +1,4 @@
-"""The generators of both families (the flow UNet, the paper's Conv-GRU model), their critics' parts and weights files."""
+"""The generators of both families (the flow UNet, the paper's Conv-GRU model), their parts and weights files."""
 from poke2video.model.flow_unet import FlowUNet
 from poke2video.model.poke_model import PokeModel, count_parameters
 from poke2video.model.prediction import Prediction

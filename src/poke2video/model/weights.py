@@ -182,7 +182,8 @@ def read_verified(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dic
     return tensors, header
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[FlowUNet | PokeModel, dict[str, Any]]:
+def load_model(path: str | os.PathLike,
+               device: str | torch.device = "cpu") -> tuple[FlowUNet | PokeModel, dict[str, Any]]:
     """Build the model stored in `path` and load its verified weights -> (model in eval mode, metadata)."""
     path = Path(path)
     tensors, header = read_verified(path)
