@@ -128,6 +128,10 @@ def _add_prepare(sub) -> None:
     p.add_argument("--clip-length", type=_positive_int, default=10, help="frames per clip after the first (T)")
     p.add_argument("--start-step", type=_positive_int, default=1, help="frames between clip starts")
     p.add_argument("--seed", type=int, default=0, help="seed of the generic 80/20 split")
+    p.add_argument("--flow", dest="flow_method", default=None, metavar="METHOD",
+                   help="optical flow estimator: dis, dis-fine or farneback-fine (default: dis-fine)")
+    p.add_argument("--flow-scale", type=_positive_int, default=None, metavar="K",
+                   help="estimate the flow on frames K times the resolution, then average it down (default 1)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable videos and list them")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
@@ -294,7 +298,8 @@ def _cmd_prepare(args) -> None:
 
     prepare_dataset(inputs=args.inputs, out=args.out, layout=args.layout, resolution=args.res,
                     stride=args.stride, clip_length=args.clip_length, start_step=args.start_step,
-                    seed=args.seed, skip_bad=args.skip_bad, overwrite=args.overwrite, shard=args.shard)
+                    seed=args.seed, skip_bad=args.skip_bad, overwrite=args.overwrite, shard=args.shard,
+                    flow_method=args.flow_method, flow_scale=args.flow_scale)
 
 
 def _cmd_merge(args) -> None:

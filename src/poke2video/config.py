@@ -32,6 +32,8 @@ class DataConfig:
     target_fps: float | None = None  # resample to this rate instead of a fixed stride (h36m: 6.25)
     start_step: int = 1           # distance in frames between consecutive clip starts
     flow_method: str = "dis-fine"  # optical flow estimator per frame step (see data/flow.py)
+    flow_scale: int = 1           # the flow is estimated on frames `flow_scale` times the resolution, then
+    #                               area-averaged down with its vectors scaled (data/flow.py, downscale_flow)
 
     def validate(self) -> None:
         if self.resolution < 16 or self.resolution > 1024:
@@ -42,6 +44,8 @@ class DataConfig:
             raise UserError("frame_stride and start_step must be at least 1")
         if self.target_fps is not None and not self.target_fps > 0:
             raise UserError(f"target_fps must be positive, got {self.target_fps}")
+        if not 1 <= self.flow_scale <= 8:
+            raise UserError(f"flow scale must be between 1 and 8, got {self.flow_scale}")
 
 
 @dataclass

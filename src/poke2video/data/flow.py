@@ -117,6 +117,17 @@ def chained_flows(step_flows: np.ndarray) -> np.ndarray:
     return np.stack(chained)
 
 
+def downscale_flow(flow: np.ndarray, resolution: int) -> np.ndarray:
+    """Flow float32 [2, h, w] of frames `h / resolution` times larger -> [2, resolution, resolution]: each vector
+    the area average of the ones it covers, divided by the scale (so it is in the small frame's pixels)."""
+    flow = np.asarray(flow, np.float32)
+    if flow.shape[1:] == (resolution, resolution):
+        return flow
+    scale = flow.shape[1] / resolution
+    small = [cv2.resize(flow[c], (resolution, resolution), interpolation=cv2.INTER_AREA) for c in range(2)]
+    return np.stack(small) / np.float32(scale)
+
+
 def get_flow_estimator(name: str = "dis") -> FlowEstimator:
     if name not in ESTIMATORS:
         raise UserError(f"unknown flow method {name!r}; available: {', '.join(sorted(ESTIMATORS))}")

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
 from poke2video.config import DataConfig, to_dict
-from poke2video.data.flow import FlowEstimator, chain_flows, get_flow_estimator
+from poke2video.data.flow import FlowEstimator, chain_flows, downscale_flow, get_flow_estimator
 from poke2video.data.presets import DatasetLayout, VideoSource, collect_sources, get_layout, make_splits
 from poke2video.data.shards import shard_header, shard_indices
 from poke2video.data.store import StoreWriter, VideoFiles, file_sha256
@@ -50,7 +51,8 @@ class PrepareOptions:
 
 def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, stride: int | None = None,
                     clip_length: int = 10, start_step: int = 1, seed: int = 0, skip_bad: bool = False,
-                    overwrite: bool = False, shard: tuple[int, int] | None = None) -> Path:
+                    overwrite: bool = False, shard: tuple[int, int] | None = None, flow_method: str | None = None,
+                    flow_scale: int | None = None) -> Path:
     """Build the store at `out` from `inputs` (video files / folders); returns its path.
 
     `shard=(i, n)` prepares only the inputs at positions g with g mod n = i (see data/shards.py).
@@ -59,7 +61,12 @@ def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, 
     data = DataConfig(resolution=resolution, clip_length=clip_length,
                       frame_stride=stride or dataset_layout.frame_stride,
                       target_fps=None if stride else dataset_layout.target_fps, start_step=start_step)
+    if flow_method is not None:
+        data.flow_method = flow_method
+    if flow_scale is not None:
+        data.flow_scale = flow_scale
     data.validate()
+    get_flow_estimator(data.flow_method)   # an unknown method is refused before any video is read
     options = PrepareOptions(dataset_layout, data, seed)
     sources = collect_sources(dataset_layout, [str(p) for p in inputs])
     header, indices = options.header(), list(range(len(sources)))
@@ -168,12 +175,12 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
     motion = files.stream("motion", np.float32, ())              # [N-1]
     window: deque[np.ndarray] = deque(maxlen=T)                   # F(t -> t+1) for the last T steps
     previous, fastest = None, 0.0
-    sampling = Sampling(data.resolution, data.frame_stride, data.target_fps)
-    for frame in tqdm(iter_frames(path, sampling), desc=f"read {path.name}", unit="frame", leave=False,
+    sampling = Sampling(res * data.flow_scale, data.frame_stride, data.target_fps)
+    for large in tqdm(iter_frames(path, sampling), desc=f"read {path.name}", unit="frame", leave=False,
                       file=sys.stderr):
-        frames.append(frame[None])
+        frames.append(_shrink(large, res)[None])
         if previous is not None:
-            step = estimator(previous, frame)
+            step = downscale_flow(estimator(previous, large), res)
             motion.append(np.hypot(step[0], step[1])[None].mean(axis=(1, 2)))
             step_flow.append(step.astype(np.float16)[None])
             window.append(step)
@@ -182,11 +189,18 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
                 clip = chain_flows(np.stack(window)).astype(np.float16)
                 flow.append(clip[None])
                 fastest = max(fastest, float(np.hypot(clip[0], clip[1], dtype=np.float32).max()))
-        previous = frame
+        previous = large
     _check_length(path, frames.rows, T)
     files.save("starts", np.arange(0, frames.rows - T, data.start_step, dtype=np.int32))
     if fastest < STILL_FLOW_PX:
         raise UserError(f"{path}: still video (no pixel moves {STILL_FLOW_PX} px within a clip): nothing to poke")
+
+
+def _shrink(frame: np.ndarray, resolution: int) -> np.ndarray:
+    """A frame read at `flow_scale` times the store's resolution, area-averaged down to it."""
+    if frame.shape[0] == resolution:
+        return frame
+    return cv2.resize(frame, (resolution, resolution), interpolation=cv2.INTER_AREA)
 
 
 def _check_length(path: Path, count: int, T: int) -> None:
