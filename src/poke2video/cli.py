@@ -218,7 +218,9 @@ def _add_evaluate(sub) -> None:
                    help="PokeSim object pokes that get a correlation map scored against the kinematic tree (0: off)")
     p.add_argument("--structure-pokes", type=_positive_int, default=16, help="random pokes per correlation map")
     p.add_argument("--examples", type=_non_negative_int, default=4, help="clips on the example sheet")
-    p.add_argument("--no-motion", action="store_true", help="skip the motion error (tracks every object pixel)")
+    p.add_argument("--no-motion", action="store_true",
+                   help="skip the motion metrics (they track every scored pixel, and the real clip on a store "
+                        "without ground truth)")
     p.add_argument("--tracker", choices=TRACKERS, default=TRACKERS[0],
                    help="optical flow that tracks pixels for the endpoint, motion and structure metrics "
                         f"(default {TRACKERS[0]})")

@@ -193,7 +193,8 @@ def correlation_figure(image: np.ndarray, inverse_variance: np.ndarray, at_xy) -
 
 
 class Example:
-    """One example clip for the sheet: its source frame, poke and every method's video [T, H, W, 3]."""
+    """One example clip for the sheet: its source frame, poke and every method's video [T, H, W, 3], the real
+    clip's among them (a method on PokeSim; added beside the methods on other stores)."""
 
     def __init__(self, label: str, source_frame: np.ndarray, poke_source, poke_target):
         self.label, self.source_frame = label, source_frame
