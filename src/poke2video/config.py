@@ -59,9 +59,13 @@ class PokeConfig:
     source: str = "flow"                # flow: sampled from the clip's flow (any video); sim: the simulator's
     #                                     own poke of each clip (PokeSim stores: its pushed point and drag);
     #                                     auto: sim on a PokeSim store, flow on any other
+    fastest_fraction: float = 0.0       # flow pokes: only pixels moving at least this fraction of the clip's
+    #                                     fastest one (0: any moving pixel; 0.5 keeps the part that was pushed)
     seed: int = 0
 
     def validate(self) -> None:
+        if not 0.0 <= self.fastest_fraction <= 1.0:
+            raise UserError(f"fastest_fraction must lie in [0, 1], got {self.fastest_fraction}")
         if self.poke_size < 1 or self.poke_size % 2 == 0:
             raise UserError(f"poke_size must be a positive odd number, got {self.poke_size}")
         if not 0.0 <= self.background_fraction <= 1.0:
