@@ -129,9 +129,9 @@ def _add_prepare(sub) -> None:
     p.add_argument("--start-step", type=_positive_int, default=1, help="frames between clip starts")
     p.add_argument("--seed", type=int, default=0, help="seed of the generic 80/20 split")
     p.add_argument("--flow", dest="flow_method", default=None, metavar="METHOD",
-                   help="optical flow estimator: dis, dis-fine or farneback-fine (default: dis-fine)")
+                   help="optical flow estimator: dis, dis-fine or farneback-fine (default: dis)")
     p.add_argument("--flow-scale", type=_positive_int, default=None, metavar="K",
-                   help="estimate the flow on frames K times the resolution, then average it down (default 1)")
+                   help="estimate the flow on frames K times the resolution, then average it down (default 2)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable videos and list them")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.add_argument("--shard", type=_shard, default=None, metavar="I/N",

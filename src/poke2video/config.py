@@ -31,8 +31,8 @@ class DataConfig:
     frame_stride: int = 1         # keep every k-th frame of the source video (taichi: 2)
     target_fps: float | None = None  # resample to this rate instead of a fixed stride (h36m: 6.25)
     start_step: int = 1           # distance in frames between consecutive clip starts
-    flow_method: str = "dis-fine"  # optical flow estimator per frame step (see data/flow.py)
-    flow_scale: int = 1           # the flow is estimated on frames `flow_scale` times the resolution, then
+    flow_method: str = "dis"      # optical flow estimator per frame step (see data/flow.py)
+    flow_scale: int = 2           # the flow is estimated on frames `flow_scale` times the resolution, then
     #                               area-averaged down with its vectors scaled (data/flow.py, downscale_flow)
 
     def validate(self) -> None:

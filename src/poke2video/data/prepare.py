@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -28,7 +27,7 @@ from poke2video.data.flow import FlowEstimator, chain_flows, downscale_flow, get
 from poke2video.data.presets import DatasetLayout, VideoSource, collect_sources, get_layout, make_splits
 from poke2video.data.shards import shard_header, shard_indices
 from poke2video.data.store import StoreWriter, VideoFiles, file_sha256
-from poke2video.data.video import Sampling, image_files, iter_frames
+from poke2video.data.video import Sampling, image_files, iter_frame_pairs
 from poke2video.errors import DiskFull, UserError
 
 STILL_FLOW_PX = 0.5  # a video whose clip flow never reaches this magnitude anywhere has no foreground
@@ -175,10 +174,10 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
     motion = files.stream("motion", np.float32, ())              # [N-1]
     window: deque[np.ndarray] = deque(maxlen=T)                   # F(t -> t+1) for the last T steps
     previous, fastest = None, 0.0
-    sampling = Sampling(res * data.flow_scale, data.frame_stride, data.target_fps)
-    for large in tqdm(iter_frames(path, sampling), desc=f"read {path.name}", unit="frame", leave=False,
-                      file=sys.stderr):
-        frames.append(_shrink(large, res)[None])
+    sampling = Sampling(res, data.frame_stride, data.target_fps)
+    for frame, large in tqdm(iter_frame_pairs(path, sampling, res * data.flow_scale), desc=f"read {path.name}",
+                             unit="frame", leave=False, file=sys.stderr):
+        frames.append(frame[None])
         if previous is not None:
             step = downscale_flow(estimator(previous, large), res)
             motion.append(np.hypot(step[0], step[1])[None].mean(axis=(1, 2)))
@@ -194,13 +193,6 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
     files.save("starts", np.arange(0, frames.rows - T, data.start_step, dtype=np.int32))
     if fastest < STILL_FLOW_PX:
         raise UserError(f"{path}: still video (no pixel moves {STILL_FLOW_PX} px within a clip): nothing to poke")
-
-
-def _shrink(frame: np.ndarray, resolution: int) -> np.ndarray:
-    """A frame read at `flow_scale` times the store's resolution, area-averaged down to it."""
-    if frame.shape[0] == resolution:
-        return frame
-    return cv2.resize(frame, (resolution, resolution), interpolation=cv2.INTER_AREA)
 
 
 def _check_length(path: Path, count: int, T: int) -> None:
