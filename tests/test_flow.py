@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import textured_background
-from poke2video.data.flow import ESTIMATORS, chain_flows, estimate_flow, get_flow_estimator
+from poke2video.data.flow import ESTIMATORS, chain_flows, check_trackable, estimate_flow, get_flow_estimator
 from poke2video.errors import UserError
 
 
@@ -74,3 +74,21 @@ def test_fine_farneback_tracks_true_pokesim_clips_closer_than_fine_dis(tmp_path)
                 errors[name].append(np.hypot(end[0] - poke[2], end[1] - poke[3]))
     assert TRACKER == "farneback-fine" and len(errors[TRACKER]) >= 25
     assert np.mean(errors["farneback-fine"]) < 0.9 * np.mean(errors["dis-fine"])
+
+
+@pytest.mark.parametrize("method", sorted(ESTIMATORS))
+def test_each_tracker_follows_frames_as_long_as_it_declares(method):
+    """`max_side` is what OpenCV really takes: a frame that long works, and for the trackers that enlarge
+    (farneback-fine) or refine (dis-fine) the frame one pixel longer fails in OpenCV."""
+    estimator = get_flow_estimator(method)
+    rng = np.random.default_rng(0)
+    for shape in ((16, estimator.max_side, 3), (estimator.max_side, 16, 3)):   # DIS needs 12 px or so across
+        frame = rng.integers(0, 255, shape, dtype=np.uint8)
+        assert estimator(frame, np.roll(frame, 1, axis=1)).shape == (2, *shape[:2])
+    if method != "dis":                          # DIS itself takes somewhat longer frames than remap's limit
+        frame = rng.integers(0, 255, (16, estimator.max_side + 1, 3), dtype=np.uint8)
+        with pytest.raises(cv2.error):
+            estimator(frame, np.roll(frame, 1, axis=1))
+    check_trackable("f.png", estimator.max_side, 1, estimator)
+    with pytest.raises(UserError, match=f"f.png: 1x{estimator.max_side + 1} pixels; .* at most {estimator.max_side}"):
+        check_trackable("f.png", 1, estimator.max_side + 1, estimator)
