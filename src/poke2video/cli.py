@@ -44,20 +44,22 @@ def _port(text: str) -> int:
     return value
 
 
-def _int_from(low: int, words: str):
-    """An argparse type: an integer of at least `low`, else "<words>, got N"."""
+def _int_from(low: int, words: str, high: int | None = None):
+    """An argparse type: an integer from `low` (to `high`), else "<words>, got N"."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < low:
+        if value < low or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"{words}, got {value}")
         return value
     return parse
 
 
 _positive_int, _non_negative_int = _int_from(1, "must be at least 1"), _int_from(0, "must be 0 or more")
+# Every --seed: numpy takes no negative seed and torch.manual_seed none above 2^64 - 1.
+_seed = _int_from(0, "a seed is an integer from 0 to 2^64 - 1", 2**64 - 1)
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -94,7 +96,7 @@ def _add_simulate(sub) -> None:
     p.add_argument("--out", type=_path, required=True, help="dataset directory to create")
     p.add_argument("--clips", type=_positive_int, required=True, help="number of clips")
     p.add_argument("--res", type=_positive_int, default=64, help="resolution in pixels (64 or 128)")
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (same seed, same bytes)")
     p.add_argument("--kind", choices=["plants", "figures", "mixed"], default="mixed")
     p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
@@ -127,7 +129,7 @@ def _add_prepare(sub) -> None:
                    help="keep every k-th frame (default: the layout's)")
     p.add_argument("--clip-length", type=_positive_int, default=10, help="frames per clip after the first (T)")
     p.add_argument("--start-step", type=_positive_int, default=1, help="frames between clip starts")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generic 80/20 split")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the generic 80/20 split")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable videos and list them")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
@@ -168,7 +170,7 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out where it stopped (with no run there yet, start it: a command "
                         "that torchrun --max-restarts can repeat)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, data order and pokes (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of weights, data order and pokes (default 0)")
     p.add_argument("--val-data", default=None, metavar="DIR",
                    help="a separate store to validate on instead of --data's test clips (e.g. simulate --seed 1); "
                         "the weights that score best there are kept as best.safetensors")
@@ -225,7 +227,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--lpips-alex-heads", default=None, metavar="PATH", help="lpips v0.1 alex.pth linear heads")
     p.add_argument("--i3d-weights", default=None, metavar="PATH", help="i3d_torchscript.pt for FVD")
     p.add_argument("--no-fvd", action="store_true", help="skip FVD")
-    p.add_argument("--seed", type=_non_negative_int, default=0,
+    p.add_argument("--seed", type=_seed, default=0,
                    help="seed of the correlation pokes and the bootstrap")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -240,7 +242,7 @@ def _add_correlate(sub) -> None:
                    help="pixel to poke, in the image's pixels (x right, y down)")
     p.add_argument("--out", type=_path, required=True, help="output map: .png")
     p.add_argument("--pokes", type=_positive_int, default=16, help="random pokes (default 16)")
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the random pokes")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random pokes")
     p.set_defaults(func=_cmd_correlate)
 
 
