@@ -26,3 +26,7 @@ def first_line(exc: BaseException) -> str:
 
 class DiskFull(UserError):
     """The disk filled up while writing an output (not the input's fault: never skipped as a bad input)."""
+
+    def __init__(self, path):
+        super().__init__(f"disk full while writing {path}")
+        self.path = path

@@ -18,11 +18,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from poke2video.config import ModelConfig, RetiredOption
 from poke2video.errors import UserError, first_line
-from poke2video.fsutil import atomic_path, fsync_file
+from poke2video.fsutil import atomic_path
 from poke2video.integrity import content_sha256
 from poke2video.model.poke_model import PokeModel
 
@@ -56,9 +56,11 @@ def write_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], mod
     """Write a weights file from its parts (JSON strings as stored), with their digest, atomically."""
     header = {"format": WEIGHTS_FORMAT, "format_version": WEIGHTS_VERSION, "model_config": model_config,
               "metadata": metadata, "sha256": _digest(tensors, model_config, metadata)}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=header)
-        fsync_file(tmp)
+    data = save(tensors, metadata=header)       # serialised here and written by Python, so that a full disk is
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:   # an OSError (safetensors' own writer says it in words)
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _digest(tensors: dict[str, torch.Tensor], model_config: str, metadata: str) -> str:
