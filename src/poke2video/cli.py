@@ -6,7 +6,7 @@ import os
 import sys
 
 from poke2video import __version__
-from poke2video.errors import UserError
+from poke2video.errors import UserError, print_line
 
 TRACKERS = ["farneback-fine", "dis-fine", "dis"]  # data/flow.py ESTIMATORS, the metrics' default first
 # Commands that write --out, and whether it is a folder: checked before any work (fsutil.check_output).
@@ -24,7 +24,8 @@ class _Parser(argparse.ArgumentParser):
     `poke2video poke: error: argument --source: not a number: 'x' (see poke2video poke --help)`."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+        print_line(f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)")
+        self.exit(2)
 
 
 def _point(text: str) -> float:
@@ -380,15 +381,15 @@ def main(argv: list[str] | None = None) -> int:
         _check_paths(args)
         args.func(args)
     except UserError as exc:
-        print(f"poke2video {args.command}: error: {exc}", file=sys.stderr)
+        print_line(f"poke2video {args.command}: error: {exc}")
         return 2
     except OSError as exc:                      # the disk or the OS refused a file mid-way: still one line
         from poke2video.fsutil import os_error_line
 
-        print(f"poke2video {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
+        print_line(f"poke2video {args.command}: error: {os_error_line(exc)}")
         return 2
     except KeyboardInterrupt:
-        print(f"poke2video {args.command}: interrupted", file=sys.stderr)
+        print_line(f"poke2video {args.command}: interrupted")
         return 130
     return 0
 

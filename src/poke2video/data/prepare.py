@@ -28,7 +28,7 @@ from poke2video.data.presets import DatasetLayout, VideoSource, collect_sources,
 from poke2video.data.shards import shard_header, shard_indices
 from poke2video.data.store import StoreWriter, VideoFiles, file_sha256
 from poke2video.data.video import Sampling, image_files, iter_frames
-from poke2video.errors import DiskFull, UserError
+from poke2video.errors import DiskFull, UserError, print_line
 
 STILL_FLOW_PX = 0.5  # a video whose clip flow never reaches this magnitude anywhere has no foreground
 
@@ -101,7 +101,7 @@ def _prepare_videos(writer: StoreWriter, jobs: list[tuple[int, VideoSource]], op
             except UserError as exc:
                 if not skip_bad:
                     raise UserError(f"{exc} (--skip-bad skips bad videos)") from exc
-                print(f"poke2video prepare: skipping {exc}", file=sys.stderr)
+                print_line(f"poke2video prepare: skipping {exc}")
                 done.skipped.append({"source": str(source.path), "name": source.name, "reason": str(exc)})
                 done.skipped_index.append(index)
                 continue

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from poke2video.data.video import is_image_folder, is_video_file, natural_key
-from poke2video.errors import UserError
+from poke2video.errors import UserError, print_line
 
 TEST_FRACTION = 0.2
 H36M_TEST_SUBJECTS = ("S9", "S11")
@@ -98,7 +97,7 @@ def _first_visit(path: Path, seen: dict[str, Path]) -> bool:
         reason = f"not followed: a link back to {seen[real]}, a folder it lies in (a loop)"
     else:
         reason = f"skipped: the same {'folder' if path.is_dir() else 'file'} as {seen[real]}"
-    print(f"poke2video prepare: {path}: {reason}", file=sys.stderr)
+    print_line(f"poke2video prepare: {path}: {reason}")
     return False
 
 
