@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from poke2video.config import DataConfig, to_dict
 from poke2video.data.flow import FlowEstimator, chain_flows, get_flow_estimator
+from poke2video.data.listing import Listing
 from poke2video.data.presets import DatasetLayout, VideoSource, collect_sources, get_layout, make_splits
 from poke2video.data.shards import shard_header, shard_indices
 from poke2video.data.store import StoreWriter, VideoFiles, file_sha256
@@ -61,7 +62,8 @@ def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, 
                       target_fps=None if stride else dataset_layout.target_fps, start_step=start_step)
     data.validate()
     options = PrepareOptions(dataset_layout, data, seed)
-    sources = collect_sources(dataset_layout, [str(p) for p in inputs])
+    listing = Listing()
+    sources = collect_sources(dataset_layout, [str(p) for p in inputs], listing)
     header, indices = options.header(), list(range(len(sources)))
     if shard is not None:
         indices = shard_indices(len(sources), shard)
@@ -73,7 +75,7 @@ def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, 
     splits = make_splits(dataset_layout, done.kept, [r["num_frames"] for r in done.records], seed)
     fields = None if shard is None else {"shard": dict(header["shard"], videos=done.kept_index,
                                                        skipped=done.skipped_index)}
-    return writer.finalize(done.records, splits, done.skipped, fields=fields)
+    return writer.finalize(done.records, splits, listing.skipped + done.skipped, fields=fields)
 
 
 @dataclass
