@@ -81,8 +81,8 @@ def test_every_preset_and_the_bundled_model_cost_little(name):
     assert 3.5 * cost.peak_bytes < bigger.peak_bytes < 4.5 * cost.peak_bytes and bigger.flops > 3.5 * cost.flops
 
 
-SMALL = [("unet", 8, [8, 8, 8, 8]), ("unet", 8, [16, 16, 16, 16]), ("unet", 8, [3, 5, 7, 9]), ("unet", 8, [24, 48, 96, 1]),
-         ("unet", 16, [8, 8, 8, 8, 8]), ("unet", 8, [8, 8, 8]), ("gru", 8, [4, 4, 4]), ("gru", 8, [4, 4]),
+SMALL = [("unet", 8, [8, 8, 8, 8]), ("unet", 8, [16, 16, 16, 16]), ("unet", 8, [3, 5, 7, 9]),
+         ("unet", 8, [24, 48, 96, 1]), ("unet", 16, [8, 8, 8, 8, 8]), ("unet", 8, [8, 8, 8]), ("gru", 8, [4, 4, 4]), ("gru", 8, [4, 4]),
          ("gru", 16, [4, 4, 4, 4]), ("gru", 16, [4, 4, 4])]
 
 

@@ -81,10 +81,10 @@ def is_disk_full(exc: BaseException, where: str | os.PathLike) -> bool:
     """Whether `exc`, raised while writing at `where` (a file or folder, existing or not), means the disk is full.
 
     An OSError with an errno says itself whether it is one (ENOSPC, EDQUOT). Libraries that write through
-    their own C code report a short write in their own words and without errno (numpy's `tofile`: "8110080 requested and 1044352
-    written"; torch.save: "unexpected pos ..."; safetensors: its own error type), so any other error
-    (not a UserError, not an interrupt) counts as a full disk when the file system holding `where` has less
-    than LOW_SPACE_BYTES left for this process."""
+    their own C code report a short write in their own words and without errno (numpy's `tofile`: "8110080
+    requested and 1044352 written"; torch.save: "unexpected pos ..."), so any other error (not a UserError,
+    not an interrupt) counts as a full disk when the file system holding `where` has less than
+    LOW_SPACE_BYTES left for this process."""
     if isinstance(exc, OSError) and exc.errno is not None:
         return exc.errno in _FULL_ERRNOS
     if not isinstance(exc, Exception) or isinstance(exc, UserError):
