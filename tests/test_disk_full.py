@@ -70,9 +70,11 @@ def test_train_on_a_full_disk_names_the_checkpoint_and_leaves_none(tmp_path, siz
 
 @pytest.mark.parametrize("command, size, name, final", [
     (["simulate", "--out", "sim", "--clips", "20", "--res", "32"], "1m", "sim.partial/videos/000000", "./sim"),
+    (["simulate", "--out", "sim", "--clips", "20", "--res", "32", "--chunk-clips", "10", "--workers", "2"], "1m",
+     "sim.partial/videos/00000", "./sim"),                        # raised in a worker process
     (["evaluate", "--checkpoint", "{checkpoint}", "--data", "{store}", "--out", "rep", "--lpips", "off", "--no-fvd",
       "--limit", "2", "--structure-clips", "0"], "100k", "rep/", "./rep"),
-], ids=["simulate", "evaluate"])
+], ids=["simulate", "simulate in workers", "evaluate"])
 def test_other_commands_on_a_full_disk_name_the_file(tmp_path, command, size, name, final):
     """simulate said "8110080 requested and 1044352 written"; evaluate named its report's temporary folder."""
     from eval_support import make_tiny_checkpoint, make_tiny_pokesim
@@ -81,7 +83,7 @@ def test_other_commands_on_a_full_disk_name_the_file(tmp_path, command, size, na
              "checkpoint": make_tiny_checkpoint(tmp_path / "model.safetensors")}
     code, err, left = on_small_disk(tmp_path, size, [a.format(**names) for a in command])
     one_disk_full_line(code, err, command[0], name)
-    assert final not in left and ".tmp-" not in err
+    assert final not in left and ".tmp-" not in err and err.count("disk full") == 1
 
 
 # The same through patched writers, which any machine can run ------------------------------------------------
@@ -126,6 +128,13 @@ def test_a_full_disk_inside_a_folder_being_written_names_the_final_file(tmp_path
                 raise NUMPY_SHORT_WRITE
     assert str(caught.value) == f"disk full while writing {tmp_path / 'report' / 'plot.png'}"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_in_a_worker_process_reads_the_same():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(DiskFull(Path("sim.partial/videos/000001"))))
+    assert str(error) == "disk full while writing sim.partial/videos/000001" and isinstance(error, UserError)
 
 
 def test_an_unguarded_full_disk_still_names_its_file():

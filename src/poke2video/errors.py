@@ -34,6 +34,9 @@ class DiskFull(UserError):
         super().__init__(f"disk full while writing {path}")
         self.path = path
 
+    def __reduce__(self):                        # from a worker process (simulate --workers), as it was raised
+        return DiskFull, (self.path,)
+
 
 def printable(text: str) -> str:
     """`text` with each character a terminal does not show as itself (a line break, tab, escape or other
