@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import textured_background
-from poke2video.data.flow import ESTIMATORS, chain_flows, downscale_flow, estimate_flow, get_flow_estimator
+from poke2video.data.flow import (ESTIMATORS, chain_flows, check_trackable, downscale_flow, estimate_flow,
+                                  get_flow_estimator)
 from poke2video.errors import UserError
 
 
@@ -86,3 +87,21 @@ def test_downscaled_flow_is_averaged_and_in_the_small_frames_pixels():
     assert small[0].tolist() == [[2.0, 0.25], [0.0, 0.0]]
     assert small[1].tolist() == [[0.0, 0.0], [0.0, -1.0]]
     assert downscale_flow(small, 2) is not None and np.array_equal(downscale_flow(small, 2), small)
+
+
+@pytest.mark.parametrize("method", sorted(ESTIMATORS))
+def test_each_tracker_follows_frames_as_long_as_it_declares(method):
+    """`max_side` is what OpenCV really takes: a frame that long works, and for the trackers that enlarge
+    (farneback-fine) or refine (dis-fine) the frame one pixel longer fails in OpenCV."""
+    estimator = get_flow_estimator(method)
+    rng = np.random.default_rng(0)
+    for shape in ((16, estimator.max_side, 3), (estimator.max_side, 16, 3)):   # DIS needs 12 px or so across
+        frame = rng.integers(0, 255, shape, dtype=np.uint8)
+        assert estimator(frame, np.roll(frame, 1, axis=1)).shape == (2, *shape[:2])
+    if method != "dis":                          # DIS itself takes somewhat longer frames than remap's limit
+        frame = rng.integers(0, 255, (16, estimator.max_side + 1, 3), dtype=np.uint8)
+        with pytest.raises(cv2.error):
+            estimator(frame, np.roll(frame, 1, axis=1))
+    check_trackable("f.png", estimator.max_side, 1, estimator)
+    with pytest.raises(UserError, match=f"f.png: 1x{estimator.max_side + 1} pixels; .* at most {estimator.max_side}"):
+        check_trackable("f.png", 1, estimator.max_side + 1, estimator)

@@ -24,11 +24,12 @@ from tqdm import tqdm
 
 from poke2video.config import DataConfig, to_dict
 from poke2video.data.flow import FlowEstimator, chain_flows, downscale_flow, get_flow_estimator
+from poke2video.data.listing import Listing
 from poke2video.data.presets import DatasetLayout, VideoSource, collect_sources, get_layout, make_splits
 from poke2video.data.shards import shard_header, shard_indices
 from poke2video.data.store import StoreWriter, VideoFiles, file_sha256
 from poke2video.data.video import Sampling, image_files, iter_frame_pairs
-from poke2video.errors import DiskFull, UserError
+from poke2video.errors import DiskFull, UserError, print_line
 
 STILL_FLOW_PX = 0.5  # a video whose clip flow never reaches this magnitude anywhere has no foreground
 
@@ -67,7 +68,8 @@ def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, 
     data.validate()
     get_flow_estimator(data.flow_method)   # an unknown method is refused before any video is read
     options = PrepareOptions(dataset_layout, data, seed)
-    sources = collect_sources(dataset_layout, [str(p) for p in inputs])
+    listing = Listing()
+    sources = collect_sources(dataset_layout, [str(p) for p in inputs], listing)
     header, indices = options.header(), list(range(len(sources)))
     if shard is not None:
         indices = shard_indices(len(sources), shard)
@@ -79,7 +81,7 @@ def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, 
     splits = make_splits(dataset_layout, done.kept, [r["num_frames"] for r in done.records], seed)
     fields = None if shard is None else {"shard": dict(header["shard"], videos=done.kept_index,
                                                        skipped=done.skipped_index)}
-    return writer.finalize(done.records, splits, done.skipped, fields=fields)
+    return writer.finalize(done.records, splits, listing.skipped + done.skipped, fields=fields)
 
 
 @dataclass
@@ -107,7 +109,7 @@ def _prepare_videos(writer: StoreWriter, jobs: list[tuple[int, VideoSource]], op
             except UserError as exc:
                 if not skip_bad:
                     raise UserError(f"{exc} (--skip-bad skips bad videos)") from exc
-                print(f"poke2video prepare: skipping {exc}", file=sys.stderr)
+                print_line(f"poke2video prepare: skipping {exc}")
                 done.skipped.append({"source": str(source.path), "name": source.name, "reason": str(exc)})
                 done.skipped_index.append(index)
                 continue

@@ -15,7 +15,6 @@ benchmarks/ablation_study.py is its command line.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import yaml
 
 from poke2video.config import load_preset, to_dict
 from poke2video.data.store import Store
-from poke2video.errors import UserError
+from poke2video.errors import UserError, print_line
 from poke2video.evaluate.cases import is_pokesim
 from poke2video.evaluate.evaluator import EvalOptions, baseline_methods, evaluate, model_method, real_clip_method
 from poke2video.evaluate.report import markdown_table, summarize, write_report
@@ -57,7 +56,7 @@ def variant_presets(base_preset: str, names: list[str]) -> dict[str, dict]:
             raise UserError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
         _, model_changes, train_changes = VARIANTS[name]
         if model_changes.get("levels", 0) >= base["model"]["levels"]:
-            print(f"skipping {name}: the preset's own K is {base['model']['levels']}", file=sys.stderr)
+            print_line(f"skipping {name}: the preset's own K is {base['model']['levels']}")
             continue
         presets[name] = {"model": {**base["model"], **model_changes}, "train": {**base["train"], **train_changes}}
     return presets

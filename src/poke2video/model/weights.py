@@ -6,8 +6,9 @@ content digest (`poke2video.integrity`) of {"model_config", "metadata", "tensors
 load: a truncated file, a changed byte in a tensor or in the metadata is an error naming the file.
 Version 1 files (written before the digest existed) carry no `sha256` and load unchecked; a version 2
 file must carry it. Loading reads only tensors and strings: no pickle, no code. Before a model is built,
-the config and metadata are checked for shape and bounds and the tensors against the shapes the config
-asks for, so a hostile file with a valid digest is one line too, never a huge allocation.
+the config and metadata are checked for shape and bounds, the tensors against the shapes the config
+asks for, and what one poke of the model would cost (`model.cost`), so a hostile file with a valid digest
+is one line too, never a huge allocation.
 """
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from poke2video.config import ModelConfig, RetiredOption
 from poke2video.errors import UserError, first_line
-from poke2video.fsutil import atomic_path, fsync_file
+from poke2video.fsutil import atomic_path
 from poke2video.integrity import content_sha256
+from poke2video.model.cost import check_poke_cost
 from poke2video.model.poke_model import PokeModel
 
 
@@ -56,9 +58,11 @@ def write_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], mod
     """Write a weights file from its parts (JSON strings as stored), with their digest, atomically."""
     header = {"format": WEIGHTS_FORMAT, "format_version": WEIGHTS_VERSION, "model_config": model_config,
               "metadata": metadata, "sha256": _digest(tensors, model_config, metadata)}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=header)
-        fsync_file(tmp)
+    data = save(tensors, metadata=header)       # serialised here and written by Python, so that a full disk is
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:   # an OSError (safetensors' own writer says it in words)
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _digest(tensors: dict[str, torch.Tensor], model_config: str, metadata: str) -> str:
@@ -170,7 +174,12 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     tensors, header = read_verified(path)
     cfg, metadata = _parse_header(path, header)
     with torch.device("meta"):                  # shapes only, no memory, whatever the config asks for
-        _check_shapes(path, build_model(cfg).state_dict(), tensors)
+        meta_model = build_model(cfg).eval()
+    _check_shapes(path, meta_model.state_dict(), tensors)
+    try:
+        check_poke_cost(cfg, meta_model)        # what one poke takes, run on the meta device
+    except UserError as exc:
+        raise UserError(f"{path} {exc}") from None
     model = build_model(cfg)
     try:
         model.load_state_dict(tensors, strict=True)
