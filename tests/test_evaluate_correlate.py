@@ -105,3 +105,33 @@ def test_correlate_command(checkpoint, tmp_path):
         assert result.returncode == 2 and message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.png", "map.png"]
+
+
+# Images the figure is drawn over: a read-only photo (Pillow's arrays are) or a memory-mapped frame, at sizes
+# shown unscaled (256 px and over) and enlarged (below).
+@pytest.mark.parametrize("side", [255, 256, 512])
+@pytest.mark.parametrize("kind", ["read-only", "memory-mapped"])
+def test_the_figure_draws_over_an_image_it_does_not_own(tmp_path, side, kind):
+    from poke2video.evaluate.sheets import correlation_figure, upscale
+
+    image = np.ascontiguousarray(texture(side, seed=6))
+    if kind == "read-only":
+        image.setflags(write=False)
+    else:
+        np.save(tmp_path / "frame.npy", image)
+        image = np.load(tmp_path / "frame.npy", mmap_mode="r")
+    before = np.array(image)
+    inverse_variance = np.random.default_rng(0).uniform(0.1, 1.0, (side, side))
+    figure = correlation_figure(image, inverse_variance, (side // 2, side // 3))
+    assert figure.dtype == np.uint8 and figure.shape[1] >= 2 * side
+    np.testing.assert_array_equal(image, before)                     # drawn on a copy
+    for factor in (1, 2):
+        enlarged = upscale(image, factor)
+        assert enlarged.flags.writeable and not np.shares_memory(enlarged, image)
+
+
+def test_correlate_maps_a_256_px_jpeg(checkpoint, tmp_path):
+    Image.fromarray(texture(256, seed=7)).save(tmp_path / "photo.jpg", quality=90)   # was: cv2.circle, "readonly"
+    out = correlate_to_file(str(checkpoint), tmp_path / "photo.jpg", (128, 100), str(tmp_path / "map.png"), pokes=2)
+    with Image.open(out) as figure:
+        assert figure.size[0] > 2 * 256

@@ -199,6 +199,7 @@ def test_report_names_the_rows_and_the_new_metrics_and_plots_them_per_frame(sim,
            "flow_error_still")
     assert all(document["definitions"][m] for m in new)
     assert set(document["rows"]) == {"model", "static", "oracle-true-fill", "real clip"}
+    assert document["motion_truth"] == "ground-truth flow, object pixels"
     assert "nothing after the network reads the poke's target" in document["rows"]["model"]
     per_frame = document["per_frame"]["motion_error"]
     assert set(per_frame) == set(document["methods"]) and all(len(r["mean"]) == SIM_FRAMES for r in per_frame.values())

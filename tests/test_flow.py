@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import textured_background
-from poke2video.data.flow import ESTIMATORS, chain_flows, estimate_flow, get_flow_estimator
+from poke2video.data.flow import (ESTIMATORS, chain_flows, check_trackable, downscale_flow, estimate_flow,
+                                  get_flow_estimator)
 from poke2video.errors import UserError
 
 
@@ -74,3 +75,33 @@ def test_fine_farneback_tracks_true_pokesim_clips_closer_than_fine_dis(tmp_path)
                 errors[name].append(np.hypot(end[0] - poke[2], end[1] - poke[3]))
     assert TRACKER == "farneback-fine" and len(errors[TRACKER]) >= 25
     assert np.mean(errors["farneback-fine"]) < 0.9 * np.mean(errors["dis-fine"])
+
+
+def test_downscaled_flow_is_averaged_and_in_the_small_frames_pixels():
+    large = np.zeros((2, 8, 8), np.float32)
+    large[0, :4, :4] = 8.0          # the top-left quarter moves 8 px right at 8 px
+    large[1, 4:, 4:] = -4.0         # the bottom-right one 4 px up
+    large[0, 0, 4:] = 4.0           # one row of a still 4 x 4 block moves: a quarter of that block's average
+    small = downscale_flow(large, 2)
+    assert small.shape == (2, 2, 2) and small.dtype == np.float32
+    assert small[0].tolist() == [[2.0, 0.25], [0.0, 0.0]]
+    assert small[1].tolist() == [[0.0, 0.0], [0.0, -1.0]]
+    assert downscale_flow(small, 2) is not None and np.array_equal(downscale_flow(small, 2), small)
+
+
+@pytest.mark.parametrize("method", sorted(ESTIMATORS))
+def test_each_tracker_follows_frames_as_long_as_it_declares(method):
+    """`max_side` is what OpenCV really takes: a frame that long works, and for the trackers that enlarge
+    (farneback-fine) or refine (dis-fine) the frame one pixel longer fails in OpenCV."""
+    estimator = get_flow_estimator(method)
+    rng = np.random.default_rng(0)
+    for shape in ((16, estimator.max_side, 3), (estimator.max_side, 16, 3)):   # DIS needs 12 px or so across
+        frame = rng.integers(0, 255, shape, dtype=np.uint8)
+        assert estimator(frame, np.roll(frame, 1, axis=1)).shape == (2, *shape[:2])
+    if method != "dis":                          # DIS itself takes somewhat longer frames than remap's limit
+        frame = rng.integers(0, 255, (16, estimator.max_side + 1, 3), dtype=np.uint8)
+        with pytest.raises(cv2.error):
+            estimator(frame, np.roll(frame, 1, axis=1))
+    check_trackable("f.png", estimator.max_side, 1, estimator)
+    with pytest.raises(UserError, match=f"f.png: 1x{estimator.max_side + 1} pixels; .* at most {estimator.max_side}"):
+        check_trackable("f.png", 1, estimator.max_side + 1, estimator)

@@ -81,7 +81,9 @@ def test_loss_weighs_moving_pixels_and_mask_loss_follows_the_truth():
     target[0, :, 0, 2:4, 2:4] = 3.0                                   # 4 of 64 pixels move 3 px
     still_guess = torch.zeros_like(target)
     assert flow_endpoint_loss(target, target, 5.0) < 0.01
-    assert flow_endpoint_loss(still_guess, target, 5.0) == pytest.approx(3.0 * 20 / (60 + 20), rel=1e-3)
+    still_pixel_error = 1e-3                                            # the loss's sqrt(0 + 1e-6)
+    expected = (3.0 * 20 + still_pixel_error * 60) / (60 + 20)
+    assert flow_endpoint_loss(still_guess, target, 5.0) == pytest.approx(expected, rel=1e-4)
     right = torch.full((1, 1, 8, 8), -9.0)
     right[..., 2:4, 2:4] = 9.0
     assert moves_loss(right, target) < 1e-3 < moves_loss(-right, target)

@@ -212,3 +212,31 @@ def test_argument_errors_are_one_line(files):
         "poke2video poke: error: argument --source: not a number: 'x' (see poke2video poke --help)"]
     code, _, err = run([], files)
     assert code == 2 and len(err.splitlines()) == 1 and "COMMAND" in err
+
+
+def seed_commands() -> list[str]:
+    """Every command that takes --seed, read from the parser (a new one is covered without a change here)."""
+    from poke2video.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.choices and "train" in a.choices).choices
+    return sorted(name for name, parser in commands.items()
+                  if any("--seed" in action.option_strings for action in parser._actions))
+
+
+def test_every_command_with_a_seed_takes_what_the_generators_take_and_refuses_the_rest(files):
+    commands = seed_commands()
+    assert {"simulate", "prepare", "train", "evaluate", "correlate"} <= set(commands)
+    for command in commands:
+        for seed in ("-1", "-0x1", str(-2**70), str(2**64), "1.5", "x"):
+            code, _, err = run([command, "--seed", seed], files)
+            assert code == 2 and len(err.splitlines()) == 1, (command, seed, err)
+            assert f"poke2video {command}: error: argument --seed: " in err, err
+        code, _, err = run([command, "--seed", str(2**64 - 1), "--no-such-option"], files)
+        assert "argument --seed" not in err, err           # the largest seed torch.manual_seed takes passes
+
+
+def test_train_refuses_a_negative_seed_before_any_work(files, tmp_path):
+    code, _, err = run(["train", "--data", str(files / "store"), "--out", str(tmp_path / "run"), "--steps", "1",
+                        "--seed", "-1"], files)               # was: a numpy traceback after the run folder appeared
+    assert code == 2 and "a seed is an integer from 0 to 2^64 - 1, got -1" in err
+    assert not (tmp_path / "run").exists()

@@ -138,7 +138,7 @@ def test_atomic_path_names_the_output_the_os_refused(tmp_path):
 
 
 def test_a_failure_while_encoding_names_the_output(root, monkeypatch, tmp_path):
-    def broken_disk(path, video, fps):
+    def broken_disk(path, video, fps, *options):
         Path(path).write_bytes(b"half")
         raise OSError(errno.EIO, "Input/output error")  # what PyAV raises: no file name
 
@@ -250,11 +250,17 @@ def test_a_very_wide_image_is_one_line_not_an_encoder_traceback(root, tmp_path, 
     refused([*argv, "--out", "o" + suffix], tmp_path, "100000x1", f"at most {limit} pixels a side")
 
 
-def test_correlate_refuses_an_image_too_wide_to_track(root, tmp_path):
-    Image.new("RGB", (100000, 1), (200, 10, 10)).save(tmp_path / "wide.png")
+@pytest.mark.parametrize("size", [(100000, 1), (20000, 20), (20, 16384)])
+def test_correlate_refuses_an_image_too_wide_to_track(root, tmp_path, size):
+    """Its tracker follows the frames enlarged twice (farneback-fine): 16383 pixels a side, not OpenCV's 32766;
+    a 20000x20 image crashed in cv2.remap after all the pokes ran."""
+    Image.new("RGB", size, (200, 10, 10)).save(tmp_path / "wide.png")
     argv = args_for("correlate", root, image="wide.png")
     argv[argv.index("--at") + 2] = "0"
-    refused([*argv, "--out", "map.png"], tmp_path, "wide.png: 100000x1 pixels", "at most 32766 pixels a side")
+    started = time.monotonic()
+    refused([*argv, "--out", "map.png"], tmp_path, f"wide.png: {size[0]}x{size[1]} pixels",
+            "at most 16383 pixels a side")
+    assert time.monotonic() - started < 20       # refused from the header, before the model runs
 
 
 def test_a_fifo_given_as_a_file_to_read_is_refused_at_once(root, tmp_path):

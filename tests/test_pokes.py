@@ -67,3 +67,17 @@ def test_impulse_vector_keeps_direction_and_clips_strength():
     assert (dx, dy) == pytest.approx((0.3, 0.4))
     assert np.hypot(*impulse_vector((3.0, 4.0), 7.0)) == pytest.approx(1.0)
     assert impulse_vector((0.0, 0.0), 0.5) == (0.0, 0.0)
+
+
+def test_fastest_fraction_keeps_pokes_off_parts_that_move_little():
+    # a part moving 6 px right and a larger one moving 2.5 px (moved along, say): both are foreground
+    flow = np.zeros((2, 64, 64), np.float32)
+    flow[0, 8:14, 8:14] = 6.0
+    flow[0, 30:40, 30:40] = 2.5
+    rng = np.random.default_rng(0)
+    anywhere = [sample_poke(flow, 3, rng, background=False)[1][0] for _ in range(200)]
+    fastest = [sample_poke(flow, 3, rng, background=False, fastest_fraction=0.5)[1][0] for _ in range(200)]
+    assert 2.5 in anywhere and 6.0 in anywhere
+    assert set(fastest) == {6.0}
+    still = [sample_poke(flow, 3, rng, background=True, fastest_fraction=0.5) for _ in range(50)]
+    assert all(flow[0, y, x] == 0 and dx == 6.0 for (x, y), (dx, _) in still)

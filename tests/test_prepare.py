@@ -55,6 +55,32 @@ def test_flow_sign_and_scale_in_the_store(tmp_path):
     assert np.median(store.motion(0)) == pytest.approx(np.hypot(3, 2), abs=0.3)
 
 
+def test_flow_estimated_at_a_larger_scale_is_stored_at_the_resolution(tmp_path):
+    big = textured_background(256, 256, seed=5)
+    frames = np.stack([big[64 + 4 * t:192 + 4 * t, 64 - 6 * t:192 - 6 * t] for t in range(6)])  # (6, -4) px/frame at 128 px
+    write_video(tmp_path / "in" / "pan.mp4", frames)
+    plain = Store.open(prepare_dataset([tmp_path / "in"], tmp_path / "d1", resolution=32, clip_length=2,
+                                       flow_scale=1))
+    scaled = Store.open(prepare_dataset([tmp_path / "in"], tmp_path / "d4", resolution=32, clip_length=2,
+                                        flow_method="dis", flow_scale=4))
+    assert scaled.manifest["data_config"]["flow_scale"] == 4 and scaled.manifest["flow_method"] == "dis"
+    assert np.asarray(scaled.frames(0)).shape == np.asarray(plain.frames(0)).shape == (6, 32, 32, 3)
+    assert np.array_equal(np.asarray(scaled.frames(0)), np.asarray(plain.frames(0)))  # only the flow differs
+    clip_flow = np.asarray(scaled.flow(0), np.float32)[:, :, 4:-4, 4:-4]   # (1.5, -1) px/frame at 32 px, T = 2
+    assert clip_flow.shape[1:] == (2, 24, 24)
+    assert np.median(clip_flow[:, 0]) == pytest.approx(3, abs=0.2)
+    assert np.median(clip_flow[:, 1]) == pytest.approx(-2, abs=0.2)
+
+
+def test_unknown_flow_method_or_scale_is_refused_before_reading(tmp_path):
+    write_video(tmp_path / "in" / "v.mp4", moving_square_frames(12))
+    with pytest.raises(UserError, match="unknown flow method 'raft'"):
+        prepare_dataset([tmp_path / "in"], tmp_path / "d", flow_method="raft")
+    with pytest.raises(UserError, match="flow scale must be between 1 and 8, got 9"):
+        prepare_dataset([tmp_path / "in"], tmp_path / "d", flow_scale=9)
+    assert not (tmp_path / "d").exists()
+
+
 def test_killed_run_resumes_to_identical_bytes(tmp_path, monkeypatch):
     inputs = make_inputs(tmp_path / "in")
     reference = prepare_dataset([inputs], tmp_path / "ref", **SMALL)

@@ -6,7 +6,7 @@ import os
 import sys
 
 from poke2video import __version__
-from poke2video.errors import UserError
+from poke2video.errors import UserError, print_line
 
 TRACKERS = ["farneback-fine", "dis-fine", "dis"]  # data/flow.py ESTIMATORS, the metrics' default first
 # Commands that write --out, and whether it is a folder: checked before any work (fsutil.check_output).
@@ -24,7 +24,8 @@ class _Parser(argparse.ArgumentParser):
     `poke2video poke: error: argument --source: not a number: 'x' (see poke2video poke --help)`."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+        print_line(f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)")
+        self.exit(2)
 
 
 def _point(text: str) -> float:
@@ -44,20 +45,22 @@ def _port(text: str) -> int:
     return value
 
 
-def _int_from(low: int, words: str):
-    """An argparse type: an integer of at least `low`, else "<words>, got N"."""
+def _int_from(low: int, words: str, high: int | None = None):
+    """An argparse type: an integer from `low` (to `high`), else "<words>, got N"."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < low:
+        if value < low or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"{words}, got {value}")
         return value
     return parse
 
 
 _positive_int, _non_negative_int = _int_from(1, "must be at least 1"), _int_from(0, "must be 0 or more")
+# Every --seed: numpy takes no negative seed and torch.manual_seed none above 2^64 - 1.
+_seed = _int_from(0, "a seed is an integer from 0 to 2^64 - 1", 2**64 - 1)
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -94,7 +97,7 @@ def _add_simulate(sub) -> None:
     p.add_argument("--out", type=_path, required=True, help="dataset directory to create")
     p.add_argument("--clips", type=_positive_int, required=True, help="number of clips")
     p.add_argument("--res", type=_positive_int, default=64, help="resolution in pixels (64 or 128)")
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (same seed, same bytes)")
     p.add_argument("--kind", choices=["plants", "figures", "mixed"], default="mixed")
     p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
@@ -127,7 +130,11 @@ def _add_prepare(sub) -> None:
                    help="keep every k-th frame (default: the layout's)")
     p.add_argument("--clip-length", type=_positive_int, default=10, help="frames per clip after the first (T)")
     p.add_argument("--start-step", type=_positive_int, default=1, help="frames between clip starts")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generic 80/20 split")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the generic 80/20 split")
+    p.add_argument("--flow", dest="flow_method", default=None, metavar="METHOD",
+                   help="optical flow estimator: dis, dis-fine or farneback-fine (default: dis)")
+    p.add_argument("--flow-scale", type=_positive_int, default=None, metavar="K",
+                   help="estimate the flow on frames K times the resolution, then average it down (default 2)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable videos and list them")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
@@ -168,7 +175,7 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out where it stopped (with no run there yet, start it: a command "
                         "that torchrun --max-restarts can repeat)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, data order and pokes (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of weights, data order and pokes (default 0)")
     p.add_argument("--val-data", default=None, metavar="DIR",
                    help="a separate store to validate on instead of --data's test clips (e.g. simulate --seed 1); "
                         "the weights that score best there are kept as best.safetensors")
@@ -214,7 +221,9 @@ def _add_evaluate(sub) -> None:
                    help="PokeSim object pokes that get a correlation map scored against the kinematic tree (0: off)")
     p.add_argument("--structure-pokes", type=_positive_int, default=16, help="random pokes per correlation map")
     p.add_argument("--examples", type=_non_negative_int, default=4, help="clips on the example sheet")
-    p.add_argument("--no-motion", action="store_true", help="skip the motion error (tracks every object pixel)")
+    p.add_argument("--no-motion", action="store_true",
+                   help="skip the motion metrics (they track every scored pixel, and the real clip on a store "
+                        "without ground truth)")
     p.add_argument("--tracker", choices=TRACKERS, default=TRACKERS[0],
                    help="optical flow that tracks pixels for the endpoint, motion and structure metrics "
                         f"(default {TRACKERS[0]})")
@@ -225,7 +234,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--lpips-alex-heads", default=None, metavar="PATH", help="lpips v0.1 alex.pth linear heads")
     p.add_argument("--i3d-weights", default=None, metavar="PATH", help="i3d_torchscript.pt for FVD")
     p.add_argument("--no-fvd", action="store_true", help="skip FVD")
-    p.add_argument("--seed", type=_non_negative_int, default=0,
+    p.add_argument("--seed", type=_seed, default=0,
                    help="seed of the correlation pokes and the bootstrap")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -240,7 +249,7 @@ def _add_correlate(sub) -> None:
                    help="pixel to poke, in the image's pixels (x right, y down)")
     p.add_argument("--out", type=_path, required=True, help="output map: .png")
     p.add_argument("--pokes", type=_positive_int, default=16, help="random pokes (default 16)")
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the random pokes")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random pokes")
     p.set_defaults(func=_cmd_correlate)
 
 
@@ -294,7 +303,8 @@ def _cmd_prepare(args) -> None:
 
     prepare_dataset(inputs=args.inputs, out=args.out, layout=args.layout, resolution=args.res,
                     stride=args.stride, clip_length=args.clip_length, start_step=args.start_step,
-                    seed=args.seed, skip_bad=args.skip_bad, overwrite=args.overwrite, shard=args.shard)
+                    seed=args.seed, skip_bad=args.skip_bad, overwrite=args.overwrite, shard=args.shard,
+                    flow_method=args.flow_method, flow_scale=args.flow_scale)
 
 
 def _cmd_merge(args) -> None:
@@ -378,15 +388,15 @@ def main(argv: list[str] | None = None) -> int:
         _check_paths(args)
         args.func(args)
     except UserError as exc:
-        print(f"poke2video {args.command}: error: {exc}", file=sys.stderr)
+        print_line(f"poke2video {args.command}: error: {exc}")
         return 2
     except OSError as exc:                      # the disk or the OS refused a file mid-way: still one line
         from poke2video.fsutil import os_error_line
 
-        print(f"poke2video {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
+        print_line(f"poke2video {args.command}: error: {os_error_line(exc)}")
         return 2
     except KeyboardInterrupt:
-        print(f"poke2video {args.command}: interrupted", file=sys.stderr)
+        print_line(f"poke2video {args.command}: interrupted")
         return 130
     return 0
 

@@ -34,7 +34,9 @@ class DataConfig:
     frame_stride: int = 1         # keep every k-th frame of the source video (taichi: 2)
     target_fps: float | None = None  # resample to this rate instead of a fixed stride (h36m: 6.25)
     start_step: int = 1           # distance in frames between consecutive clip starts
-    flow_method: str = "dis-fine"  # optical flow estimator per frame step (see data/flow.py)
+    flow_method: str = "dis"      # optical flow estimator per frame step (see data/flow.py)
+    flow_scale: int = 2           # the flow is estimated on frames `flow_scale` times the resolution, then
+    #                               area-averaged down with its vectors scaled (data/flow.py, downscale_flow)
 
     def validate(self) -> None:
         if self.resolution < 16 or self.resolution > 1024:
@@ -45,6 +47,8 @@ class DataConfig:
             raise UserError("frame_stride and start_step must be at least 1")
         if self.target_fps is not None and not self.target_fps > 0:
             raise UserError(f"target_fps must be positive, got {self.target_fps}")
+        if not 1 <= self.flow_scale <= 8:
+            raise UserError(f"flow scale must be between 1 and 8, got {self.flow_scale}")
 
 
 @dataclass
@@ -58,9 +62,13 @@ class PokeConfig:
     source: str = "flow"                # flow: sampled from the clip's flow (any video); sim: the simulator's
     #                                     own poke of each clip (PokeSim stores: its pushed point and drag);
     #                                     auto: sim on a PokeSim store, flow on any other
+    fastest_fraction: float = 0.0       # flow pokes: only pixels moving at least this fraction of the clip's
+    #                                     fastest one (0: any moving pixel; 0.5 keeps the part that was pushed)
     seed: int = 0
 
     def validate(self) -> None:
+        if not 0.0 <= self.fastest_fraction <= 1.0:
+            raise UserError(f"fastest_fraction must lie in [0, 1], got {self.fastest_fraction}")
         if self.poke_size < 1 or self.poke_size % 2 == 0:
             raise UserError(f"poke_size must be a positive odd number, got {self.poke_size}")
         if not 0.0 <= self.background_fraction <= 1.0:

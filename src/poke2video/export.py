@@ -64,8 +64,9 @@ def draw_poke_overlay(video: np.ndarray, source_xy, target_xy) -> np.ndarray:
     return out
 
 
-def write_video(path: str | os.PathLike, video: np.ndarray, fps: float = 8.0) -> Path:
-    """Write uint8 video [T, H, W, 3] to `path` (.mp4 or .gif) under a temporary name, then rename."""
+def write_video(path: str | os.PathLike, video: np.ndarray, fps: float = 8.0, crf: int = 12) -> Path:
+    """Write uint8 video [T, H, W, 3] to `path` (.mp4 or .gif) under a temporary name, then rename. `crf` is
+    the H.264 quality of an .mp4 (0 lossless, 51 worst)."""
     path = check_video_path(path)
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8 or not video.shape[0]:
         raise ValueError(f"expected a uint8 video [T, H, W, 3], got {video.dtype} {video.shape}")
@@ -75,7 +76,7 @@ def write_video(path: str | os.PathLike, video: np.ndarray, fps: float = 8.0) ->
             if path.suffix.lower() == ".gif":
                 _write_gif(tmp, video, fps)
             else:
-                _write_mp4(tmp, video, fps)
+                _write_mp4(tmp, video, fps, crf)
         except OSError as exc:
             if exc.filename is None:            # PyAV's errors name no file; this one is about the output
                 exc.filename = str(tmp)
@@ -89,7 +90,7 @@ def _write_gif(path: Path, video: np.ndarray, fps: float) -> None:
                    duration=round(1000 / fps), loop=0, optimize=False)
 
 
-def _write_mp4(path: Path, video: np.ndarray, fps: float) -> None:
+def _write_mp4(path: Path, video: np.ndarray, fps: float, crf: int) -> None:
     """H.264, yuv420p (plays everywhere); odd sides are padded by one edge pixel to be even."""
     import av  # here, not at the top: poking and training import this module and never need PyAV
 
@@ -100,7 +101,7 @@ def _write_mp4(path: Path, video: np.ndarray, fps: float) -> None:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height = video.shape[2], video.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "12", "preset": "medium"}
+        stream.options = {"crf": str(crf), "preset": "medium"}
         for frame in video:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())

@@ -46,9 +46,9 @@ def _test_kill_point(final: Path) -> None:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it onto `path`, on failure remove it.
 
-    Works for files and directories. A full disk becomes a `DiskFull` (a `UserError`) naming the output;
-    any other OSError about the temporary or `path` (a folder in the way, a name the OS refuses) becomes a
-    `UserError`: `cannot write PATH: why`.
+    Works for files and directories. A full disk becomes a `DiskFull` (a `UserError`) naming the output,
+    however the writer reported it (`is_disk_full`); any other OSError about the temporary or `path` (a
+    folder in the way, a name the OS refuses) becomes a `UserError`: `cannot write PATH: why`.
     """
     final = Path(path)
     tmp = _tmp_name(final)
@@ -58,15 +58,50 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         _test_kill_point(final)
         os.replace(tmp, final)
     except BaseException as exc:
+        full = is_disk_full(exc, final.parent)  # asked before the temporary's space is given back
         try:
             remove_path(tmp)
         except OSError:
             pass                                # the name the OS refused was never created
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFull(f"disk full while writing {final}") from exc
+        if isinstance(exc, DiskFull) and tmp in Path(exc.path).parents:   # a file inside this temporary folder
+            raise DiskFull(final / Path(exc.path).relative_to(tmp)) from exc.__cause__
+        if full:
+            raise DiskFull(final) from exc
         if isinstance(exc, OSError) and _concerns(exc, tmp, final):
             raise UserError(f"cannot write {final}: {os_reason(exc)}") from exc
         raise
+
+
+# A write that failed while the file system has less than this left failed because the disk is full.
+LOW_SPACE_BYTES = 1 << 20
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException, where: str | os.PathLike) -> bool:
+    """Whether `exc`, raised while writing at `where` (a file or folder, existing or not), means the disk is full.
+
+    An OSError with an errno says itself whether it is one (ENOSPC, EDQUOT). Libraries that write through
+    their own C code report a short write in their own words and without errno (numpy's `tofile`: "8110080
+    requested and 1044352 written"; torch.save: "unexpected pos ..."), so any other error (not a UserError,
+    not an interrupt) counts as a full disk when the file system holding `where` has less than
+    LOW_SPACE_BYTES left for this process."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc.errno in _FULL_ERRNOS
+    if not isinstance(exc, Exception) or isinstance(exc, UserError):
+        return False
+    return free_bytes(where) < LOW_SPACE_BYTES
+
+
+def free_bytes(where: str | os.PathLike) -> float:
+    """Bytes this process may still write on the file system holding `where` (or its nearest existing
+    parent); infinity when that cannot be told."""
+    for folder in (Path(where), *Path(where).absolute().parents):
+        try:
+            info = os.statvfs(folder)
+        except (OSError, ValueError):
+            continue
+        return info.f_bavail * info.f_frsize
+    return float("inf")
 
 
 def _concerns(exc: OSError, *paths: Path) -> bool:
@@ -82,8 +117,11 @@ def os_reason(exc: OSError) -> str:
 
 
 def os_error_line(exc: OSError) -> str:
-    """An OSError on one line: the file name(s) it names, then its reason (`os_reason`)."""
+    """An OSError on one line: the file name(s) it names, then its reason (`os_reason`); a full disk as
+    `disk full while writing NAME`, the words of every other full disk."""
     names = [str(os.fsdecode(n)) for n in (exc.filename, exc.filename2) if n is not None]
+    if exc.errno in _FULL_ERRNOS:
+        return f"disk full while writing {names[-1]}" if names else "disk full"
     return f"{' -> '.join(names)}: {os_reason(exc)}" if names else os_reason(exc)
 
 
@@ -184,6 +222,6 @@ class _DiskFullGuard:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFull(f"disk full while writing {self.path}") from exc
+        if exc is not None and is_disk_full(exc, self.path):
+            raise DiskFull(self.path) from exc
         return False

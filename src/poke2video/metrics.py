@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from poke2video.data.flow import FlowEstimator, get_flow_estimator
+from poke2video.data.flow import FlowEstimator, check_trackable, get_flow_estimator
 
 TRACKER = "farneback-fine"  # the flow that tracks pixels for every metric unless one is named
 
@@ -122,6 +122,7 @@ def track_points(video: np.ndarray, points, flow: FlowEstimator | None = None) -
     """
     video = _check_video(video, "video")
     estimator = flow if flow is not None else get_flow_estimator(TRACKER)
+    check_trackable("the video", video.shape[2], video.shape[1], estimator)
     limits = np.array([video.shape[2] - 1.0, video.shape[1] - 1.0])  # (x, y) maxima
     positions = np.zeros((len(video), len(points), 2), np.float64)
     positions[0] = np.clip(np.asarray(points, np.float64).reshape(-1, 2), 0.0, limits)

@@ -117,7 +117,8 @@ class PokeDataset(Dataset):
         rng = np.random.default_rng([self.poke.seed & 0xFFFFFFFF, self.epoch, index])
         background = bool(rng.random() < self.poke.background_fraction)
         source_xy, displacement = sample_poke(flow, self.poke.poke_size, rng, background=background,
-                                              background_percentile=self.poke.background_percentile)
+                                              background_percentile=self.poke.background_percentile,
+                                              fastest_fraction=self.poke.fastest_fraction)
         if self.poke.impulse:
             displacement = impulse_vector(displacement, self.clip_motion[index] / self.impulse_scale)
         return source_xy, displacement, background

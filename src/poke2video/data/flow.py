@@ -13,8 +13,14 @@ import numpy as np
 from poke2video.errors import UserError
 
 
+# OpenCV's remap and DIS take images below 2^15 - 1 pixels a side; an estimator that works on an enlarged
+# frame takes correspondingly less (`max_side`).
+OPENCV_MAX_SIDE = 32766
+
+
 class FlowEstimator(Protocol):
     name: str
+    max_side: int   # the longest frame side (pixels) it can follow; `check_trackable` refuses longer ones
 
     def __call__(self, frame_a: np.ndarray, frame_b: np.ndarray) -> np.ndarray:
         """uint8 RGB [H, W, 3] twice -> float32 [2, H, W]."""
@@ -24,6 +30,7 @@ class DISFlow:
     """OpenCV's Dense Inverse Search on grayscale frames (CPU, thousands of frames/s at 64 px)."""
 
     name = "dis"
+    max_side = OPENCV_MAX_SIDE
 
     def __init__(self, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM):
         self._dis = cv2.DISOpticalFlow_create(preset)
@@ -67,6 +74,7 @@ class FineFarneback:
 
     def __init__(self, scale: int = 2, window: int = 5):
         self.scale, self.window = scale, window
+        self.max_side = OPENCV_MAX_SIDE // scale   # it matches the frames enlarged `scale` times
 
     def __call__(self, frame_a: np.ndarray, frame_b: np.ndarray) -> np.ndarray:
         height, width = frame_a.shape[:2]
@@ -115,6 +123,26 @@ def chained_flows(step_flows: np.ndarray) -> np.ndarray:
         pos_y += move_y
         chained.append(np.stack([pos_x - grid_x, pos_y - grid_y]))
     return np.stack(chained)
+
+
+def downscale_flow(flow: np.ndarray, resolution: int) -> np.ndarray:
+    """Flow float32 [2, h, w] of frames `h / resolution` times larger -> [2, resolution, resolution]: each vector
+    the area average of the ones it covers, divided by the scale (so it is in the small frame's pixels)."""
+    flow = np.asarray(flow, np.float32)
+    if flow.shape[1:] == (resolution, resolution):
+        return flow
+    scale = flow.shape[1] / resolution
+    small = [cv2.resize(flow[c], (resolution, resolution), interpolation=cv2.INTER_AREA) for c in range(2)]
+    return np.stack(small) / np.float32(scale)
+
+
+def check_trackable(where, width: int, height: int, estimator: FlowEstimator, purpose: str = "tracking") -> None:
+    """Refuse, in one line naming `where`, a frame of width x height that `estimator` cannot follow (OpenCV
+    fails on it: `max_side`), before any work is spent on it."""
+    if max(width, height) > estimator.max_side:
+        raise UserError(f"{where}: {width}x{height} pixels; {purpose} follows every pixel with OpenCV "
+                        f"({estimator.name}), which takes at most {estimator.max_side} pixels a side; "
+                        "scale it down first")
 
 
 def get_flow_estimator(name: str = "dis") -> FlowEstimator:

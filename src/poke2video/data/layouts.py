@@ -11,15 +11,13 @@ A split is a list of segments [video, first_frame, end_frame) (see data/store.py
 """
 from __future__ import annotations
 
-import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from poke2video.data.video import is_image_folder, is_video_file, natural_key
+from poke2video.data.listing import Listing, find_videos, source_name
 from poke2video.errors import UserError
 
 TEST_FRACTION = 0.2
@@ -59,72 +57,26 @@ def get_layout(name: str) -> DatasetLayout:
 
 # collecting inputs -------------------------------------------------------------------------------
 
-def find_videos(root: Path, seen: dict[str, Path] | None = None) -> list[Path]:
-    """Video files and image folders at or below `root`, in natural path order, each real one once.
-
-    A link to a file or folder already listed, or back to a folder it lies in (a loop), is not followed;
-    each is named in one line on stderr. `seen` (real path -> the path it was listed as) carries what was
-    listed across several roots."""
-    seen = {} if seen is None else seen
-    if not (is_video_file(root) or is_image_folder(root)):
-        if not root.exists():
-            raise UserError(f"{root}: no such file or folder")
-        if not root.is_dir():
-            raise UserError(f"{root}: not a video file (mp4, avi, mkv, webm) or a folder")
-    found, stack = [], [root]
-    while stack:                                # depth first, children in natural order
-        path = stack.pop()
-        if not _first_visit(path, seen):
-            continue
-        if is_video_file(path) or is_image_folder(path):
-            found.append(path)
-            continue
-        try:
-            children = sorted(path.iterdir(), key=lambda p: natural_key(p.name))
-        except OSError as exc:
-            raise UserError(f"{path}: cannot read folder ({exc.strerror or exc})") from exc
-        stack.extend(reversed([child for child in children if child.is_dir() or is_video_file(child)]))
-    return found
-
-
-def _first_visit(path: Path, seen: dict[str, Path]) -> bool:
-    """Whether `path` leads to a file or folder not listed yet (recording it); else say why it is skipped."""
-    real = os.path.realpath(path)
-    if real not in seen:
-        seen[real] = path
-        return True
-    where = os.path.realpath(path.parent)
-    if path.is_dir() and (where == real or where.startswith(real.rstrip(os.sep) + os.sep)):
-        reason = f"not followed: a link back to {seen[real]}, a folder it lies in (a loop)"
-    else:
-        reason = f"skipped: the same {'folder' if path.is_dir() else 'file'} as {seen[real]}"
-    print(f"poke2video prepare: {path}: {reason}", file=sys.stderr)
-    return False
-
-
-def collect_sources(layout: DatasetLayout, inputs: list[str]) -> list[VideoSource]:
-    """The layout's videos under `inputs`, in a deterministic order, each with its fixed split."""
+def collect_sources(layout: DatasetLayout, inputs: list[str], listing: Listing | None = None) -> list[VideoSource]:
+    """The layout's videos under `inputs`, in a deterministic order, each with its fixed split, each real file
+    once (`listing` gathers what the walks passed over)."""
     roots = [Path(p) for p in inputs]
+    listing = Listing() if listing is None else listing
     if layout.name in ("generic", "plants"):
-        seen: dict[str, Path] = {}
-        sources = [VideoSource(path, _name(path, root)) for root in roots for path in find_videos(root, seen)]
+        sources = [VideoSource(path, source_name(path, root))
+                   for root in roots for path in find_videos(root, listing)]
     else:
         if len(roots) != 1:
             raise UserError(f"layout {layout.name} takes one folder (the dataset's root), got {len(roots)}")
-        sources = {"iper": _collect_iper, "taichi": _collect_taichi, "h36m": _collect_h36m}[layout.name](roots[0])
+        collect = {"iper": _collect_iper, "taichi": _collect_taichi, "h36m": _collect_h36m}[layout.name]
+        sources = collect(roots[0], listing)
     if not sources:
         raise UserError(f"no videos found in {', '.join(inputs)} (mp4, avi, mkv, webm or image folders)")
     return sources
 
 
-def _name(path: Path, root: Path) -> str:
-    if path == root:
-        return path.name
-    return f"{root.name}/{path.relative_to(root).as_posix()}"
-
-
-def _collect_iper(root: Path) -> list[VideoSource]:
-    videos = {_iper_key(p.relative_to(root).as_posix()): p for p in find_videos(root)}
+def _collect_iper(root: Path, listing: Listing) -> list[VideoSource]:
+    videos = {_iper_key(p.relative_to(root).as_posix()): p for p in find_videos(root, listing)}
     sources = []
     for split in ("train", "test"):
         listing = root / f"{split}.txt"
@@ -150,20 +102,20 @@ def _unique_suffix_match(videos: dict[str, Path], key: str) -> Path | None:
     return matches[0] if len(matches) == 1 else None
 
 
-def _collect_taichi(root: Path) -> list[VideoSource]:
+def _collect_taichi(root: Path, listing: Listing) -> list[VideoSource]:
     sources = []
     for split in ("train", "test"):
         folder = root / split
         if not folder.is_dir():
             raise UserError(f"{folder} is missing: the taichi layout needs ROOT/train/ and ROOT/test/")
         sources += [VideoSource(p, f"{split}/{p.relative_to(folder).as_posix()}", split)
-                    for p in find_videos(folder)]
+                    for p in find_videos(folder, listing)]   # one listing: a file in both is train's
     return sources
 
 
-def _collect_h36m(root: Path) -> list[VideoSource]:
+def _collect_h36m(root: Path, listing: Listing) -> list[VideoSource]:
     sources = []
-    for path in find_videos(root):
+    for path in find_videos(root, listing):
         relative = path.relative_to(root)
         subject = next((part for part in relative.parts if re.fullmatch(r"S\d+", part)), None)
         if subject is None:

@@ -83,12 +83,15 @@ def pick_pixel(mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
 
 
 def sample_poke(flow: np.ndarray, poke_size: int, rng: np.random.Generator, *, background: bool,
-                background_percentile: float = 10.0) -> tuple[tuple[int, int], tuple[float, float]]:
+                background_percentile: float = 10.0, fastest_fraction: float = 0.0
+                ) -> tuple[tuple[int, int], tuple[float, float]]:
     """((x, y), (dx, dy)) from clip flow [2, H, W].
 
-    Foreground: a moving pixel and its own flow. Background: a still pixel carrying the flow vector
-    (magnitude and angle) of a randomly chosen foreground pixel. Both lie at least `poke_size` from the
-    border where the image leaves room. ValueError for a flow that is not [2, H, W] or not finite.
+    Foreground: a moving pixel and its own flow; with `fastest_fraction` f > 0 only a pixel of the
+    foreground moving at least f times its fastest pixel (a part that moves little is more often moved by
+    another one than pushed itself). Background: a still pixel carrying the flow vector (magnitude and
+    angle) of a randomly chosen foreground pixel. Both lie at least `poke_size` from the border where the
+    image leaves room. ValueError for a flow that is not [2, H, W] or not finite.
     """
     flow = np.asarray(flow)
     if flow.ndim != 3 or flow.shape[0] != 2 or flow.shape[1] < 1 or flow.shape[2] < 1:
@@ -97,6 +100,8 @@ def sample_poke(flow: np.ndarray, poke_size: int, rng: np.random.Generator, *, b
         raise ValueError("flow has NaN or infinite values; a poke needs finite flow")
     magnitude = flow_magnitude(flow)
     foreground = foreground_mask(magnitude, poke_size)
+    if fastest_fraction > 0:
+        foreground &= magnitude >= fastest_fraction * magnitude[foreground].max()
     fx, fy = pick_pixel(foreground, rng)
     displacement = (float(flow[0, fy, fx]), float(flow[1, fy, fx]))
     if not background:

@@ -23,12 +23,13 @@ import numpy as np
 from tqdm import tqdm
 
 from poke2video.config import DataConfig, to_dict
-from poke2video.data.flow import FlowEstimator, chain_flows, get_flow_estimator
+from poke2video.data.flow import FlowEstimator, chain_flows, downscale_flow, get_flow_estimator
 from poke2video.data.layouts import DatasetLayout, VideoSource, collect_sources, get_layout, make_splits
+from poke2video.data.listing import Listing
 from poke2video.data.shards import shard_header, shard_indices
 from poke2video.data.store import StoreWriter, VideoFiles, file_sha256
-from poke2video.data.video import Sampling, image_files, iter_frames
-from poke2video.errors import DiskFull, UserError
+from poke2video.data.video import Sampling, image_files, iter_frame_pairs
+from poke2video.errors import DiskFull, UserError, print_line
 
 STILL_FLOW_PX = 0.5  # a video whose clip flow never reaches this magnitude anywhere has no foreground
 
@@ -50,7 +51,8 @@ class PrepareOptions:
 
 def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, stride: int | None = None,
                     clip_length: int = 10, start_step: int = 1, seed: int = 0, skip_bad: bool = False,
-                    overwrite: bool = False, shard: tuple[int, int] | None = None) -> Path:
+                    overwrite: bool = False, shard: tuple[int, int] | None = None, flow_method: str | None = None,
+                    flow_scale: int | None = None) -> Path:
     """Build the store at `out` from `inputs` (video files / folders); returns its path.
 
     `shard=(i, n)` prepares only the inputs at positions g with g mod n = i (see data/shards.py).
@@ -59,9 +61,15 @@ def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, 
     data = DataConfig(resolution=resolution, clip_length=clip_length,
                       frame_stride=stride or dataset_layout.frame_stride,
                       target_fps=None if stride else dataset_layout.target_fps, start_step=start_step)
+    if flow_method is not None:
+        data.flow_method = flow_method
+    if flow_scale is not None:
+        data.flow_scale = flow_scale
     data.validate()
+    get_flow_estimator(data.flow_method)   # an unknown method is refused before any video is read
     options = PrepareOptions(dataset_layout, data, seed)
-    sources = collect_sources(dataset_layout, [str(p) for p in inputs])
+    listing = Listing()
+    sources = collect_sources(dataset_layout, [str(p) for p in inputs], listing)
     header, indices = options.header(), list(range(len(sources)))
     if shard is not None:
         indices = shard_indices(len(sources), shard)
@@ -73,7 +81,7 @@ def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, 
     splits = make_splits(dataset_layout, done.kept, [r["num_frames"] for r in done.records], seed)
     fields = None if shard is None else {"shard": dict(header["shard"], videos=done.kept_index,
                                                        skipped=done.skipped_index)}
-    return writer.finalize(done.records, splits, done.skipped, fields=fields)
+    return writer.finalize(done.records, splits, listing.skipped + done.skipped, fields=fields)
 
 
 @dataclass
@@ -101,7 +109,7 @@ def _prepare_videos(writer: StoreWriter, jobs: list[tuple[int, VideoSource]], op
             except UserError as exc:
                 if not skip_bad:
                     raise UserError(f"{exc} (--skip-bad skips bad videos)") from exc
-                print(f"poke2video prepare: skipping {exc}", file=sys.stderr)
+                print_line(f"poke2video prepare: skipping {exc}")
                 done.skipped.append({"source": str(source.path), "name": source.name, "reason": str(exc)})
                 done.skipped_index.append(index)
                 continue
@@ -168,12 +176,12 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
     motion = files.stream("motion", np.float32, ())              # [N-1]
     window: deque[np.ndarray] = deque(maxlen=T)                   # F(t -> t+1) for the last T steps
     previous, fastest = None, 0.0
-    sampling = Sampling(data.resolution, data.frame_stride, data.target_fps)
-    for frame in tqdm(iter_frames(path, sampling), desc=f"read {path.name}", unit="frame", leave=False,
-                      file=sys.stderr):
+    sampling = Sampling(res, data.frame_stride, data.target_fps)
+    for frame, large in tqdm(iter_frame_pairs(path, sampling, res * data.flow_scale), desc=f"read {path.name}",
+                             unit="frame", leave=False, file=sys.stderr):
         frames.append(frame[None])
         if previous is not None:
-            step = estimator(previous, frame)
+            step = downscale_flow(estimator(previous, large), res)
             motion.append(np.hypot(step[0], step[1])[None].mean(axis=(1, 2)))
             step_flow.append(step.astype(np.float16)[None])
             window.append(step)
@@ -182,7 +190,7 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
                 clip = chain_flows(np.stack(window)).astype(np.float16)
                 flow.append(clip[None])
                 fastest = max(fastest, float(np.hypot(clip[0], clip[1], dtype=np.float32).max()))
-        previous = frame
+        previous = large
     _check_length(path, frames.rows, T)
     files.save("starts", np.arange(0, frames.rows - T, data.start_step, dtype=np.int32))
     if fastest < STILL_FLOW_PX:

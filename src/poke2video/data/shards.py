@@ -80,6 +80,8 @@ def _open_shard(path: Path) -> Store:
         expected = list(range(shard["index"], shard["sources"], shard["count"]))
         if sorted(shard["videos"] + shard["skipped"]) != expected:
             raise ValueError("videos and skipped do not cover the shard's share")
+        if len(store.manifest["skipped"]) < len(shard["skipped"]):
+            raise ValueError("fewer skipped inputs than skipped videos")
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path / 'manifest.json'} is damaged: bad shard section ({exc})") from exc
     return store
@@ -130,6 +132,12 @@ def _check_complete(stores: list[Store]) -> None:
 
 
 def _skipped_in_order(stores: list[Store]) -> list[dict[str, Any]]:
+    """What prepare's listing passed over (every shard lists all inputs: the first shard's), then the videos
+    the shards skipped, in global order (a shard's `skipped` ends with those, one per index)."""
+    def listed_and_bad(store: Store) -> tuple[list, list]:
+        items, count = store.manifest["skipped"], len(store.manifest["shard"]["skipped"])
+        return items[:len(items) - count], items[len(items) - count:]
+
     skipped = [(g, item) for store in stores
-               for g, item in zip(store.manifest["shard"]["skipped"], store.manifest["skipped"])]
-    return [item for _, item in sorted(skipped, key=lambda pair: pair[0])]
+               for g, item in zip(store.manifest["shard"]["skipped"], listed_and_bad(store)[1])]
+    return listed_and_bad(stores[0])[0] + [item for _, item in sorted(skipped, key=lambda pair: pair[0])]

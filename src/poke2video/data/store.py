@@ -14,7 +14,8 @@ its T + 1 frames lie in one segment. Writing happens in `DATA.partial/`, which i
 only when complete, so `DATA` is never half-written and a re-run resumes from `DATA.partial/`.
 
 Opening a store (train, evaluate) checks the manifest, every listed file's presence, exact size (from
-its .npy header), shape and dtype: milliseconds, whatever the store's size. Reading every byte to
+its .npy header), shape and dtype, the latter against the manifest and the format (`store_format`):
+milliseconds, whatever the store's size. Reading every byte to
 compare sha256s (`verify_hashes`, `poke2video verify`) costs about a second per GB and is on request.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from poke2video.data.npyfile import NpyAppender
+from poke2video.data.store_format import check_video_arrays
 from poke2video.errors import UserError
 from poke2video.fsutil import atomic_path, disk_full_guard, remove_path, write_json
 
@@ -329,11 +331,8 @@ def _check_video(root: Path, index: int, record: dict, manifest: dict, verify_ha
     _inside_store(root, where, record["dir"])
     for name, info in arrays.items():
         _check_array_file(where, _inside_store(root, where, f"{record['dir']}/{name}.npy"), info, verify_hashes)
+    check_video_arrays(where, root / record["dir"], arrays, res, T)
     n, k = arrays["frames"]["shape"][0], arrays["starts"]["shape"][0]
-    expected = {"frames": [n, res, res, 3], "flow": [k, 2, res, res], "motion": [max(n - 1, 0)]}
-    for name, shape in expected.items():
-        if arrays[name]["shape"] != shape:
-            raise UserError(f"{where}: {name} has shape {arrays[name]['shape']}, expected {shape}")
     starts = np.load(root / record["dir"] / "starts.npy", mmap_mode="r")
     if k and (starts.min() < 0 or starts.max() + T >= n):
         raise UserError(f"{where}: clip starts run past the end of the video")

@@ -111,11 +111,24 @@ def keep_mask(source_fps: float | None, sampling: Sampling, where: str):
 
 def iter_frames(path: str | os.PathLike, sampling: Sampling) -> Iterator[np.ndarray]:
     """Stream the kept frames of a video file or image folder as RGB uint8 [res, res, 3]."""
+    yield from _iter_sized(path, sampling, lambda frame: square_resize(frame, sampling.resolution))
+
+
+def iter_frame_pairs(path: str | os.PathLike, sampling: Sampling,
+                     second_resolution: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Stream the kept frames twice over, each resized from the decoded frame: (uint8 [res, res, 3],
+    uint8 [second_resolution, second_resolution, 3]), e.g. a store's frame and the one its flow is
+    estimated on."""
+    yield from _iter_sized(path, sampling, lambda frame: (square_resize(frame, sampling.resolution),
+                                                          square_resize(frame, second_resolution)))
+
+
+def _iter_sized(path, sampling: Sampling, sized):
     source = Path(path)
     if source.is_dir():
-        yield from _iter_image_folder(source, sampling)
+        yield from _iter_image_folder(source, sampling, sized)
     elif source.is_file():
-        yield from _iter_video_file(source, sampling)
+        yield from _iter_video_file(source, sampling, sized)
     else:
         raise UserError(f"{source}: no such video file or image folder")
 
@@ -189,7 +202,7 @@ def check_size(where, width: int, height: int, limit: int = MAX_SOURCE_PIXELS) -
                             f"{limit / 1e6:g} million; scale it down first", width, height, limit)
 
 
-def _iter_video_file(path: Path, sampling: Sampling) -> Iterator[np.ndarray]:
+def _iter_video_file(path: Path, sampling: Sampling, sized):
     import av
 
     with _open_container(path) as container:
@@ -200,7 +213,7 @@ def _iter_video_file(path: Path, sampling: Sampling) -> Iterator[np.ndarray]:
             for index, frame in enumerate(container.decode(stream)):
                 if keep(index):
                     check_size(path, frame.width, frame.height)
-                    yield square_resize(to_rgb_uint8(_frame_array(frame)), sampling.resolution)
+                    yield sized(to_rgb_uint8(_frame_array(frame)))
         except av.error.FFmpegError as exc:
             raise UserError(f"{path}: corrupt video data ({_reason(exc)})") from exc
 
@@ -210,7 +223,7 @@ def _frame_array(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
-def _iter_image_folder(folder: Path, sampling: Sampling) -> Iterator[np.ndarray]:
+def _iter_image_folder(folder: Path, sampling: Sampling, sized):
     if not os.access(folder, os.R_OK | os.X_OK):
         raise UserError(f"{folder}: folder is not readable (permission denied)")
     files = image_files(folder)
@@ -219,7 +232,7 @@ def _iter_image_folder(folder: Path, sampling: Sampling) -> Iterator[np.ndarray]
     keep = keep_mask(None, sampling, str(folder))
     for index, file in enumerate(files):
         if keep(index):
-            yield square_resize(read_image(file), sampling.resolution)
+            yield sized(read_image(file))
 
 
 def _check_regular_file(path, where) -> None:

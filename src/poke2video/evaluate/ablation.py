@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from poke2video.data.store import Store
-from poke2video.errors import UserError
+from poke2video.errors import UserError, print_line
 from poke2video.evaluate.cases import is_pokesim
 from poke2video.evaluate.evaluator import evaluate
 from poke2video.evaluate.methods import baseline_methods, model_method, real_clip_method

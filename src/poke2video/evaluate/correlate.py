@@ -20,12 +20,11 @@ import numpy as np
 from tqdm import tqdm
 
 from poke2video import metrics
-from poke2video.data.flow import FlowEstimator
+from poke2video.data.flow import FlowEstimator, check_trackable, get_flow_estimator
 from poke2video.errors import UserError
 from poke2video.evaluate.baselines import Baseline
 
 POKE_LENGTH_RANGE = (0.03, 0.15)  # poke lengths, as fractions of the image's longer side (64 px: 1.9-9.6 px)
-MAX_TRACKED_SIDE = 32766  # OpenCV's remap (pixel tracking) needs sides below 2^15 - 1
 
 
 @dataclass(frozen=True)
@@ -125,10 +124,10 @@ def correlate_to_file(checkpoint: str | None, image, at, out: str, pokes: int = 
     from poke2video.evaluate.sheets import correlation_figure, save_png
     from poke2video.poker import Poker, check_point, load_image
 
+    tracker = get_flow_estimator(metrics.TRACKER)
     size = image_header_size(image)
-    if size is not None and max(size) > MAX_TRACKED_SIDE:
-        raise UserError(f"{image}: {size[0]}x{size[1]} pixels; correlate tracks every pixel with OpenCV, which "
-                        f"takes at most {MAX_TRACKED_SIDE} pixels a side; scale it down first")
+    if size is not None:                        # before the model runs (the pokes take minutes on a photo)
+        check_trackable(image, *size, tracker, purpose="correlate")
     out_path = Path(out)
     if out_path.suffix.lower() != ".png":
         raise UserError(f"{out_path}: output must end in .png")
@@ -141,5 +140,5 @@ def correlate_to_file(checkpoint: str | None, image, at, out: str, pokes: int = 
     poker = Poker.load(checkpoint)
     with tqdm(total=pokes, desc="correlate", unit="poke") as bar:
         result = correlation_map(lambda frame, s, t, n: poker.animate(frame, s, t), rgb, at_xy, poker.frames,
-                                 pokes, seed, progress=bar.update)
+                                 pokes, seed, flow=tracker, progress=bar.update)
     return save_png(out_path, correlation_figure(rgb, result.inverse_variance, at_xy))

@@ -8,11 +8,12 @@ the summary):
   the source frame repeated), frame-averaged. Not for the real clip itself.
 - endpoint_error (object pokes): the poked pixel tracked through the video (flow chained frame to frame by
   the `tracker`, default `metrics.TRACKER`), its distance at frame T to where the pixel really is.
-- motion_error (PokeSim object pokes): tracked motion of every object pixel vs the ground-truth flow;
-  motion_error_moving / motion_error_still: the same over the object pixels whose true displacement at frame
-  T exceeds `metrics.MOVES_PX` / the others; moving_iou: IoU of the object pixels that move (tracked) and
-  those that truly do. Per frame too (`Evaluation.per_frame`). One tracking pass per video feeds them all
-  and the endpoint error.
+- motion_error (object pokes): tracked motion of every scored pixel vs the clip's motion truth (`truth.py`:
+  on PokeSim the ground-truth flow over object pixels; on other stores the real clip tracked the same way,
+  every pixel, once per clip for all rows); motion_error_moving / motion_error_still: the same over the
+  scored pixels whose true displacement at frame T exceeds `metrics.MOVES_PX` / the others; moving_iou: IoU
+  of the scored pixels that move (tracked) and those that truly do. Per frame too (`Evaluation.per_frame`).
+  One tracking pass per video feeds them all and the endpoint error.
 - flow_error, flow_error_moving, flow_error_still (PokeSim object pokes, methods that give a forward flow):
   the flow against the ground truth on object pixels, every frame; no tracker.
 - background_change (background pokes): mean absolute change from the source frame, in units of 255.
@@ -41,6 +42,7 @@ from poke2video.evaluate.methods import (REAL_CLIP, Method, baseline_methods, mo
 from poke2video.evaluate.report import write_report
 from poke2video.evaluate.results import CLIP_METRICS, PER_FRAME, EvalOptions, Evaluation
 from poke2video.evaluate.sheets import Example
+from poke2video.evaluate.truth import MotionTruth, motion_scores, motion_truth
 
 def load_judges(options: EvalOptions):
     """(LPIPS network or None, I3D network or None, {metric: why unavailable}).
@@ -74,9 +76,10 @@ def load_judges(options: EvalOptions):
     return lpips_model, i3d, unavailable
 
 
-def score_clip(case: EvalCase, generated: np.ndarray, against_real: bool, motion: bool, lpips_model=None,
-               tracker: FlowEstimator | None = None, flow: np.ndarray | None = None) -> dict:
+def score_clip(case: EvalCase, generated: np.ndarray, against_real: bool, truth: MotionTruth | None,
+               lpips_model=None, tracker: FlowEstimator | None = None, flow: np.ndarray | None = None) -> dict:
     """The per-clip metrics of one video `generated` uint8 [T, H, W, 3] for `case` (see the module docstring);
+    `truth`: the clip's motion truth (`truth.motion_truth`, made once per clip), None for no motion metrics;
     `tracker` follows pixels (None: `metrics.TRACKER`); `flow` float [T, 2, H, W]: the forward flow the video
     follows, if the method gives one. Per-frame values come as "<metric>_per_frame" lists."""
     with_source = np.concatenate([case.source_frame[None], generated])
@@ -92,31 +95,14 @@ def score_clip(case: EvalCase, generated: np.ndarray, against_real: bool, motion
     if case.is_background:
         scores["background_change"] = metrics.background_stillness(with_source)
         return scores
-    truth = case.gt_flow is not None and case.object_mask.any()
-    if not (motion and truth):
+    if truth is None:
         scores["endpoint_error"] = metrics.poke_endpoint_error(with_source, case.poke_source, case.true_target, tracker)
     else:
-        scores.update(_motion_scores(case, with_source, tracker))
-    if truth and flow is not None:
+        scores.update(motion_scores(truth, with_source, case.poke_source, case.true_target, tracker))
+    if flow is not None and case.gt_flow is not None and case.object_mask.any():
         split = metrics.motion_split(flow, case.gt_flow, case.object_mask)
         scores.update({f"flow_error{'' if part == 'all' else '_' + part}": value for part, value in split.items()})
     return {name: value for name, value in scores.items() if value is not None}
-
-
-def _motion_scores(case: EvalCase, with_source: np.ndarray, tracker: FlowEstimator | None) -> dict:
-    """Endpoint error, motion error (all, moving, still, per frame) and moving IoU from one tracking pass of
-    the poked pixel and every object pixel."""
-    mask = case.object_mask
-    object_y, object_x = np.nonzero(mask)
-    start = np.stack([object_x, object_y], axis=1).astype(np.float64)                        # [N, 2]
-    positions = metrics.track_points(with_source, np.concatenate([[case.poke_source], start]), tracker)
-    motion = metrics.motion_field(positions[1:, 1:] - start, mask)                           # [T, 2, H, W]
-    split = metrics.motion_split(motion, case.gt_flow, mask)
-    return {"endpoint_error": float(np.hypot(*(positions[-1, 0] - np.asarray(case.true_target, np.float64)))),
-            "motion_error": split["all"], "motion_error_moving": split["moving"],
-            "motion_error_still": split["still"],
-            "moving_iou": metrics.moving_iou(motion[-1], case.gt_flow[-1], mask),
-            "motion_error_per_frame": metrics.error_per_frame(motion, case.gt_flow, mask).tolist()}
 
 
 def structure_score(method: Method, case: EvalCase, options: EvalOptions, tracker: FlowEstimator | None = None,
@@ -178,7 +164,8 @@ def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptio
                         flow_methods=[m.name for m in methods if m.gives_flow],
                         rows={m.name: m.about for m in methods},
                         per_clip={name: {metric: [] for metric in CLIP_METRICS} for name in names},
-                        per_frame={name: {metric: [] for metric in PER_FRAME} for name in names})
+                        per_frame={name: {metric: [] for metric in PER_FRAME} for name in names},
+                        example_rows=names if REAL_CLIP in names else [*names, REAL_CLIP])
     structure_left = options.structure_clips if pokesim else 0
     animated = sum(m.animate is not None for m in methods)
     total = count * len(methods) + min(structure_left, count) * animated * options.structure_pokes
@@ -193,8 +180,9 @@ def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptio
             result.clips.append(case.describe())
             if fvd_videos is not None:
                 expected_videos.append(case.expected_video)
+            truth = motion_truth(case, tracker) if options.motion else None
             for method in methods:
-                scores, video = _score_method(method, case, options, lpips_model, tracker, with_structure,
+                scores, video = _score_method(method, case, truth, options, lpips_model, tracker, with_structure,
                                               bar.update)
                 for metric in CLIP_METRICS:
                     result.per_clip[method.name][metric].append(scores.get(metric))
@@ -205,19 +193,21 @@ def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptio
                 if example is not None:
                     example.videos[method.name] = video
                 bar.update(1)
+            if example is not None and REAL_CLIP not in names:
+                example.videos[REAL_CLIP] = case.expected_video[1:]   # shown beside the rows, not scored
     result.examples = collector.examples
     if fvd_videos is not None:
         result.fvd = _fvd_scores(methods, fvd_videos, expected_videos, i3d)
     return result
 
 
-def _score_method(method: Method, case: EvalCase, options: EvalOptions, lpips_model, tracker: FlowEstimator,
-                  with_structure: bool, progress) -> tuple[dict, np.ndarray]:
+def _score_method(method: Method, case: EvalCase, truth: MotionTruth | None, options: EvalOptions, lpips_model,
+                  tracker: FlowEstimator, with_structure: bool, progress) -> tuple[dict, np.ndarray]:
     began = time.perf_counter()
     video, scored_flow = method.video_and_flow(case, with_flow=case.gt_flow is not None and not case.is_background)
     elapsed_ms = 1000.0 * (time.perf_counter() - began)
-    scores = score_clip(case, video, against_real=not method.is_real, motion=options.motion,
-                        lpips_model=lpips_model, tracker=tracker, flow=scored_flow)
+    scores = score_clip(case, video, against_real=not method.is_real, truth=truth, lpips_model=lpips_model,
+                        tracker=tracker, flow=scored_flow)
     if method.animate is not None:
         scores["ms_per_video"] = elapsed_ms
         if with_structure:

@@ -4,7 +4,8 @@
                      for unavailable metrics, the options, and every per-clip score
     report.md        one Markdown table, a row per method, what each row is, and the metrics' definitions
     plots/*.png      a bar chart per metric (means and intervals); METRIC_per_frame.png: a line per method
-    examples.png     example clips: the source frame with the poke arrow, then each method's frames
+    examples.png     example clips: the source frame with the poke arrow, then each method's frames and the
+                     real clip (a row of its own on PokeSim, shown beside the rows elsewhere)
     examples.mp4     the same clips side by side over time
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from poke2video.evaluate.results import AGAINST_REAL, PER_FRAME, Evaluation
 from poke2video.evaluate.sheets import bar_chart, example_sheet, example_video, line_chart, save_png
+from poke2video.evaluate.truth import EXACT, TRACKED_REAL_CLIP
 from poke2video.export import write_video
 from poke2video.fsutil import atomic_path, remove_path
 from poke2video.metrics import MOVES_PX, bootstrap_interval
@@ -43,14 +45,15 @@ METRICS = {
                                            "(source + T frames stretched to 16 by repeating frames)"),
     "endpoint_error": MetricInfo("endpoint error", "px", False, 2, "object pokes: the poked pixel tracked through "
                                  "the video; distance at frame T to where it really is"),
-    "motion_error": MetricInfo("motion error", "px", False, 2, "PokeSim object pokes: tracked motion of every object "
-                               "pixel vs the ground-truth flow, mean over frames and pixels"),
-    "motion_error_moving": MetricInfo("motion error, moving", "px", False, 2, "motion error over the object pixels "
+    "motion_error": MetricInfo("motion error", "px", False, 2, "object pokes: tracked motion of every scored pixel vs "
+                               "the true motion (PokeSim: the ground-truth flow, object pixels; other stores: the real "
+                               "clip tracked the same way, every pixel), mean over frames and pixels"),
+    "motion_error_moving": MetricInfo("motion error, moving", "px", False, 2, "motion error over the scored pixels "
                                       f"whose true displacement at frame T exceeds {MOVES_PX:g} px (high: the part "
                                       "that moves is missed)"),
-    "motion_error_still": MetricInfo("motion error, still", "px", False, 2, "motion error over the other object "
+    "motion_error_still": MetricInfo("motion error, still", "px", False, 2, "motion error over the other scored "
                                      "pixels (high: parts that stay are moved, e.g. a whole blob)"),
-    "moving_iou": MetricInfo("moving IoU", "", True, 3, "PokeSim object pokes: IoU of the object pixels whose tracked "
+    "moving_iou": MetricInfo("moving IoU", "", True, 3, "object pokes: IoU of the scored pixels whose tracked "
                              f"displacement at frame T exceeds {MOVES_PX:g} px and those whose true one does (1 when "
                              "neither has any)"),
     "flow_error": MetricInfo("flow error", "px", False, 2, "PokeSim object pokes, methods that give a forward flow: "
@@ -67,7 +70,10 @@ METRICS = {
 }
 
 
-TRACKED = ("motion_error", "motion_error_moving", "motion_error_still", "moving_iou")  # every object pixel tracked
+REAL_FOOTAGE_TRUTH = ("Motion truth: the real clip (the store's frames 1..T) tracked by the same tracker, every pixel "
+                      "scored; the tracker's own error is part of it. The example sheets show the real clip, but it is "
+                      "no row: scored against itself it is zero by construction.")
+TRACKED = ("motion_error", "motion_error_moving", "motion_error_still", "moving_iou")  # every scored pixel tracked
 FLOW = ("flow_error", "flow_error_moving", "flow_error_still")
 
 
@@ -80,7 +86,7 @@ def _not_applicable(evaluation: Evaluation, method: str, metric: str) -> str:
         return "the real clip exists for its own poke only"
     if metric in ("structure_auc", "ms_per_video") and method in evaluation.oracle_methods:
         return "the oracle exists for its clip's own poke and ground truth only"
-    if (metric in TRACKED or metric in FLOW or metric == "structure_auc") and not evaluation.pokesim:
+    if (metric in FLOW or metric == "structure_auc") and not evaluation.pokesim:
         return "needs PokeSim ground truth"
     if metric in FLOW and method not in evaluation.flow_methods:
         return "gives frames, no forward flow"
@@ -130,6 +136,13 @@ def summarize_per_frame(evaluation: Evaluation) -> dict[str, dict[str, dict]]:
     return summary
 
 
+def motion_truth_source(evaluation: Evaluation) -> str | None:
+    """What the motion metrics were scored against (`truth.py`), None when they were turned off."""
+    if not evaluation.options.motion:
+        return None
+    return EXACT if evaluation.pokesim else TRACKED_REAL_CLIP
+
+
 def metrics_document(evaluation: Evaluation, summary: dict, command: str | None) -> dict:
     backgrounds = sum(clip["is_background"] for clip in evaluation.clips)
     return {
@@ -139,7 +152,7 @@ def metrics_document(evaluation: Evaluation, summary: dict, command: str | None)
         "background_pokes": backgrounds, "confidence": CONFIDENCE,
         "options": dataclasses.asdict(evaluation.options), "methods": evaluation.methods,
         "rows": evaluation.rows, "metrics": summary, "per_frame": summarize_per_frame(evaluation),
-        "unavailable": evaluation.unavailable,
+        "unavailable": evaluation.unavailable, "motion_truth": motion_truth_source(evaluation),
         "definitions": {name: info.definition for name, info in METRICS.items()},
         "per_clip": {"clips": evaluation.clips, "scores": evaluation.per_clip, "per_frame": evaluation.per_frame},
     }
@@ -198,6 +211,8 @@ def report_markdown(document: dict) -> str:
     lines += ["Clips behind each column: " + ", ".join(f"{METRICS[m].label} {n}" for m, n in counts.items()) + "."]
     if document["pokesim"] and "structure_auc" in columns:
         lines += [f"Structure: {options['structure_pokes']} random pokes per correlation map."]
+    if document["motion_truth"] == TRACKED_REAL_CLIP:
+        lines += [REAL_FOOTAGE_TRUTH]
     for metric, reason in document["unavailable"].items():
         lines += [f"{METRICS[metric].label} unavailable: {reason}"]
     dropped = [m for m in METRICS if m not in columns]
@@ -246,8 +261,9 @@ def write_report(evaluation: Evaluation, out: str | Path, overwrite: bool = Fals
         for name, chart in plots(summary, document["per_frame"]).items():
             save_png(tmp / "plots" / name, chart)
         if evaluation.examples:
-            save_png(tmp / "examples.png", example_sheet(evaluation.examples, evaluation.methods))
-            write_video(tmp / "examples.mp4", example_video(evaluation.examples, evaluation.methods), fps=4.0)
+            shown = evaluation.example_rows or evaluation.methods
+            save_png(tmp / "examples.png", example_sheet(evaluation.examples, shown))
+            write_video(tmp / "examples.mp4", example_video(evaluation.examples, shown), fps=4.0)
         if overwrite:
             remove_path(out)
     return out

@@ -19,7 +19,7 @@ class EvalOptions:
     """How `evaluate` scores: which clips, which metrics, which networks and tracker."""
 
     limit: int | None = None          # the first N clips of the split (None: all)
-    motion: bool = True               # motion error on PokeSim (tracks every object pixel)
+    motion: bool = True               # motion metrics (track every scored pixel; on real footage the real clip too)
     structure_clips: int = 4          # PokeSim object pokes that get a correlation map (0: none)
     structure_pokes: int = 16         # random pokes per correlation map
     lpips: str = "vgg"                # LPIPS variant: vgg | alex | off
@@ -51,3 +51,4 @@ class Evaluation:
     flow_methods: list[str] = field(default_factory=list)    # methods that give a forward flow
     rows: dict[str, str] = field(default_factory=dict)       # method: what the row is
     per_frame: dict[str, dict[str, list[list[float] | None]]] = field(default_factory=dict)  # method: metric: per clip
+    example_rows: list[str] = field(default_factory=list)    # the videos of each example, in sheet order

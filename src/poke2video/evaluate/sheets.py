@@ -34,10 +34,11 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
 
 
 def upscale(image: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest-neighbour enlargement of [H, W, 3] by an integer factor (keeps pixels visible)."""
+    """Nearest-neighbour enlargement of [H, W, 3] by an integer factor (keeps pixels visible): always a new,
+    writable array that may be drawn on, whatever `image` is (a read-only photo, a memory-mapped frame)."""
     if factor == 1:
-        return image
-    return cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
+        return np.array(image, order="C")
+    return cv2.resize(np.ascontiguousarray(image), None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
 
 
 def display_scale(side: int, at_least: int = 96) -> int:
@@ -183,7 +184,7 @@ def correlation_figure(image: np.ndarray, inverse_variance: np.ndarray, at_xy) -
     scale = display_scale(max(image.shape[:2]), 256)
     marked = []
     for panel in (image, blended):
-        big = np.ascontiguousarray(upscale(panel, scale))
+        big = upscale(panel, scale)
         centre = tuple(int(round((float(v) + 0.5) * scale - 0.5)) for v in at_xy)
         cv2.circle(big, centre, max(3, scale // 2 + 1), (0, 0, 0), -1, cv2.LINE_AA)
         cv2.circle(big, centre, max(2, scale // 2), (40, 220, 255), -1, cv2.LINE_AA)
@@ -193,7 +194,8 @@ def correlation_figure(image: np.ndarray, inverse_variance: np.ndarray, at_xy) -
 
 
 class Example:
-    """One example clip for the sheet: its source frame, poke and every method's video [T, H, W, 3]."""
+    """One example clip for the sheet: its source frame, poke and every method's video [T, H, W, 3], the real
+    clip's among them (a method on PokeSim; added beside the methods on other stores)."""
 
     def __init__(self, label: str, source_frame: np.ndarray, poke_source, poke_target):
         self.label, self.source_frame = label, source_frame

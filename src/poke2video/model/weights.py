@@ -9,8 +9,9 @@ had a config of its own; the bundled model is version 2) hold no `family`: their
 section with both families' fields, whose `architecture` names the family; their digest covers
 {"model_config", "metadata", "tensors"}, and version 1 files (written before the digest existed) carry
 none and load unchecked. Loading reads only tensors and strings: no pickle, no code. Before a model is
-built, the config and metadata are checked for shape and bounds and the tensors against the shapes the
-config asks for, so a hostile file with a valid digest is one line too, never a huge allocation.
+built, the config and metadata are checked for shape and bounds, the tensors against the shapes the config
+asks for, and what one poke of the model would cost (`model.cost`), so a hostile file with a valid digest
+is one line too, never a huge allocation.
 """
 from __future__ import annotations
 
@@ -21,13 +22,14 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from poke2video.config import RetiredOption
 from poke2video.errors import UserError, first_line
 from poke2video.families import FAMILIES, ModelConfig, model_config_from_dict, model_config_from_flat
-from poke2video.fsutil import atomic_path, fsync_file
+from poke2video.fsutil import atomic_path
 from poke2video.integrity import content_sha256
+from poke2video.model.cost import check_poke_cost
 from poke2video.model.flow_unet import FlowUNet
 from poke2video.model.poke_model import PokeModel
 
@@ -62,9 +64,11 @@ def write_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], fam
     header = {"format": WEIGHTS_FORMAT, "format_version": WEIGHTS_VERSION, "family": family,
               "model_config": model_config, "metadata": metadata,
               "sha256": _digest(tensors, {"family": family, "model_config": model_config, "metadata": metadata})}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=header)
-        fsync_file(tmp)
+    data = save(tensors, metadata=header)       # serialised here and written by Python, so that a full disk is
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:   # an OSError (safetensors' own writer says it in words)
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _digest(tensors: dict[str, torch.Tensor], strings: dict[str, str]) -> str:
@@ -189,7 +193,12 @@ def load_model(path: str | os.PathLike,
     tensors, header = read_verified(path)
     cfg, metadata = _parse_header(path, header)
     with torch.device("meta"):                  # shapes only, no memory, whatever the config asks for
-        _check_shapes(path, build_model(cfg).state_dict(), tensors)
+        meta_model = build_model(cfg).eval()
+    _check_shapes(path, meta_model.state_dict(), tensors)
+    try:
+        check_poke_cost(cfg, meta_model)        # what one poke takes, run on the meta device
+    except UserError as exc:
+        raise UserError(f"{path} {exc}") from None
     model = build_model(cfg)
     try:
         model.load_state_dict(tensors, strict=True)

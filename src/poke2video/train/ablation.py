@@ -14,13 +14,12 @@ benchmarks/ablation_study.py trains them with this module and scores them (`eval
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from poke2video.errors import UserError
+from poke2video.errors import UserError, print_line
 from poke2video.fsutil import atomic_path, remove_path, write_json
 from poke2video.preset import load_preset
 from poke2video.train.loop import train_run
@@ -51,7 +50,7 @@ def variant_presets(base_preset: str, names: list[str]) -> dict[str, dict]:
             raise UserError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
         _, model_changes, train_changes = VARIANTS[name]
         if model_changes.get("levels", 0) >= base["model"]["levels"]:
-            print(f"skipping {name}: the preset's own K is {base['model']['levels']}", file=sys.stderr)
+            print_line(f"skipping {name}: the preset's own K is {base['model']['levels']}")
             continue
         presets[name] = {"model": {**base["model"], **model_changes}, "train": {**base["train"], **train_changes}}
     return presets

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from poke2video.config import TrainConfig, to_dict
 from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
-from poke2video.errors import UserError
+from poke2video.errors import UserError, print_line
 from poke2video.model import build_model
 from poke2video.preset import Preset, load_preset
 from poke2video.train import checkpoint as ckpt
@@ -61,7 +61,7 @@ def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = N
         run_dir = Path(out)
         if resume and ckpt.holds_no_run(run_dir):  # e.g. torchrun --max-restarts repeats the first command
             if ctx.is_main:
-                print(f"poke2video train: no run in {run_dir} yet: starting it (--resume)", file=sys.stderr)
+                print_line(f"poke2video train: no run in {run_dir} yet: starting it (--resume)")
             resume = False
         has_state = resume and ckpt.check_resume_dir(run_dir)
         if resume:
@@ -279,8 +279,8 @@ class Trainer:
             self.save()
         if self.best is not None and self.ctx.is_main:
             selection = self.runner.selection_score
-            print(f"poke2video train: best validation at step {self.best['step']} ({selection} "
-                  f"{self.best['score']:.3f}): {self.out / ckpt.BEST_FILE}", file=sys.stderr)
+            print_line(f"poke2video train: best validation at step {self.best['step']} ({selection} "
+                       f"{self.best['score']:.3f}): {self.out / ckpt.BEST_FILE}")
 
     def _catch_stop_signals(self) -> dict:
         def request_stop(signum, frame):

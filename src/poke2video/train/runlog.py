@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from poke2video.fsutil import atomic_path
+from poke2video.fsutil import atomic_path, disk_full_guard
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tb"
@@ -28,7 +28,7 @@ class RunLogger:
 
     def __init__(self, out: Path, enabled: bool, resume_step: int | None = None):
         self.enabled = enabled
-        self.path = out / METRICS_FILE
+        self.path, self.tb = out / METRICS_FILE, out / TENSORBOARD_DIR
         self.writer = None
         if not enabled:
             return
@@ -36,24 +36,28 @@ class RunLogger:
 
         if resume_step is not None:
             _truncate_after(self.path, resume_step)
-        self.writer = SummaryWriter(str(out / TENSORBOARD_DIR), purge_step=resume_step)
+        with disk_full_guard(self.tb):
+            self.writer = SummaryWriter(str(self.tb), purge_step=resume_step)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
             return
-        for tag, value in values.items():
-            self.writer.add_scalar(tag, value, step)
-        with open(self.path, "a") as f:
+        with disk_full_guard(self.tb):          # TensorBoard's writer thread raises a full disk on a later call
+            for tag, value in values.items():
+                self.writer.add_scalar(tag, value, step)
+        with disk_full_guard(self.path), open(self.path, "a") as f:
             f.write(json.dumps({"step": step, "time": round(time.time(), 3), **values}, sort_keys=True) + "\n")
 
     def filmstrip(self, step: int, tag: str, image: np.ndarray) -> None:
         """A uint8 image [H, W, 3] (rows of frames) to TensorBoard."""
         if self.enabled:
-            self.writer.add_image(tag, torch.from_numpy(image), step, dataformats="HWC")
+            with disk_full_guard(self.tb):
+                self.writer.add_image(tag, torch.from_numpy(image), step, dataformats="HWC")
 
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.close()
+            with disk_full_guard(self.tb):
+                self.writer.close()
 
 
 def _truncate_after(path: Path, step: int) -> None:

@@ -1,0 +1,64 @@
+"""What a video's motion is scored against, and the motion scores of one video.
+
+A clip's motion truth says where every scored pixel of the source frame is at frames 1..T:
+- PokeSim stores: the simulator's exact flow from frame 0, over the object's pixels (its segment map).
+- Any other store (made by `prepare`): the real clip, the store's own frames 1..T, tracked pixel by pixel
+  with the same tracker as the generated videos. Real footage has no object mask, so every pixel is
+  scored and the split into pixels that move (over `metrics.MOVES_PX` at frame T) and pixels that stay
+  does the work. The tracker's own error is part of this truth.
+Background pokes have no motion truth: they are scored by how still the video stays.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from poke2video.data.flow import FlowEstimator
+from poke2video import metrics
+from poke2video.evaluate.cases import EvalCase
+
+EXACT, TRACKED_REAL_CLIP = "ground-truth flow, object pixels", "real clip tracked, every pixel"
+
+
+@dataclass(frozen=True)
+class MotionTruth:
+    displacement: np.ndarray  # float [T, 2, H, W]: where each frame-0 pixel is at frames 1..T, minus where it was
+    scored: np.ndarray        # bool [H, W]: the frame-0 pixels the motion metrics average over
+    source: str               # EXACT or TRACKED_REAL_CLIP
+
+
+def motion_truth(case: EvalCase, tracker: FlowEstimator | None = None) -> MotionTruth | None:
+    """The motion `case`'s videos are scored against (see the module docstring); None for a background poke
+    or a PokeSim clip without object pixels. On a store without ground truth this tracks the real clip:
+    make it once per clip and hand it to every row."""
+    if case.is_background:
+        return None
+    if case.gt_flow is not None:
+        object_pixels = case.object_mask
+        return MotionTruth(case.gt_flow, object_pixels, EXACT) if object_pixels.any() else None
+    return tracked_real_clip(case.expected_video, tracker)
+
+
+def tracked_real_clip(real_video_with_source: np.ndarray, tracker: FlowEstimator | None = None) -> MotionTruth:
+    """Every pixel of frame 0 of the real clip uint8 [T+1, H, W, 3] followed by `tracker` (None:
+    `metrics.TRACKER`) through frames 1..T."""
+    every_pixel = np.ones(real_video_with_source.shape[1:3], bool)
+    displacement = metrics.tracked_motion(real_video_with_source, every_pixel, flow=tracker)
+    return MotionTruth(displacement, every_pixel, TRACKED_REAL_CLIP)
+
+
+def motion_scores(truth: MotionTruth, video_with_source: np.ndarray, poke_source, true_target,
+                  tracker: FlowEstimator | None = None) -> dict:
+    """Endpoint error, motion error (all, moving, still, per frame) and moving IoU of one video uint8
+    [T+1, H, W, 3] (frame 0 the source), from one tracking pass of the poked pixel and every scored pixel."""
+    scored_y, scored_x = np.nonzero(truth.scored)
+    start_xy = np.stack([scored_x, scored_y], axis=1).astype(np.float64)                        # [N, 2]
+    positions = metrics.track_points(video_with_source, np.concatenate([[poke_source], start_xy]), tracker)
+    motion = metrics.motion_field(positions[1:, 1:] - start_xy, truth.scored)                   # [T, 2, H, W]
+    split = metrics.motion_split(motion, truth.displacement, truth.scored)
+    return {"endpoint_error": float(np.hypot(*(positions[-1, 0] - np.asarray(true_target, np.float64)))),
+            "motion_error": split["all"], "motion_error_moving": split["moving"],
+            "motion_error_still": split["still"],
+            "moving_iou": metrics.moving_iou(motion[-1], truth.displacement[-1], truth.scored),
+            "motion_error_per_frame": metrics.error_per_frame(motion, truth.displacement, truth.scored).tolist()}
