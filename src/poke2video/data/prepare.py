@@ -58,13 +58,11 @@ def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, 
     `shard=(i, n)` prepares only the inputs at positions g with g mod n = i (see data/shards.py).
     """
     dataset_layout = get_layout(layout)
+    flow = {name: value for name, value in (("flow_method", flow_method), ("flow_scale", flow_scale))
+            if value is not None}                                   # the config's defaults otherwise
     data = DataConfig(resolution=resolution, clip_length=clip_length,
                       frame_stride=stride or dataset_layout.frame_stride,
-                      target_fps=None if stride else dataset_layout.target_fps, start_step=start_step)
-    if flow_method is not None:
-        data.flow_method = flow_method
-    if flow_scale is not None:
-        data.flow_scale = flow_scale
+                      target_fps=None if stride else dataset_layout.target_fps, start_step=start_step, **flow)
     data.validate()
     get_flow_estimator(data.flow_method)   # an unknown method is refused before any video is read
     options = PrepareOptions(dataset_layout, data, seed)

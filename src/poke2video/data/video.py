@@ -119,8 +119,11 @@ def iter_frame_pairs(path: str | os.PathLike, sampling: Sampling,
     """Stream the kept frames twice over, each resized from the decoded frame: (uint8 [res, res, 3],
     uint8 [second_resolution, second_resolution, 3]), e.g. a store's frame and the one its flow is
     estimated on."""
-    yield from _iter_sized(path, sampling, lambda frame: (square_resize(frame, sampling.resolution),
-                                                          square_resize(frame, second_resolution)))
+    def both(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        small = square_resize(frame, sampling.resolution)
+        return small, small if second_resolution == sampling.resolution else square_resize(frame, second_resolution)
+
+    yield from _iter_sized(path, sampling, both)
 
 
 def _iter_sized(path, sampling: Sampling, sized):
