@@ -15,6 +15,7 @@ import hashlib
 import os
 import sys
 from collections import deque
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from poke2video.data.flow import FlowEstimator, chain_flows, downscale_flow, get
 from poke2video.data.layouts import DatasetLayout, VideoSource, collect_sources, get_layout, make_splits
 from poke2video.data.listing import Listing
 from poke2video.data.shards import shard_header, shard_indices
+from poke2video.data.prefetch import prefetched
 from poke2video.data.store import StoreWriter, VideoFiles, file_sha256
 from poke2video.data.video import Sampling, image_files, iter_frame_pairs
 from poke2video.errors import DiskFull, UserError, print_line
@@ -175,20 +177,21 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
     window: deque[np.ndarray] = deque(maxlen=T)                   # F(t -> t+1) for the last T steps
     previous, fastest = None, 0.0
     sampling = Sampling(res, data.frame_stride, data.target_fps)
-    for frame, large in tqdm(iter_frame_pairs(path, sampling, res * data.flow_scale), desc=f"read {path.name}",
-                             unit="frame", leave=False, file=sys.stderr):
-        frames.append(frame[None])
-        if previous is not None:
-            step = downscale_flow(estimator(previous, large), res)
-            motion.append(np.hypot(step[0], step[1])[None].mean(axis=(1, 2)))
-            step_flow.append(step.astype(np.float16)[None])
-            window.append(step)
-            start = frames.rows - 1 - T
-            if len(window) == T and start % data.start_step == 0:
-                clip = chain_flows(np.stack(window)).astype(np.float16)
-                flow.append(clip[None])
-                fastest = max(fastest, float(np.hypot(clip[0], clip[1], dtype=np.float32).max()))
-        previous = large
+    pairs = prefetched(iter_frame_pairs(path, sampling, res * data.flow_scale))   # decoded while flow runs
+    with closing(pairs):   # an error here stops the reader and closes the file at once
+        for frame, large in tqdm(pairs, desc=f"read {path.name}", unit="frame", leave=False, file=sys.stderr):
+            frames.append(frame[None])
+            if previous is not None:
+                step = downscale_flow(estimator(previous, large), res)
+                motion.append(np.hypot(step[0], step[1])[None].mean(axis=(1, 2)))
+                step_flow.append(step.astype(np.float16)[None])
+                window.append(step)
+                start = frames.rows - 1 - T
+                if len(window) == T and start % data.start_step == 0:
+                    clip = chain_flows(np.stack(window)).astype(np.float16)
+                    flow.append(clip[None])
+                    fastest = max(fastest, float(np.hypot(clip[0], clip[1], dtype=np.float32).max()))
+            previous = large
     _check_length(path, frames.rows, T)
     files.save("starts", np.arange(0, frames.rows - T, data.start_step, dtype=np.int32))
     if fastest < STILL_FLOW_PX:
