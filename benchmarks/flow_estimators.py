@@ -1,16 +1,19 @@
 """Optical flow estimators scored against PokeSim's exact flow, through the path a video takes in `prepare`.
 
-    python benchmarks/flow_estimators.py --clips 60 --seed 777 dis-fine@1 dis@4
+    python benchmarks/flow_estimators.py --clips 60 --seed 777 dis-fine@1 dis@4 dis@4+changed
 
 Each clip is a made-up-species object of the train split, rendered at --video-res, written as an H.264 file
 (what `simulate --as-videos` writes) and read back at the store's resolution times the estimator's scale
-(`METHOD@SCALE`, as `prepare --flow METHOD --flow-scale SCALE`). The per-step flows are averaged down to
---res, chained over the clip (as `prepare` does) and compared with the truth (the simulator's flow at
---video-res, averaged down the same way) at every frame. Printed per estimator, means over clips:
+(`METHOD@SCALE`, as `prepare --flow METHOD --flow-scale SCALE`; `+changed` adds `--flow-mask changed`). The
+per-step flows are averaged down to --res, chained over the clip (as `prepare` does) and compared with the
+truth (the simulator's flow at --video-res, averaged down the same way) at every frame. Printed per
+estimator, means over clips:
 
     moving   end-point error over pixels that truly move over 1 px by frame T
     still    end-point error over pixels that truly move under 0.5 px
     false    share of those still pixels the estimate moves over 0.5 px at frame T
+    IoU      of the pixels the estimate and the truth move over 1 px at frame T (a blob around a thin part: low)
+    area     the estimate's moving area at frame T over the truth's (median over clips; 1 is right)
     flows/s  frame pairs per second, one thread, decoding excluded
 
 Use a seed no model was trained or chosen on to compare estimators fairly.
@@ -26,7 +29,7 @@ import cv2
 import numpy as np
 import torch
 
-from poke2video.data.flow import chained_flows, downscale_flow, get_flow_estimator
+from poke2video.data.flow import chained_flows, downscale_flow, get_flow_estimator, still_where_unchanged
 from poke2video.data.video import Sampling, read_frames
 from poke2video.export import write_video
 from poke2video.sim.bodies import species_for
@@ -53,11 +56,21 @@ def through_h264(frames: np.ndarray, size: int) -> np.ndarray:
         return read_frames(path, Sampling(size))
 
 
-def score(estimator, videos: list[np.ndarray], truth: np.ndarray, res: int) -> dict[str, float]:
-    moving, still, false, seconds, pairs = [], [], [], 0.0, 0
+def step_flows(estimator, video: np.ndarray, res: int, mask: bool) -> np.ndarray:
+    """[T, 2, res, res]: each frame step's flow averaged down, zero where the store's frames did not change
+    with `mask` (as `prepare --flow-mask changed`)."""
+    steps = [downscale_flow(estimator(a, b), res) for a, b in zip(video[:-1], video[1:])]
+    if not mask:
+        return np.stack(steps)
+    small = [cv2.resize(frame, (res, res), interpolation=cv2.INTER_AREA) for frame in video]
+    return np.stack([still_where_unchanged(f, a, b) for f, a, b in zip(steps, small[:-1], small[1:])])
+
+
+def score(estimator, videos: list[np.ndarray], truth: np.ndarray, res: int, mask: bool) -> dict[str, float]:
+    moving, still, false, iou, area, seconds, pairs = [], [], [], [], [], 0.0, 0
     for video, true_flows in zip(videos, truth):
         start = time.perf_counter()
-        steps = np.stack([downscale_flow(estimator(a, b), res) for a, b in zip(video[:-1], video[1:])])
+        steps = step_flows(estimator, video, res, mask)
         seconds, pairs = seconds + time.perf_counter() - start, pairs + len(steps)
         chained = chained_flows(steps)                                    # [T, 2, res, res]
         last = np.hypot(true_flows[-1, 0], true_flows[-1, 1])
@@ -66,13 +79,16 @@ def score(estimator, videos: list[np.ndarray], truth: np.ndarray, res: int) -> d
             moving.append(error[:, last > 1].mean())
         still.append(error[:, last <= 0.5].mean())
         false.append((np.hypot(chained[-1, 0], chained[-1, 1])[last <= 0.5] > 0.5).mean())
+        truly, estimated = last > 1, np.hypot(chained[-1, 0], chained[-1, 1]) > 1
+        iou.append((truly & estimated).sum() / max(1, (truly | estimated).sum()))
+        area.append(estimated.sum() / max(1, truly.sum()))
     return {"moving": float(np.mean(moving)), "still": float(np.mean(still)), "false": float(np.mean(false)),
-            "flows_per_s": pairs / seconds}
+            "iou": float(np.mean(iou)), "area": float(np.median(area)), "flows_per_s": pairs / seconds}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("estimators", nargs="+", metavar="METHOD@SCALE", help="e.g. dis-fine@1 dis@4")
+    parser.add_argument("estimators", nargs="+", metavar="METHOD@SCALE[+changed]", help="e.g. dis-fine@1 dis@4+changed")
     parser.add_argument("--clips", type=int, default=60)
     parser.add_argument("--seed", type=int, default=777, help="PokeSim seed of the clips (default 777)")
     parser.add_argument("--res", type=int, default=64, help="the store's resolution")
@@ -82,14 +98,17 @@ def main() -> None:
     cv2.setNumThreads(1)
     frames, truth = render_clips(args.clips, args.seed, args.video_res, args.res)
     print(f"{args.clips} clips of seed {args.seed} at {args.video_res} px, scored at {args.res} px")
-    print(f"{'estimator':20s} {'moving':>7s} {'still':>6s} {'false':>6s} {'flows/s':>8s}")
+    print(f"{'estimator':20s} {'moving':>7s} {'still':>6s} {'false':>6s} {'IoU':>6s} {'area':>5s} {'flows/s':>8s}")
     for spec in args.estimators:
-        method, _, scale = spec.partition("@")
+        flow, _, mask = spec.partition("+")
+        if mask not in ("", "changed"):
+            raise SystemExit(f"unknown mask {mask!r} in {spec!r}; the one mask is +changed")
+        method, _, scale = flow.partition("@")
         size = args.res * int(scale or 1)
         videos = [through_h264(clip, size) for clip in frames]
-        result = score(get_flow_estimator(method), videos, truth, args.res)
+        result = score(get_flow_estimator(method), videos, truth, args.res, mask == "changed")
         print(f"{spec:20s} {result['moving']:7.3f} {result['still']:6.3f} {100 * result['false']:5.1f}% "
-              f"{result['flows_per_s']:8.0f}", flush=True)
+              f"{result['iou']:6.3f} {result['area']:5.2f} {result['flows_per_s']:8.0f}", flush=True)
 
 
 if __name__ == "__main__":

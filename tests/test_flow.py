@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import textured_background
-from poke2video.data.flow import (ESTIMATORS, chain_flows, check_trackable, downscale_flow, estimate_flow,
-                                  get_flow_estimator)
+from poke2video.data.flow import (ESTIMATORS, chain_flows, changed_region, check_trackable, downscale_flow,
+                                  estimate_flow, get_flow_estimator, still_where_unchanged)
 from poke2video.errors import UserError
 
 
@@ -105,3 +105,31 @@ def test_each_tracker_follows_frames_as_long_as_it_declares(method):
     check_trackable("f.png", estimator.max_side, 1, estimator)
     with pytest.raises(UserError, match=f"f.png: 1x{estimator.max_side + 1} pixels; .* at most {estimator.max_side}"):
         check_trackable("f.png", 1, estimator.max_side + 1, estimator)
+
+
+def test_changed_region_is_where_the_colours_change_with_closed_outlines_filled():
+    before = np.full((40, 40, 3), 90, np.uint8)
+    before[10:30, 10:30] = 200                       # a flat square with a dark one-pixel outline
+    before[10, 10:30] = before[29, 10:30] = before[10:30, 10] = before[10:30, 29] = 20
+    after = np.full_like(before, 90)
+    after[11:31, 11:31] = 200                        # the same square one pixel down and right
+    after[11, 11:31] = after[30, 11:31] = after[11:31, 11] = after[11:31, 30] = 20
+    changed = changed_region(before, after)
+    assert changed[12:28, 12:28].all()               # the flat inside changes nowhere, yet is enclosed: filled
+    assert not changed[:8].any() and not changed[:, :8].any() and not changed[33:].any()
+    noisy = np.clip(before.astype(int) + np.random.default_rng(0).integers(-6, 7, before.shape), 0, 255)
+    assert not changed_region(before, noisy.astype(np.uint8)).any()     # compression noise below the level
+
+
+def test_flow_is_kept_only_where_the_frames_changed():
+    before = np.full((32, 32, 3), 120, np.uint8)
+    before[4:8, 4:8] = 250                           # a small part that jumps right, past its own width
+    after = np.full_like(before, 120)
+    after[4:8, 10:14] = 250
+    blob = np.zeros((2, 32, 32), np.float32)
+    blob[0, :16, :20] = 6.0                          # an estimate that spread the part's motion around it
+    kept = still_where_unchanged(blob, before, after)
+    assert kept.dtype == np.float32 and kept.shape == blob.shape
+    assert (kept[0, 4:8, 4:8] == 6.0).all()          # the part where it was
+    assert (kept[:, 12:, :] == 0).all() and (kept[:, :, 16:] == 0).all() and (kept[0, 0, 0] == 0)
+    assert np.array_equal(still_where_unchanged(blob, before, before), np.zeros_like(blob))

@@ -72,12 +72,35 @@ def test_flow_estimated_at_a_larger_scale_is_stored_at_the_resolution(tmp_path):
     assert np.median(clip_flow[:, 1]) == pytest.approx(-2, abs=0.2)
 
 
+def test_flow_mask_changed_keeps_motion_only_where_the_frames_change(tmp_path):
+    gradient = np.broadcast_to(np.linspace(60, 180, 64, dtype=np.float32)[None, :, None], (64, 64, 3))
+    patch = textured_background(12, 12, seed=3)
+    frames = np.empty((8, 64, 64, 3), np.uint8)
+    for t in range(8):                                  # a textured part, 2 px per frame, on a smooth backdrop
+        frames[t] = gradient.astype(np.uint8)
+        frames[t, 26:38, 10 + 2 * t:22 + 2 * t] = patch
+    write_video(tmp_path / "in" / "part.mp4", frames)
+    kwargs = {"resolution": 64, "clip_length": 2, "flow_method": "dis", "flow_scale": 1}
+    plain = Store.open(prepare_dataset([tmp_path / "in"], tmp_path / "plain", **kwargs))
+    masked = Store.open(prepare_dataset([tmp_path / "in"], tmp_path / "masked", flow_mask="changed", **kwargs))
+    assert masked.manifest["data_config"]["flow_mask"] == "changed"
+    assert np.array_equal(np.asarray(masked.frames(0)), np.asarray(plain.frames(0)))
+    steps = np.asarray(masked.array(0, "step_flow"), np.float32)            # [7, 2, 64, 64]
+    far = np.ones((64, 64), bool)
+    far[20:44, 4:40] = False                                             # the part's path and a margin
+    assert (steps[:, :, far] == 0).all()
+    assert np.median(steps[:, 0, 28:36, 14:20]) == pytest.approx(2, abs=0.4)
+    assert np.abs(np.asarray(plain.array(0, "step_flow"), np.float32)[:, :, far]).sum() > 0   # what the mask removes
+
+
 def test_unknown_flow_method_or_scale_is_refused_before_reading(tmp_path):
     write_video(tmp_path / "in" / "v.mp4", moving_square_frames(12))
     with pytest.raises(UserError, match="unknown flow method 'raft'"):
         prepare_dataset([tmp_path / "in"], tmp_path / "d", flow_method="raft")
     with pytest.raises(UserError, match="flow scale must be between 1 and 8, got 9"):
         prepare_dataset([tmp_path / "in"], tmp_path / "d", flow_scale=9)
+    with pytest.raises(UserError, match="flow mask must be one of none, changed, got 'blur'"):
+        prepare_dataset([tmp_path / "in"], tmp_path / "d", flow_mask="blur")
     assert not (tmp_path / "d").exists()
 
 

@@ -6,6 +6,7 @@ import os
 import sys
 
 from poke2video import __version__
+from poke2video.config import FLOW_MASKS
 from poke2video.errors import UserError, print_line
 
 TRACKERS = ["farneback-fine", "dis-fine", "dis"]  # data/flow.py ESTIMATORS, the metrics' default first
@@ -135,6 +136,8 @@ def _add_prepare(sub) -> None:
                    help="optical flow estimator: dis, dis-fine or farneback-fine (default: dis)")
     p.add_argument("--flow-scale", type=_positive_int, default=None, metavar="K",
                    help="estimate the flow on frames K times the resolution, then average it down (default 2)")
+    p.add_argument("--flow-mask", choices=FLOW_MASKS, default=None,
+                   help="changed: no motion where two frames' colours do not change (default: none)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable videos and list them")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
@@ -304,7 +307,8 @@ def _cmd_prepare(args) -> None:
     prepare_dataset(inputs=args.inputs, out=args.out, layout=args.layout, resolution=args.res,
                     stride=args.stride, clip_length=args.clip_length, start_step=args.start_step,
                     seed=args.seed, skip_bad=args.skip_bad, overwrite=args.overwrite, shard=args.shard,
-                    flow_method=args.flow_method, flow_scale=args.flow_scale)
+                    flow_method=args.flow_method, flow_scale=args.flow_scale,
+                    flow_mask=args.flow_mask)
 
 
 def _cmd_merge(args) -> None:

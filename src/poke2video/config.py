@@ -18,6 +18,7 @@ import yaml
 from poke2video.errors import UserError
 
 PRESET_DIR = Path(__file__).parent / "presets"
+FLOW_MASKS = ("none", "changed")   # DataConfig.flow_mask
 
 
 def poke_size_for(resolution: int) -> int:
@@ -37,6 +38,7 @@ class DataConfig:
     flow_method: str = "dis"      # optical flow estimator per frame step (see data/flow.py)
     flow_scale: int = 2           # the flow is estimated on frames `flow_scale` times the resolution, then
     #                               area-averaged down with its vectors scaled (data/flow.py, downscale_flow)
+    flow_mask: str = "none"       # "changed": each step's flow is zero where the frames' colours did not change
 
     def validate(self) -> None:
         if self.resolution < 16 or self.resolution > 1024:
@@ -49,6 +51,8 @@ class DataConfig:
             raise UserError(f"target_fps must be positive, got {self.target_fps}")
         if not 1 <= self.flow_scale <= 8:
             raise UserError(f"flow scale must be between 1 and 8, got {self.flow_scale}")
+        if self.flow_mask not in FLOW_MASKS:
+            raise UserError(f"flow mask must be one of {', '.join(FLOW_MASKS)}, got {self.flow_mask!r}")
 
 
 @dataclass

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from poke2video.config import DataConfig, to_dict
-from poke2video.data.flow import FlowEstimator, chain_flows, downscale_flow, get_flow_estimator
+from poke2video.data.flow import FlowEstimator, chain_flows, downscale_flow, get_flow_estimator, still_where_unchanged
 from poke2video.data.layouts import DatasetLayout, VideoSource, collect_sources, get_layout, make_splits
 from poke2video.data.listing import Listing
 from poke2video.data.shards import shard_header, shard_indices
@@ -54,14 +54,14 @@ class PrepareOptions:
 def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, stride: int | None = None,
                     clip_length: int = 10, start_step: int = 1, seed: int = 0, skip_bad: bool = False,
                     overwrite: bool = False, shard: tuple[int, int] | None = None, flow_method: str | None = None,
-                    flow_scale: int | None = None) -> Path:
+                    flow_scale: int | None = None, flow_mask: str | None = None) -> Path:
     """Build the store at `out` from `inputs` (video files / folders); returns its path.
 
     `shard=(i, n)` prepares only the inputs at positions g with g mod n = i (see data/shards.py).
     """
     dataset_layout = get_layout(layout)
-    flow = {name: value for name, value in (("flow_method", flow_method), ("flow_scale", flow_scale))
-            if value is not None}                                   # the config's defaults otherwise
+    flow = {name: value for name, value in (("flow_method", flow_method), ("flow_scale", flow_scale),
+                                            ("flow_mask", flow_mask)) if value is not None}                                   # the config's defaults otherwise
     data = DataConfig(resolution=resolution, clip_length=clip_length,
                       frame_stride=stride or dataset_layout.frame_stride,
                       target_fps=None if stride else dataset_layout.target_fps, start_step=start_step, **flow)
@@ -175,7 +175,7 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
     step_flow = files.stream("step_flow", np.float16, (2, res, res))   # [N-1, 2, H, W]
     motion = files.stream("motion", np.float32, ())              # [N-1]
     window: deque[np.ndarray] = deque(maxlen=T)                   # F(t -> t+1) for the last T steps
-    previous, fastest = None, 0.0
+    previous, previous_frame, fastest = None, None, 0.0
     sampling = Sampling(res, data.frame_stride, data.target_fps)
     pairs = prefetched(iter_frame_pairs(path, sampling, res * data.flow_scale))   # decoded while flow runs
     with closing(pairs):   # an error here stops the reader and closes the file at once
@@ -183,6 +183,8 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
             frames.append(frame[None])
             if previous is not None:
                 step = downscale_flow(estimator(previous, large), res)
+                if data.flow_mask == "changed":
+                    step = still_where_unchanged(step, previous_frame, frame)
                 motion.append(np.hypot(step[0], step[1])[None].mean(axis=(1, 2)))
                 step_flow.append(step.astype(np.float16)[None])
                 window.append(step)
@@ -191,7 +193,7 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
                     clip = chain_flows(np.stack(window)).astype(np.float16)
                     flow.append(clip[None])
                     fastest = max(fastest, float(np.hypot(clip[0], clip[1], dtype=np.float32).max()))
-            previous = large
+            previous, previous_frame = large, frame
     _check_length(path, frames.rows, T)
     files.save("starts", np.arange(0, frames.rows - T, data.start_step, dtype=np.int32))
     if fastest < STILL_FLOW_PX:
