@@ -148,16 +148,20 @@ def _add_train(sub) -> None:
 
 
 def _add_poke(sub) -> None:
-    p = sub.add_parser("poke", help="animate an image from one poke",
-                       description="Move the pixel at --source towards --target and write the response video.")
+    p = sub.add_parser("poke", help="animate an image from one poke or several",
+                       description="Move the pixel at --source towards --target (or every --poke at once), "
+                                   "hold every --pin still, and write the response video.")
     _add_checkpoint(p)
     p.add_argument("--image", required=True, help="input image (png, jpg, ...)")
-    p.add_argument("--source", nargs=2, type=coordinate, required=True, metavar=("X", "Y"),
+    p.add_argument("--source", nargs=2, type=coordinate, metavar=("X", "Y"),
                    help="pixel to poke, in the image's pixels (x right, y down)")
-    p.add_argument("--target", nargs=2, type=coordinate, required=True, metavar=("X", "Y"),
-                   help="where that pixel should end up")
+    p.add_argument("--target", nargs=2, type=coordinate, metavar=("X", "Y"), help="where that pixel should end up")
+    p.add_argument("--poke", nargs=4, type=coordinate, action="append", metavar=("X", "Y", "X2", "Y2"),
+                   help="a poke from (X, Y) to (X2, Y2); repeat for several at once (instead of --source/--target)")
+    p.add_argument("--pin", nargs=2, type=coordinate, action="append", metavar=("X", "Y"),
+                   help="a pixel to hold still; repeat for several (needs a flow model)")
     p.add_argument("--out", type=nonempty_path, required=True, help="output video: .mp4 or .gif")
-    p.add_argument("--overlay", action="store_true", help="draw the poke arrow and target dot")
+    p.add_argument("--overlay", action="store_true", help="draw the pokes' arrows and target dots, and the pins")
     p.set_defaults(func=_cmd_poke)
 
 
@@ -289,8 +293,13 @@ def _cmd_train(args) -> None:
 def _cmd_poke(args) -> None:
     from poke2video.poker import poke_to_file
 
-    poke_to_file(checkpoint=args.checkpoint, image=args.image, source=tuple(args.source),
-                 target=tuple(args.target), out=args.out, overlay=args.overlay)
+    if (args.poke and (args.source or args.target)) or not (args.poke or (args.source and args.target)):
+        raise UserError("give --source and --target for one poke, or --poke X Y X2 Y2 for each of several "
+                        "(not both)")
+    poke_to_file(checkpoint=args.checkpoint, image=args.image, source=args.source and tuple(args.source),
+                 target=args.target and tuple(args.target), out=args.out, overlay=args.overlay,
+                 pokes=args.poke and [(tuple(p[:2]), tuple(p[2:])) for p in args.poke],
+                 pins=args.pin and [tuple(p) for p in args.pin])
 
 
 def _cmd_evaluate(args) -> None:
