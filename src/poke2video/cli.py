@@ -6,6 +6,8 @@ import os
 import sys
 
 from poke2video import __version__
+from poke2video.cli_types import (coordinate, non_negative_int, nonempty_path, port_number, positive_int, seed_number,
+                                  shard_spec)
 from poke2video.config import FLOW_MASKS
 from poke2video.errors import UserError, print_line
 
@@ -29,55 +31,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2)
 
 
-def _point(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"coordinate must be finite, got {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = _positive_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {value}")
-    return value
-
-
-def _int_from(low: int, words: str, high: int | None = None):
-    """An argparse type: an integer from `low` (to `high`), else "<words>, got N"."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{words}, got {value}")
-        return value
-    return parse
-
-
-_positive_int, _non_negative_int = _int_from(1, "must be at least 1"), _int_from(0, "must be 0 or more")
-# Every --seed: numpy takes no negative seed and torch.manual_seed none above 2^64 - 1.
-_seed = _int_from(0, "a seed is an integer from 0 to 2^64 - 1", 2**64 - 1)
-
-
-def _shard(text: str) -> tuple[int, int]:
-    index, _, count = text.partition("/")
-    if not (index.isdigit() and count.isdigit()) or not 0 <= int(index) < int(count):
-        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N (e.g. 0/4), got {text!r}")
-    return int(index), int(count)
-
-
-def _path(text: str) -> str:
-    """A file or folder argument: anything but the empty string (which would mean the current folder)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
-    return text
-
-
 def _add_checkpoint(p) -> None:
     p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
 
@@ -86,7 +39,7 @@ def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="poke a few PokeSim scenes with the bundled model",
                        description="Render a few PokeSim scenes, poke them with the bundled model and "
                                    "write videos and a contact sheet. Needs no data and no download.")
-    p.add_argument("--out", type=_path, default="demo_out", help="output folder (default: demo_out)")
+    p.add_argument("--out", type=nonempty_path, default="demo_out", help="output folder (default: demo_out)")
     _add_checkpoint(p)
     p.set_defaults(func=_cmd_demo)
 
@@ -95,12 +48,12 @@ def _add_simulate(sub) -> None:
     p = sub.add_parser("simulate", help="generate a PokeSim dataset with exact ground truth",
                        description="Render procedural articulated objects being poked, in the same store "
                                    "format as `prepare`, with ground-truth flow, masks and poke targets.")
-    p.add_argument("--out", type=_path, required=True, help="dataset directory to create")
-    p.add_argument("--clips", type=_positive_int, required=True, help="number of clips")
-    p.add_argument("--res", type=_positive_int, default=64, help="resolution in pixels (64 or 128)")
-    p.add_argument("--seed", type=_seed, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument("--out", type=nonempty_path, required=True, help="dataset directory to create")
+    p.add_argument("--clips", type=positive_int, required=True, help="number of clips")
+    p.add_argument("--res", type=positive_int, default=64, help="resolution in pixels (64 or 128)")
+    p.add_argument("--seed", type=seed_number, default=0, help="random seed (same seed, same bytes)")
     p.add_argument("--kind", choices=["plants", "figures", "mixed"], default="mixed")
-    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    p.add_argument("--workers", type=positive_int, default=1, help="parallel processes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.add_argument("--sway", type=float, default=0.0,
                    help="ambient sway of every joint in radians, 0 to 0.1 (default 0: only the poke moves things)")
@@ -110,7 +63,11 @@ def _add_simulate(sub) -> None:
     p.add_argument("--as-videos", action="store_true",
                    help="write the train split's clips as plain .mp4 files in --out (no ground truth, no store): "
                         "footage to `prepare` as a user's own videos would be")
-    p.add_argument("--chunk-clips", type=_positive_int, default=100, help="clips per store video (default 100)")
+    p.add_argument("--chunk-clips", type=positive_int, default=100, help="clips per store video (default 100)")
+    p.add_argument("--max-pokes", type=positive_int, default=1, metavar="K",
+                   help="object clips push 1..K points on different segments at once (default 1)")
+    p.add_argument("--max-pins", type=non_negative_int, default=0, metavar="P",
+                   help="object clips hold 0..P points still: a pinned segment's path from the root is locked (default 0)")
     p.set_defaults(func=_cmd_simulate)
 
 
@@ -119,28 +76,28 @@ def _add_prepare(sub) -> None:
                        description="Read videos (mp4/avi/mkv/webm or folders of numbered images), resize and "
                                    "centre-crop them, compute optical flow, and write a dataset store.")
     p.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR", help="video files or directories")
-    p.add_argument("--out", type=_path, required=True, help="dataset directory to create")
+    p.add_argument("--out", type=nonempty_path, required=True, help="dataset directory to create")
     layouts = ["generic", "plants", "iper", "taichi", "h36m"]
     p.add_argument("--layout", default="generic", choices=layouts,
                    help="where the videos lie and how they are split: generic (any videos, a seeded 80/20 split) "
                         "or a paper dataset as downloaded (default: generic)")
     p.add_argument("--preset", dest="layout", choices=layouts, default=argparse.SUPPRESS,
                    help=argparse.SUPPRESS)  # the option's former name, still accepted
-    p.add_argument("--res", type=_positive_int, default=64, help="square resolution in pixels (default 64)")
-    p.add_argument("--stride", type=_positive_int, default=None,
+    p.add_argument("--res", type=positive_int, default=64, help="square resolution in pixels (default 64)")
+    p.add_argument("--stride", type=positive_int, default=None,
                    help="keep every k-th frame (default: the layout's)")
-    p.add_argument("--clip-length", type=_positive_int, default=10, help="frames per clip after the first (T)")
-    p.add_argument("--start-step", type=_positive_int, default=1, help="frames between clip starts")
-    p.add_argument("--seed", type=_seed, default=0, help="seed of the generic 80/20 split")
+    p.add_argument("--clip-length", type=positive_int, default=10, help="frames per clip after the first (T)")
+    p.add_argument("--start-step", type=positive_int, default=1, help="frames between clip starts")
+    p.add_argument("--seed", type=seed_number, default=0, help="seed of the generic 80/20 split")
     p.add_argument("--flow", dest="flow_method", default=None, metavar="METHOD",
                    help="optical flow estimator: dis, dis-fine or farneback-fine (default: dis)")
-    p.add_argument("--flow-scale", type=_positive_int, default=None, metavar="K",
+    p.add_argument("--flow-scale", type=positive_int, default=None, metavar="K",
                    help="estimate the flow on frames K times the resolution, then average it down (default 2)")
     p.add_argument("--flow-mask", choices=FLOW_MASKS, default=None,
                    help="changed: no motion where two frames' colours do not change (default: none)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable videos and list them")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
-    p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+    p.add_argument("--shard", type=shard_spec, default=None, metavar="I/N",
                    help="prepare only the inputs at positions g (0-based, in the order prepare lists them: arguments "
                         "as given, folders in natural order) with g mod N = I, as one of N machines or processes; "
                         "join the N stores with `poke2video merge`")
@@ -153,7 +110,7 @@ def _add_merge_verify(sub) -> None:
                                    "to running prepare once on all inputs (splits recomputed over all videos). "
                                    "Array files are hard-linked where possible, else copied.")
     p.add_argument("shards", nargs="+", metavar="SHARD_DIR", help="the shard stores, all N of them")
-    p.add_argument("--out", type=_path, required=True, help="dataset directory to create")
+    p.add_argument("--out", type=nonempty_path, required=True, help="dataset directory to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.set_defaults(func=_cmd_merge)
     p = sub.add_parser("verify", help="check every array of a dataset store against its sha256",
@@ -167,24 +124,24 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model on a dataset store",
                        description="Train the poke-to-video model. Kill it at any time; --resume continues.")
     p.add_argument("--data", required=True, help="dataset directory (from prepare or simulate)")
-    p.add_argument("--out", type=_path, required=True, help="run directory (weights, logs, resume state)")
+    p.add_argument("--out", type=nonempty_path, required=True, help="run directory (weights, logs, resume state)")
     p.add_argument("--preset", default="cpu-64",
                    help="cpu-64, paper-64, paper-128 or a preset YAML file (default cpu-64; a resumed run keeps "
                         "its own)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=_positive_int,
+    budget.add_argument("--steps", type=positive_int,
                         help="train until this step (counted across resumes; default: the preset's train.steps)")
     budget.add_argument("--max-minutes", type=float, help="wall-clock budget of this invocation in minutes")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out where it stopped (with no run there yet, start it: a command "
                         "that torchrun --max-restarts can repeat)")
-    p.add_argument("--seed", type=_seed, default=0, help="seed of weights, data order and pokes (default 0)")
+    p.add_argument("--seed", type=seed_number, default=0, help="seed of weights, data order and pokes (default 0)")
     p.add_argument("--val-data", default=None, metavar="DIR",
                    help="a separate store to validate on instead of --data's test clips (e.g. simulate --seed 1); "
                         "the weights that score best there are kept as best.safetensors")
     p.add_argument("--vgg-weights", default=None, metavar="PATH",
                    help="VGG19 weights file for the perceptual loss of the paper presets")
-    p.add_argument("--workers", type=_non_negative_int, default=None,
+    p.add_argument("--workers", type=non_negative_int, default=None,
                    help="processes loading batches, per training process (default: 0 on a CPU, up to 4 on a "
                         "GPU); any number gives the same training, bit for bit")
     p.add_argument("--in-memory", action="store_true",
@@ -194,16 +151,20 @@ def _add_train(sub) -> None:
 
 
 def _add_poke(sub) -> None:
-    p = sub.add_parser("poke", help="animate an image from one poke",
-                       description="Move the pixel at --source towards --target and write the response video.")
+    p = sub.add_parser("poke", help="animate an image from one poke or several",
+                       description="Move the pixel at --source towards --target (or every --poke at once), "
+                                   "hold every --pin still, and write the response video.")
     _add_checkpoint(p)
     p.add_argument("--image", required=True, help="input image (png, jpg, ...)")
-    p.add_argument("--source", nargs=2, type=_point, required=True, metavar=("X", "Y"),
+    p.add_argument("--source", nargs=2, type=coordinate, metavar=("X", "Y"),
                    help="pixel to poke, in the image's pixels (x right, y down)")
-    p.add_argument("--target", nargs=2, type=_point, required=True, metavar=("X", "Y"),
-                   help="where that pixel should end up")
-    p.add_argument("--out", type=_path, required=True, help="output video: .mp4 or .gif")
-    p.add_argument("--overlay", action="store_true", help="draw the poke arrow and target dot")
+    p.add_argument("--target", nargs=2, type=coordinate, metavar=("X", "Y"), help="where that pixel should end up")
+    p.add_argument("--poke", nargs=4, type=coordinate, action="append", metavar=("X", "Y", "X2", "Y2"),
+                   help="a poke from (X, Y) to (X2, Y2); repeat for several at once (instead of --source/--target)")
+    p.add_argument("--pin", nargs=2, type=coordinate, action="append", metavar=("X", "Y"),
+                   help="a pixel to hold still; repeat for several (needs a flow model)")
+    p.add_argument("--out", type=nonempty_path, required=True, help="output video: .mp4 or .gif")
+    p.add_argument("--overlay", action="store_true", help="draw the pokes' arrows and target dots, and the pins")
     p.set_defaults(func=_cmd_poke)
 
 
@@ -217,13 +178,13 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--split", default="test", help="split to score (default test; PokeSim also has test_unseen)")
     p.add_argument("--baselines", default="static,warp",
                    help="comma-separated: static, warp, oracle, oracle-true-fill (the oracles: PokeSim only), or none")
-    p.add_argument("--limit", type=_positive_int, default=None, help="score only the first N clips")
-    p.add_argument("--out", type=_path, required=True, help="report folder to create")
+    p.add_argument("--limit", type=positive_int, default=None, help="score only the first N clips")
+    p.add_argument("--out", type=nonempty_path, required=True, help="report folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
-    p.add_argument("--structure-clips", type=_non_negative_int, default=4,
+    p.add_argument("--structure-clips", type=non_negative_int, default=4,
                    help="PokeSim object pokes that get a correlation map scored against the kinematic tree (0: off)")
-    p.add_argument("--structure-pokes", type=_positive_int, default=16, help="random pokes per correlation map")
-    p.add_argument("--examples", type=_non_negative_int, default=4, help="clips on the example sheet")
+    p.add_argument("--structure-pokes", type=positive_int, default=16, help="random pokes per correlation map")
+    p.add_argument("--examples", type=non_negative_int, default=4, help="clips on the example sheet")
     p.add_argument("--no-motion", action="store_true",
                    help="skip the motion metrics (they track every scored pixel, and the real clip on a store "
                         "without ground truth)")
@@ -237,7 +198,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--lpips-alex-heads", default=None, metavar="PATH", help="lpips v0.1 alex.pth linear heads")
     p.add_argument("--i3d-weights", default=None, metavar="PATH", help="i3d_torchscript.pt for FVD")
     p.add_argument("--no-fvd", action="store_true", help="skip FVD")
-    p.add_argument("--seed", type=_seed, default=0,
+    p.add_argument("--seed", type=seed_number, default=0,
                    help="seed of the correlation pokes and the bootstrap")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -248,11 +209,11 @@ def _add_correlate(sub) -> None:
                                    "the inverse variance of its distance to the poke vector (docs/architecture.md).")
     _add_checkpoint(p)
     p.add_argument("--image", required=True, help="input image (png, jpg, ...)")
-    p.add_argument("--at", nargs=2, type=_point, required=True, metavar=("X", "Y"),
+    p.add_argument("--at", nargs=2, type=coordinate, required=True, metavar=("X", "Y"),
                    help="pixel to poke, in the image's pixels (x right, y down)")
-    p.add_argument("--out", type=_path, required=True, help="output map: .png")
-    p.add_argument("--pokes", type=_positive_int, default=16, help="random pokes (default 16)")
-    p.add_argument("--seed", type=_seed, default=0, help="seed of the random pokes")
+    p.add_argument("--out", type=nonempty_path, required=True, help="output map: .png")
+    p.add_argument("--pokes", type=positive_int, default=16, help="random pokes (default 16)")
+    p.add_argument("--seed", type=seed_number, default=0, help="seed of the random pokes")
     p.set_defaults(func=_cmd_correlate)
 
 
@@ -263,8 +224,8 @@ def _add_app(sub) -> None:
     _add_checkpoint(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=_port, default=7860, help="port, 1 to 65535 (default 7860)")
-    p.add_argument("--threads", type=_positive_int, default=1, help="torch threads for inference (default 1)")
+    p.add_argument("--port", type=port_number, default=7860, help="port, 1 to 65535 (default 7860)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads for inference (default 1)")
     p.set_defaults(func=_cmd_app)
 
 
@@ -293,12 +254,14 @@ def _cmd_simulate(args) -> None:
     if args.as_videos:
         from poke2video.sim.videos import simulate_videos
 
+        if args.max_pokes != 1 or args.max_pins != 0:
+            raise UserError("--max-pokes and --max-pins need a store (plain videos carry no pokes); drop --as-videos")
         simulate_videos(args.out, clips=args.clips, resolution=args.res, seed=args.seed, kind=args.kind,
                         procedural=args.procedural)
         return
     simulate_dataset(out=args.out, clips=args.clips, resolution=args.res, seed=args.seed, kind=args.kind,
                      workers=args.workers, overwrite=args.overwrite, sway=args.sway, chunk_clips=args.chunk_clips,
-                     procedural=args.procedural)
+                     procedural=args.procedural, max_pokes=args.max_pokes, max_pins=args.max_pins)
 
 
 def _cmd_prepare(args) -> None:
@@ -334,8 +297,13 @@ def _cmd_train(args) -> None:
 def _cmd_poke(args) -> None:
     from poke2video.poker import poke_to_file
 
-    poke_to_file(checkpoint=args.checkpoint, image=args.image, source=tuple(args.source),
-                 target=tuple(args.target), out=args.out, overlay=args.overlay)
+    if (args.poke and (args.source or args.target)) or not (args.poke or (args.source and args.target)):
+        raise UserError("give --source and --target for one poke, or --poke X Y X2 Y2 for each of several "
+                        "(not both)")
+    poke_to_file(checkpoint=args.checkpoint, image=args.image, source=args.source and tuple(args.source),
+                 target=args.target and tuple(args.target), out=args.out, overlay=args.overlay,
+                 pokes=args.poke and [(tuple(p[:2]), tuple(p[2:])) for p in args.poke],
+                 pins=args.pin and [tuple(p) for p in args.pin])
 
 
 def _cmd_evaluate(args) -> None:

@@ -21,6 +21,7 @@ MAX_SIDE = {".mp4": 16384, ".gif": 65535}   # pixels a side libx264 encodes; GIF
 ARROW_RGB = (255, 40, 40)
 OUTLINE_RGB = (0, 0, 0)
 TARGET_RGB = (40, 220, 255)
+PIN_RGB = (255, 255, 255)
 _SUBPIXEL_BITS = 4  # cv2 drawing with 1/16-pixel coordinates
 
 
@@ -62,6 +63,28 @@ def draw_poke_overlay(video: np.ndarray, source_xy, target_xy) -> np.ndarray:
         cv2.circle(frame, end, int(radius) + (1 << _SUBPIXEL_BITS), OUTLINE_RGB, -1, cv2.LINE_AA, _SUBPIXEL_BITS)
         cv2.circle(frame, end, int(radius), TARGET_RGB, -1, cv2.LINE_AA, _SUBPIXEL_BITS)
     return out
+
+
+def draw_pin_overlay(video: np.ndarray, pin_xy) -> np.ndarray:
+    """A copy of uint8 video [T, H, W, 3] with a pin drawn on every frame: a white ring, outlined."""
+    height, width = video.shape[1:3]
+    thickness = max(1, round(min(height, width) / 96))
+    radius = int(max(2.5, 2.5 * thickness) * (1 << _SUBPIXEL_BITS))
+    centre = _fixed_point(pin_xy)
+    out = np.ascontiguousarray(video).copy()
+    for frame in out:
+        cv2.circle(frame, centre, radius, OUTLINE_RGB, thickness + 2, cv2.LINE_AA, _SUBPIXEL_BITS)
+        cv2.circle(frame, centre, radius, PIN_RGB, thickness, cv2.LINE_AA, _SUBPIXEL_BITS)
+    return out
+
+
+def draw_marks_overlay(video: np.ndarray, pokes, pins) -> np.ndarray:
+    """A copy of uint8 video [T, H, W, 3] with every poke (source, target) and pin (x, y) drawn."""
+    for source_xy, target_xy in pokes:
+        video = draw_poke_overlay(video, source_xy, target_xy)
+    for pin_xy in pins:
+        video = draw_pin_overlay(video, pin_xy)
+    return video
 
 
 def write_video(path: str | os.PathLike, video: np.ndarray, fps: float = 8.0, crf: int = 12) -> Path:

@@ -24,9 +24,12 @@ class FlowModelConfig:
     unet_channels: list[int] = field(default_factory=lambda: [24, 48, 96, 128])   # width per scale
     time_basis: int = 3           # curves over time that every pixel's flow combines
     frames: int = 10              # T: default number of generated frames
+    pin_input: bool = False       # read pins as one more drawn channel (weights without it have none)
 
     def validate(self) -> None:
         check_bounds("model", self, FLOW_MODEL_BOUNDS)
+        if not isinstance(self.pin_input, bool):
+            raise UserError(f"model.pin_input must be true or false, got {self.pin_input!r}")
         if not 1 <= len(self.unet_channels) <= 8 or not 1 <= min(self.unet_channels) <= max(self.unet_channels) <= 4096:
             raise UserError(f"model.unet_channels must hold 1 to 8 widths between 1 and 4096, got {self.unet_channels}")
         if self.resolution % (2 ** (len(self.unet_channels) - 1)):

@@ -113,6 +113,13 @@ def _bilinear(field: np.ndarray, points: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
+def sample_flow(flow: np.ndarray, points) -> np.ndarray:
+    """float64 [N, 2]: flow [2, H, W] read bilinearly at points [N, 2] = (x, y) (clamped to the image)."""
+    flow = np.asarray(flow, np.float64)
+    limits = np.array([flow.shape[2] - 1.0, flow.shape[1] - 1.0])
+    return _bilinear(flow, np.clip(np.asarray(points, np.float64).reshape(-1, 2), 0.0, limits))
+
+
 def track_points(video: np.ndarray, points, flow: FlowEstimator | None = None) -> np.ndarray:
     """Follow pixels of frame 0, points [N, 2] = (x, y), through the video; -> float64 [T, N, 2].
 

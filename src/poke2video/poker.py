@@ -2,6 +2,11 @@
 
     poker = Poker.load("runs/a/model.safetensors")     # or Poker.load() for the bundled default model
     video = poker.animate(image, source=(30, 22), target=(36, 20))   # uint8 [T, H, W, 3]
+    video = poker.animate(image, pokes=[((30, 22), (36, 20)), ((10, 40), (8, 44))], pins=[(20, 50)])
+
+Several pokes act at once; a pin is a pixel that must not move. A flow model with a pin channel reads the
+pins, and for every flow model the flow is held at zero around each pin (`poking/pins.py`), so a pinned
+pixel stays where it is in every frame. A model that draws frames (family gru) takes no pins.
 
 Any image size works: the image is resized (per axis) to the model's square resolution, the poke's
 coordinates are scaled the same way, and the generated video has the image's size, so input and output
@@ -24,9 +29,10 @@ from PIL import Image
 from poke2video.data.pokes import impulse_vector
 from poke2video.data.video import pil_to_rgb, read_image
 from poke2video.errors import UserError
-from poke2video.export import check_video_path, check_video_size, draw_poke_overlay, write_video
+from poke2video.export import check_video_path, check_video_size, draw_marks_overlay, write_video
 from poke2video.poking.flow import FlowPoking
 from poke2video.poking.gru import GRUPoking
+from poke2video.poking.request import requested_pins, requested_pokes
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
 ADAPTERS = {"unet": FlowPoking, "gru": GRUPoking}   # by family (families.py)
@@ -86,16 +92,34 @@ def check_point(name: str, xy, width: int, height: int) -> tuple[float, float]:
     return x, y
 
 
-def model_poke(source, target, width: int, height: int,
-               resolution: int) -> tuple[tuple[float, float], tuple[float, float]]:
-    """A poke in the pixels of a width x height image (checked to lie inside it) -> (source pixel, drag) in the
-    pixels of the model's resolution x resolution frame."""
-    source_xy = check_point("source", source, width, height)
-    target_xy = check_point("target", target, width, height)
+def model_poke(source, target, width: int, height: int, resolution: int,
+               names: tuple[str, str] = ("source", "target")) -> tuple[tuple[float, float], tuple[float, float]]:
+    """A poke in the pixels of a width x height image (checked to lie inside it; `names` name its ends in an
+    error) -> (source pixel, drag) in the pixels of the model's resolution x resolution frame."""
+    source_xy = check_point(names[0], source, width, height)
+    target_xy = check_point(names[1], target, width, height)
     scale = (resolution / width, resolution / height)
     source_model = tuple((v + 0.5) * s - 0.5 for v, s in zip(source_xy, scale))
     displacement = tuple((t - v) * s for t, v, s in zip(target_xy, source_xy, scale))
     return source_model, displacement
+
+
+def model_pokes(source, target, pokes, width: int, height: int,
+                resolution: int) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """[(source pixel, drag), ...] in model pixels from `source` and `target` (one poke) or `pokes`
+    (`poking.request.requested_pokes`), each point checked to lie inside the width x height image."""
+    pairs = requested_pokes(source, target, pokes)
+    if pokes is None:
+        return [model_poke(source, target, width, height, resolution)]
+    return [model_poke(s, t, width, height, resolution, (f"pokes[{i}] source", f"pokes[{i}] target"))
+            for i, (s, t) in enumerate(pairs)]
+
+
+def model_pins(pins, width: int, height: int, resolution: int) -> list[tuple[float, float]]:
+    """Pins in the pixels of a width x height image (each checked to lie inside it) -> in model pixels."""
+    scale = (resolution / width, resolution / height)
+    return [tuple((v + 0.5) * s - 0.5 for v, s in zip(check_point(f"pins[{i}]", pin, width, height), scale))
+            for i, pin in enumerate(requested_pins(pins))]
 
 
 class Poker:
@@ -164,44 +188,57 @@ class Poker:
         strength = math.hypot(*displacement_model_px) / (self.impulse_scale * self.frames)
         return impulse_vector(displacement_model_px, strength)
 
-    def animate(self, image, source, target, output_size: str = "image", mode: str | None = None) -> np.ndarray:
-        """uint8 [T, H, W, 3]: frames 1..T of the response to moving `source` towards `target`.
+    def _request(self, rgb: np.ndarray, source, target, pokes, pins, mode: str | None = None):
+        """(pokes [(source, vector the model reads)], pins [(x, y)]) in model pixels, checked (UserError)."""
+        height, width = rgb.shape[:2]
+        requested = model_pokes(source, target, pokes, width, height, self.resolution)
+        pinned = model_pins(pins, width, height, self.resolution)
+        if pinned and not self.has_flow:
+            raise UserError("pins need a model that gives flows (family unet); this model draws its frames")
+        return [(start, self.poke_displacement(drag, mode)) for start, drag in requested], pinned
 
-        `source`, `target`: (x, y) in the image's pixels. `output_size`: "image" (H, W of the input) or
-        "model" (the model's resolution). `mode`: one of `modes` ("displacement", or "impulse" for a model
-        trained on impulses); None: the model's own. A flow model carries the image's own pixels along its
-        flows, upsampled to the image's size, so a pixel that does not move keeps its exact value.
+    def animate(self, image, source=None, target=None, output_size: str = "image", mode: str | None = None, *,
+                pokes=None, pins=None) -> np.ndarray:
+        """uint8 [T, H, W, 3]: frames 1..T of the response to moving `source` towards `target`, or to all of
+        `pokes` [(source, target), ...] at once (1 to `MAX_POKES`), with `pins` [(x, y), ...] held still.
+
+        Points are (x, y) in the image's pixels. `output_size`: "image" (H, W of the input) or "model" (the
+        model's resolution). `mode`: one of `modes` ("displacement", or "impulse" for a model trained on
+        impulses); None: the model's own. A flow model carries the image's own pixels along its flows,
+        upsampled to the image's size, so a pixel that does not move keeps its exact value.
         """
         if output_size not in ("image", "model"):
             raise UserError(f"output_size must be 'image' or 'model', got {output_size!r}")
         rgb = load_image(image)
-        source_model, drag = model_poke(source, target, rgb.shape[1], rgb.shape[0], self.resolution)
-        return self.adapter.animate(rgb, source_model, self.poke_displacement(drag, mode), output_size)
+        requested, pinned = self._request(rgb, source, target, pokes, pins, mode)
+        return self.adapter.animate(rgb, requested, pinned, output_size)
 
-    def forward_flow(self, image, source, target) -> np.ndarray | None:
+    def forward_flow(self, image, source=None, target=None, *, pokes=None, pins=None) -> np.ndarray | None:
         """float32 [T, 2, H, W]: where each pixel of `image` is at frames 1..T (px of the image), for a model
-        that gives flows; None for one that only draws frames."""
+        that gives flows; None for one that only draws frames. Pokes and pins as `animate` takes them."""
         if not self.has_flow:
             return None
         rgb = load_image(image)
-        return self.adapter.image_flows(rgb, *model_poke(source, target, rgb.shape[1], rgb.shape[0], self.resolution))
+        return self.adapter.image_flows(rgb, *self._request(rgb, source, target, pokes, pins))
 
-    def animate_with_flow(self, image, source, target) -> tuple[np.ndarray, np.ndarray | None]:
-        """(`animate(image, source, target)`, `forward_flow(image, source, target)`) from one run of the network."""
+    def animate_with_flow(self, image, source=None, target=None, *, pokes=None,
+                          pins=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(`animate(...)`, `forward_flow(...)`) from one run of the network, for the same pokes and pins."""
         if not self.has_flow:
-            return self.animate(image, source, target), None
+            return self.animate(image, source, target, pokes=pokes, pins=pins), None
         rgb = load_image(image)
-        return self.adapter.animate_with_flow(rgb, *model_poke(source, target, rgb.shape[1], rgb.shape[0],
-                                                               self.resolution))
+        return self.adapter.animate_with_flow(rgb, *self._request(rgb, source, target, pokes, pins))
 
 
-def poke_to_file(checkpoint: str | None, image, source, target, out: str, overlay: bool = False) -> Path:
-    """Animate `image` and write the source frame plus the T generated frames to `out` (.mp4 or .gif)."""
+def poke_to_file(checkpoint: str | None, image, source, target, out: str, overlay: bool = False, *,
+                 pokes=None, pins=None) -> Path:
+    """Animate `image` (one poke `source` -> `target`, or `pokes`, and `pins`) and write the source frame
+    plus the T generated frames to `out` (.mp4 or .gif); `overlay` draws every poke and pin."""
     out_path = check_video_path(out)
     rgb = load_image(image)
     check_video_size(out_path, rgb.shape[1], rgb.shape[0])
-    video = Poker.load(checkpoint).animate(rgb, source, target)
+    video = Poker.load(checkpoint).animate(rgb, source, target, pokes=pokes, pins=pins)
     video = np.concatenate([rgb[None], video])
     if overlay:
-        video = draw_poke_overlay(video, source, target)
+        video = draw_marks_overlay(video, pokes if pokes is not None else [(source, target)], pins or [])
     return write_video(out_path, video)

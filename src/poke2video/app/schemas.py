@@ -27,6 +27,8 @@ class ModelInfo(BaseModel):
     modes: list[Mode] = Field(description="how a drag can be read; the first is the model's own")
     default_mode: Mode
     impulse_scale: float | None = Field(description="impulse models: per-step motion at strength 1")
+    max_pokes: int = Field(description="the most pokes one request may hold")
+    max_pins: int = Field(description="the most pins one request may hold (0: this model takes none)")
     step: int | None = Field(description="training step of the weights, when recorded")
 
 
@@ -46,12 +48,24 @@ class ExampleInfo(ImageInfo):
     target: list[float] = Field(description="where the simulator moved it by the last frame [x, y]")
 
 
-class PokeRequest(BaseModel):
-    image_id: str = Field(max_length=200)
+class PokeItem(BaseModel):
     source: Point
     target: Point
+
+
+class PokeRequest(BaseModel):
+    image_id: str = Field(max_length=200)
+    source: Point | None = Field(None, description="one poke: the pixel to move (with `target`)")
+    target: Point | None = Field(None, description="one poke: where it should go")
+    pokes: list[PokeItem] | None = Field(None, description="several pokes at once, instead of source and target "
+                                                           "(at most /api/model max_pokes)")
+    pins: list[Point] | None = Field(None, description="pixels to hold still (at most /api/model max_pins)")
     mode: Mode | None = Field(None, description="displacement | impulse (see /api/model modes); "
                                                 "default: the model's own")
+
+    def poke_pairs(self) -> list[tuple[list[float], list[float]]] | None:
+        """`pokes` as [(source, target), ...], or None when the request holds none."""
+        return None if self.pokes is None else [(item.source, item.target) for item in self.pokes]
 
 
 class FramesRequest(PokeRequest):
@@ -61,7 +75,7 @@ class FramesRequest(PokeRequest):
 
 class VideoRequest(PokeRequest):
     format: Literal["mp4", "gif"] = "mp4"
-    overlay: bool = Field(True, description="draw the poke arrow and target dot on every frame")
+    overlay: bool = Field(True, description="draw the pokes' arrows and target dots, and the pins, on every frame")
 
 
 class PokeResponse(BaseModel):

@@ -6,10 +6,12 @@
     POST /api/images        multipart upload (field `file`) -> {image_id, width, height, ...}
     GET  /api/images/{id}   the stored image as PNG (uploads are scaled to fit 512 px)
     POST /api/poke          {image_id, source: [x, y], target: [x, y], mode?, format?} -> T frames (base64 PNG
-                            or JPEG) + the model's ms
+                            or JPEG) + the model's ms; several pokes: "pokes": [{source, target}, ...]
+                            instead of source and target; "pins": [[x, y], ...] held still
     POST /api/video         the same + format mp4|gif, overlay -> the video file (image + T frames)
 
-Errors are JSON {"detail": "one line"}: 400 bad poke (outside the image, wrong mode), 403 a Host header
+Errors are JSON {"detail": "one line"}: 400 bad poke (outside the image, wrong mode, both forms or none,
+more pokes or pins than the limits), 403 a Host header
 naming another host or an Origin of another site, 404 unknown image id, 413 a body or image too large (bytes,
 counted as they arrive, or pixels), 415 not an image, 422 malformed request (not JSON, NaN, missing field), 429
 too many requests waiting for the model. Every answer carries nosniff and frame and content policies (Guard).
@@ -40,9 +42,10 @@ from starlette.exceptions import HTTPException
 from poke2video import __version__
 from poke2video.app import schemas
 from poke2video.app.images import AppError, ImageStore, Limits, decode_upload
-from poke2video.app.work import VIDEO_TYPES, WorkQueue, png_bytes, poke_job, video_job
+from poke2video.app.work import VIDEO_TYPES, PokeInputs, WorkQueue, png_bytes, poke_job, video_job
 from poke2video.errors import UserError, first_line
 from poke2video.poker import Poker
+from poke2video.poking.request import MAX_PINS, MAX_POKES, requested_pins, requested_pokes
 
 STATIC_DIR = Path(__file__).parent / "static"
 DOCS_ASSETS = "/docs-assets"   # the OpenAPI pages' scripts and styles (fastapi-offline)
@@ -78,6 +81,7 @@ def describe_model(poker: Poker, name: str) -> dict:
     return {"name": " ".join(str(poker.metadata.get("name") or name).split())[:200] or name,
             "resolution": poker.resolution, "frames": poker.frames, "parameters": parameters,
             "modes": list(poker.modes), "default_mode": poker.modes[0], "impulse_scale": poker.impulse_scale,
+            "max_pokes": MAX_POKES, "max_pins": MAX_PINS if poker.has_flow else 0,
             "step": step if isinstance(step, int) and not isinstance(step, bool) else None}
 
 
@@ -299,6 +303,14 @@ def _with_policies(send):
     return policed
 
 
+def _checked_request(request: schemas.PokeRequest) -> PokeInputs:
+    """The request's pokes and pins, their form and counts checked before it waits for the model (a
+    UserError, 400, names what is wrong); whether they lie inside the image is checked with the image."""
+    requested_pokes(request.source, request.target, request.poke_pairs())
+    requested_pins(request.pins)
+    return PokeInputs(request.source, request.target, request.poke_pairs(), request.pins)
+
+
 def _add_routes(app: FastAPI, state: AppState) -> None:
     errors = schemas.error_responses
 
@@ -331,16 +343,17 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
               summary="Poke an image: T frames (base64 PNG or JPEG) and the model's milliseconds")
     async def poke(request: schemas.FramesRequest):
         entry = state.images.get(request.image_id)
-        return await state.queue.run(poke_job, state.poker, entry, request.source, request.target, request.mode,
-                                     request.format)
+        pokes = _checked_request(request)
+        return await state.queue.run(poke_job, state.poker, entry, pokes, request.mode, request.format)
 
     @app.post("/api/video", responses={200: {"content": {t: {} for t in VIDEO_TYPES.values()}},
                                        **errors(400, 404, 422, 429)},
               response_class=Response, summary="Poke an image and download the video (mp4 or gif)")
     async def video(request: schemas.VideoRequest):
         entry = state.images.get(request.image_id)
-        data = await state.queue.run(video_job, state.poker, entry, request.source, request.target,
-                                     request.mode, request.format, request.overlay)
+        pokes = _checked_request(request)
+        data = await state.queue.run(video_job, state.poker, entry, pokes, request.mode, request.format,
+                                     request.overlay)
         filename = f"poke2video-{Path(entry.name).stem or 'poke'}.{request.format}"
         return Response(data, media_type=VIDEO_TYPES[request.format],
                         headers={"Content-Disposition": attachment(filename)})

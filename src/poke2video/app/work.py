@@ -13,13 +13,14 @@ import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image
 
 from poke2video.app.images import AppError, StoredImage
-from poke2video.export import draw_poke_overlay, write_video
+from poke2video.export import draw_marks_overlay, write_video
 from poke2video.poker import Poker
 
 JPEG_QUALITY = 90
@@ -78,21 +79,37 @@ def frame_base64(frame: np.ndarray, fmt: str) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def poke_job(poker: Poker, image: StoredImage, source, target, mode: str | None, fmt: str = "png") -> dict:
-    """The response to one poke: T frames as base64 PNGs or JPEGs at the image's size, and the model's time."""
+class PokeInputs(NamedTuple):
+    """What a request asks `Poker.animate` for: one poke (source, target) or several (pokes), and pins."""
+
+    source: list[float] | None
+    target: list[float] | None
+    pokes: list[tuple[list[float], list[float]]] | None
+    pins: list[list[float]] | None
+
+    def animate(self, poker: Poker, rgb: np.ndarray, mode: str | None) -> np.ndarray:
+        return poker.animate(rgb, self.source, self.target, mode=mode, pokes=self.pokes, pins=self.pins)
+
+    def all_pokes(self) -> list:
+        return self.pokes if self.pokes is not None else [(self.source, self.target)]
+
+
+def poke_job(poker: Poker, image: StoredImage, inputs: PokeInputs, mode: str | None, fmt: str = "png") -> dict:
+    """The response to one request: T frames as base64 PNGs or JPEGs at the image's size, and the model's time."""
     started = time.perf_counter()
-    video = poker.animate(image.rgb, source, target, mode=mode)
+    video = inputs.animate(poker, image.rgb, mode)
     ms = (time.perf_counter() - started) * 1000
     return {"frames": [frame_base64(frame, fmt) for frame in video], "format": fmt,
             "width": image.width, "height": image.height, "count": len(video), "ms": round(ms, 2),
             "mode": mode or poker.modes[0]}
 
 
-def video_job(poker: Poker, image: StoredImage, source, target, mode: str | None, fmt: str,
+def video_job(poker: Poker, image: StoredImage, inputs: PokeInputs, mode: str | None, fmt: str,
               overlay: bool) -> bytes:
-    """The file `poke2video poke` would write: the image, then the T frames; the poke drawn if `overlay`."""
-    video = np.concatenate([image.rgb[None], poker.animate(image.rgb, source, target, mode=mode)])
+    """The file `poke2video poke` would write: the image, then the T frames; the pokes and pins drawn if
+    `overlay`."""
+    video = np.concatenate([image.rgb[None], inputs.animate(poker, image.rgb, mode)])
     if overlay:
-        video = draw_poke_overlay(video, source, target)
+        video = draw_marks_overlay(video, inputs.all_pokes(), inputs.pins or [])
     with tempfile.TemporaryDirectory(prefix="poke2video-app-") as folder:
         return write_video(Path(folder) / f"poke.{fmt}", video).read_bytes()

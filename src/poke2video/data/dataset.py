@@ -7,6 +7,12 @@
     target_flow   float32 [2, H, W]     the clip's flow F(s -> s+T) in pixels; zeros for a background poke
                   float32 [T, 2, H, W]  with flow_frames="all": F(s -> s+t) for t = 1..T (PokeSim's `gt_flow`)
 
+From a PokeSim store made with several pokes or pins (`simulate --max-pokes/--max-pins`, arrays gt_pokes and
+gt_pins) and poke source "sim", an item has two more fields, and its poke map is the sum of every poke's:
+
+    pokes         float32 [K, 5]        every poke (x, y, dx, dy, present: 1, or 0 for an unused row); row 0 is `poke`
+    pins          float32 [P, 3]        every pin (x, y, present)
+
 The poke of item i in epoch e is drawn from the clip's flow F(s -> s+T) with a generator seeded by
 (seed, e, i), so it is reproducible and changes from epoch to epoch. With `impulse=True` (appendix B)
 (dx, dy) is the flow's direction times a strength in [0, 1]: the clip's mean per-step motion m divided
@@ -22,7 +28,7 @@ from torch.utils.data import Dataset
 
 from poke2video.config import FLOW_FRAMES, PokeConfig, poke_size_for
 from poke2video.data.flow import ESTIMATORS, chained_flows, get_flow_estimator
-from poke2video.data.pokes import impulse_vector, make_poke_map, sample_poke
+from poke2video.data.pokes import impulse_vector, make_poke_map, make_pokes_map, sample_poke
 from poke2video.data.store import Store
 from poke2video.errors import UserError
 
@@ -55,6 +61,8 @@ class PokeDataset(Dataset):
             raise UserError(f"{self.store.root} has no simulator pokes (`gt_poke`, written by `poke2video "
                             "simulate`): poke.source: sim needs a PokeSim store")
         self.poke_source = ("sim" if has_sim_pokes else "flow") if self.poke.source == "auto" else self.poke.source
+        self.several = self.poke_source == "sim" and all(
+            self.store.has_array(v, "gt_pokes") and self.store.has_array(v, "gt_pins") for v in range(len(self.store.videos)))
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -133,12 +141,28 @@ class PokeDataset(Dataset):
         T = self.store.clip_length
         clip = np.array(self.store.frames(video)[start:start + T + 1])  # uint8 [T+1, H, W, 3]
         targets = np.repeat(clip[:1], T, axis=0) if background else clip[1:]
-        poke_map = make_poke_map(self.store.resolution, source_xy, displacement, self.poke.poke_size)
         poke = np.array([*source_xy, *displacement, float(background)], np.float32)
         if background:
             target_flow = np.zeros_like(target_flow)
+        if self.several:
+            pokes, pins = self.sim_pokes_and_pins(index)
+            present = pokes[pokes[:, 4] > 0]
+            poke_map = make_pokes_map(self.store.resolution, zip(present[:, :2], present[:, 2:4]), self.poke.poke_size)
+            return (_to_unit_range(clip[0]), torch.from_numpy(poke_map), _to_unit_range(targets),
+                    torch.from_numpy(poke), torch.from_numpy(target_flow), torch.from_numpy(pokes), torch.from_numpy(pins))
+        poke_map = make_poke_map(self.store.resolution, source_xy, displacement, self.poke.poke_size)
         return (_to_unit_range(clip[0]), torch.from_numpy(poke_map),
                 _to_unit_range(targets), torch.from_numpy(poke), torch.from_numpy(target_flow))
+
+    def sim_pokes_and_pins(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(pokes float32 [K, 5] (x, y, dx, dy, present), pins float32 [P, 3] (x, y, present)) of item `index`
+        from a store's gt_pokes and gt_pins (an unused row, segment -1, has present 0)."""
+        video, row = self._video_row(index)
+        rows = np.asarray(self.store.array(video, "gt_pokes")[row], np.float32)       # [K, 10]
+        pinned = np.asarray(self.store.array(video, "gt_pins")[row], np.float32)      # [P, 3]
+        pokes = np.concatenate([rows[:, [0, 1, 4, 5]], (rows[:, 8:9] >= 0).astype(np.float32)], axis=1)
+        pins = np.concatenate([pinned[:, :2], (pinned[:, 2:3] >= 0).astype(np.float32)], axis=1)
+        return pokes * pokes[:, 4:], pins * pins[:, 2:]
 
 
 def _to_unit_range(frames: np.ndarray) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 A poke is a source pixel `(x, y)` and a displacement `(dx, dy)` in pixels of the model's resolution.
 The poke map is float32 [2, H, W]: zeros except a `poke_size` square centred on the source pixel that
-holds dx (channel 0) and dy (channel 1) (docs/architecture.md, "Poke map").
+holds dx (channel 0) and dy (channel 1) (docs/architecture.md, "Poke map"). Several pokes at once give the
+sum of their maps (`make_pokes_map`): where two squares overlap, their displacements add.
 """
 from __future__ import annotations
 
@@ -32,6 +33,14 @@ def make_poke_map(resolution: int, source_xy, displacement_xy, poke_size: int) -
     x0, x1 = (min(max(v, 0), resolution) for v in (x - half, x + half + 1))
     poke_map[0, y0:y1, x0:x1] = float(displacement_xy[0])
     poke_map[1, y0:y1, x0:x1] = float(displacement_xy[1])
+    return poke_map
+
+
+def make_pokes_map(resolution: int, pokes, poke_size: int) -> np.ndarray:
+    """float32 [2, H, W]: the sum of `make_poke_map` of every (source_xy, displacement_xy) in `pokes`."""
+    poke_map = np.zeros((2, resolution, resolution), np.float32)
+    for source_xy, displacement_xy in pokes:
+        poke_map += make_poke_map(resolution, source_xy, displacement_xy, poke_size)
     return poke_map
 
 

@@ -6,6 +6,7 @@ before anything memory-maps or reads it. The sizes in a shape:
 
     N  frames of the video       K  clips (rows of starts.npy; PokeSim: one per clip)
     R  the store's resolution    T  its clip length (frames after the first)
+    *  any size (the most pokes or pins a PokeSim clip may have, set by `simulate`)
 
 Arrays the table does not name (optional extras) may have any shape, but like every array a numeric dtype:
 an object array would need unpickling, and neither it nor a string or record array can be memory-mapped.
@@ -22,6 +23,7 @@ from poke2video.errors import UserError
 SEGMENT_SLOTS = 48    # sim/bodies.MAX_SEGMENTS: gt_parents and gt_joints have a row per possible segment
 POKE_FIELDS = 10      # sim/scene.POKE_COLUMNS
 OBJECT_FIELDS = 4     # sim/scene.OBJECT_COLUMNS
+PIN_FIELDS = 3        # sim/scene.PIN_COLUMNS
 
 # name -> (dtype, shape); a shape entry is a size above or a number
 ARRAY_FORMAT: dict[str, tuple[str, tuple[Any, ...]]] = {
@@ -37,17 +39,24 @@ ARRAY_FORMAT: dict[str, tuple[str, tuple[Any, ...]]] = {
     "gt_parents": ("int16", ("K", SEGMENT_SLOTS)),
     "gt_joints": ("float32", ("K", SEGMENT_SLOTS, 3)),
     "gt_object": ("int16", ("K", OBJECT_FIELDS)),
+    "gt_pokes": ("float32", ("K", "*", POKE_FIELDS)),     # PokeSim --max-pokes: every poke of a clip
+    "gt_pins": ("float32", ("K", "*", PIN_FIELDS)),       # PokeSim --max-pins: every pin of a clip
 }
 NUMERIC_KINDS = "biuf"   # bool, signed and unsigned integers, floats
 
 
-def expected_shape(name: str, frames: int, clips: int, resolution: int, clip_length: int) -> list[int] | None:
-    """The shape the format gives array `name` in a video of `frames` frames and `clips` clips; None for an
-    array it does not name."""
+def expected_shape(name: str, frames: int, clips: int, resolution: int, clip_length: int) -> list[int | None] | None:
+    """The shape the format gives array `name` in a video of `frames` frames and `clips` clips (None where any
+    size will do); None for an array it does not name."""
     if name not in ARRAY_FORMAT:
         return None
-    sizes = {"N": frames, "N-1": max(frames - 1, 0), "K": clips, "R": resolution, "T+1": clip_length + 1}
+    sizes = {"N": frames, "N-1": max(frames - 1, 0), "K": clips, "R": resolution, "T+1": clip_length + 1, "*": None}
     return [sizes[dim] if isinstance(dim, str) else dim for dim in ARRAY_FORMAT[name][1]]
+
+
+def shape_fits(shape: list[int], wanted: list[int | None]) -> bool:
+    """Whether `shape` is `wanted`, a None there standing for any size."""
+    return len(shape) == len(wanted) and all(w is None or w == s for s, w in zip(shape, wanted))
 
 
 def describe(name: str) -> str:
@@ -70,7 +79,7 @@ def check_video_arrays(where: str, folder: Path, arrays: dict[str, dict], resolu
                                 "integer or float arrays)")
             continue
         wanted = expected_shape(name, frames, clips, resolution, clip_length)
-        if dtype != np.dtype(ARRAY_FORMAT[name][0]) or shape != wanted:
+        if dtype != np.dtype(ARRAY_FORMAT[name][0]) or not shape_fits(shape, wanted):
             raise UserError(f"{where}: {file} is {info['dtype']} {shape}; a store's {name}.npy is {describe(name)}, "
                             f"here {ARRAY_FORMAT[name][0]} {wanted} (N={frames} frames, K={clips} clips, "
                             f"R={resolution}, T={clip_length})")

@@ -8,6 +8,9 @@ Two sources, chosen by the store (`load_cases`):
   its flow F(s -> s+T), a tenth of them on still background pixels (the expected video is then the
   source frame repeated, as in training).
 A poke whose target falls off the image (only borrowed background vectors can) is clipped to the image.
+A PokeSim store made with several pokes or pins (`gt_pokes`, `gt_pins`) gives every case all its pokes
+and pins: the first poke stays the case's poke (endpoint error), the others and the pins go to every
+method with it, and the truth (flow, frames) is the response to all of them at once.
 """
 from __future__ import annotations
 
@@ -19,9 +22,10 @@ import numpy as np
 from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
 from poke2video.errors import UserError
-from poke2video.sim.scene import POKE_COLUMNS
+from poke2video.sim.scene import PIN_COLUMNS, POKE_COLUMNS
 
-POKE = {name: index for index, name in enumerate(POKE_COLUMNS)}  # columns of gt_poke
+POKE = {name: index for index, name in enumerate(POKE_COLUMNS)}  # columns of gt_poke and gt_pokes
+PIN = {name: index for index, name in enumerate(PIN_COLUMNS)}    # columns of gt_pins
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class EvalCase:
     segments: np.ndarray | None = None    # uint8 [H, W]: frame 0's segment ids, 0 background, s + 1 segment s
     parents: np.ndarray | None = None     # int16 [S]: parent segment of each segment, -1 root, -2 unused
     poked_segment: int | None = None
+    more_pokes: tuple = ()                # ((source), (target handed to the model)) of the pokes after the first
+    pins: tuple = ()                      # (x, y) of every pinned pixel
 
     @property
     def source_frame(self) -> np.ndarray:
@@ -54,11 +60,22 @@ class EvalCase:
     def object_mask(self) -> np.ndarray | None:
         return None if self.segments is None else self.segments > 0
 
+    def method_inputs(self) -> dict:
+        """The keywords a method gets beside the first poke: {} for one poke and no pin, else every poke
+        ("pokes": [(source, target), ...], the first one first) and the pins."""
+        if not self.more_pokes and not self.pins:
+            return {}
+        return {"pokes": [(self.poke_source, self.poke_target), *self.more_pokes], "pins": list(self.pins)}
+
     def describe(self) -> dict:
-        """JSON-ready summary of the clip and its poke."""
-        return {"video": self.clip[0], "row": self.clip[1], "is_background": self.is_background,
-                "source": list(self.poke_source), "target": list(self.poke_target),
-                "true_target": list(self.true_target)}
+        """JSON-ready summary of the clip and its pokes."""
+        summary = {"video": self.clip[0], "row": self.clip[1], "is_background": self.is_background,
+                   "source": list(self.poke_source), "target": list(self.poke_target),
+                   "true_target": list(self.true_target)}
+        if self.more_pokes or self.pins:
+            summary["more_pokes"] = [[list(a), list(b)] for a, b in self.more_pokes]
+            summary["pins"] = [list(pin) for pin in self.pins]
+        return summary
 
 
 def is_pokesim(store: Store) -> bool:
@@ -88,7 +105,24 @@ def pokesim_case(store: Store, video: int, row: int) -> EvalCase:
         gt_flow=np.asarray(store.array(video, "gt_flow")[row, 1:], np.float32),
         segments=np.asarray(store.array(video, "gt_segments")[row, 0]),
         parents=np.asarray(store.array(video, "gt_parents")[row]),
-        poked_segment=None if background else int(poke[POKE["segment"]]))
+        poked_segment=None if background else int(poke[POKE["segment"]]),
+        **_several(store, video, row, width, height))
+
+
+def _several(store: Store, video: int, row: int, width: int, height: int) -> dict:
+    """{"more_pokes", "pins"} of a clip of a store with gt_pokes and gt_pins (unused rows, segment -1,
+    left out); {} for a store without them."""
+    if not (store.has_array(video, "gt_pokes") and store.has_array(video, "gt_pins")):
+        return {}
+    more = []
+    for poke in np.asarray(store.array(video, "gt_pokes")[row, 1:], np.float64):
+        if poke[POKE["segment"]] >= 0:
+            source = (float(poke[POKE["x"]]), float(poke[POKE["y"]]))
+            target = (source[0] + poke[POKE["drag_x"]], source[1] + poke[POKE["drag_y"]])
+            more.append((source, _inside(target, width, height)))
+    pins = [(float(pin[PIN["x"]]), float(pin[PIN["y"]]))
+            for pin in np.asarray(store.array(video, "gt_pins")[row], np.float64) if pin[PIN["segment"]] >= 0]
+    return {"more_pokes": tuple(more), "pins": tuple(pins)}
 
 
 def dataset_case(dataset: PokeDataset, index: int) -> EvalCase:

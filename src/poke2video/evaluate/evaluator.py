@@ -18,6 +18,9 @@ the summary):
   the flow against the ground truth on object pixels, every frame; no tracker.
 - background_change (background pokes): mean absolute change from the source frame, in units of 255.
 - structure_auc (PokeSim, the first `structure_clips` object pokes): the correlation map's AUC.
+- pin_motion (object pokes with pins, PokeSim stores made with --max-pins): every pinned pixel tracked
+  through the video, its distance at frame T from where it started, mean over the pins; pin_flow: the same
+  read from the method's forward flow at frame T, for methods that give one.
 - ms_per_video: wall-clock milliseconds to make the video (batch 1).
 Set metric: fvd, generated videos (source + T frames) against the expected videos.
 LPIPS and FVD need pretrained networks; when they cannot be had they are reported "unavailable" with
@@ -102,7 +105,22 @@ def score_clip(case: EvalCase, generated: np.ndarray, against_real: bool, truth:
     if flow is not None and case.gt_flow is not None and case.object_mask.any():
         split = metrics.motion_split(flow, case.gt_flow, case.object_mask)
         scores.update({f"flow_error{'' if part == 'all' else '_' + part}": value for part, value in split.items()})
+    scores.update(pin_scores(case, with_source, flow, tracker))
     return {name: value for name, value in scores.items() if value is not None}
+
+
+def pin_scores(case: EvalCase, video_with_source: np.ndarray, flow: np.ndarray | None,
+               tracker: FlowEstimator | None = None) -> dict[str, float]:
+    """{"pin_motion": mean px the pinned pixels moved by frame T, tracked through `video_with_source`
+    [T+1, H, W, 3]; "pin_flow": the same from `flow` [T, 2, H, W] at frame T, when given}; {} without pins."""
+    if not case.pins or case.is_background:
+        return {}
+    pins = np.asarray(case.pins, np.float64)                                   # [P, 2]
+    tracked = metrics.track_points(video_with_source, pins, tracker)[-1]       # [P, 2] at frame T
+    scores = {"pin_motion": float(np.hypot(*(tracked - pins).T).mean())}
+    if flow is not None:
+        scores["pin_flow"] = float(np.hypot(*metrics.sample_flow(flow[-1], pins).T).mean())
+    return scores
 
 
 def structure_score(method: Method, case: EvalCase, options: EvalOptions, tracker: FlowEstimator | None = None,

@@ -37,7 +37,8 @@ ABOUT = {
 
 @dataclass(frozen=True)
 class Method:
-    """A named way to make videos: `animate(frame, source_xy, target_xy, T)` -> uint8 [T, H, W, 3]; or, for
+    """A named way to make videos: `animate(frame, source_xy, target_xy, T)` -> uint8 [T, H, W, 3] (a case with
+    several pokes or pins adds the keywords `pokes` and `pins`, `EvalCase.method_inputs`); or, for
     an oracle, `oracle(case)` made from the case's ground truth; neither: the real clip (the tracker's floor).
     `flow` (same arguments as `animate`) -> float32 [T, 2, H, W]: the forward flow its frames follow;
     `animate_flow` (same arguments) -> both at once, for a model whose frames and flow come from one run."""
@@ -61,7 +62,8 @@ class Method:
     def video_and_flow(self, case: EvalCase, with_flow: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """(`video_for(case)`, `flow_for(case)` when `with_flow`, else None), the model run once for both."""
         if with_flow and self.animate_flow is not None:
-            return self.animate_flow(case.source_frame, case.poke_source, case.poke_target, case.frames)
+            return self.animate_flow(case.source_frame, case.poke_source, case.poke_target, case.frames,
+                                     **case.method_inputs())
         return self.video_for(case), self.flow_for(case) if with_flow else None
 
     def video_for(self, case: EvalCase) -> np.ndarray:
@@ -69,7 +71,7 @@ class Method:
             return self.oracle(case)
         if self.animate is None:
             return case.expected_video[1:]
-        return self.animate(case.source_frame, case.poke_source, case.poke_target, case.frames)
+        return self.animate(case.source_frame, case.poke_source, case.poke_target, case.frames, **case.method_inputs())
 
     def flow_for(self, case: EvalCase) -> np.ndarray | None:
         """float32 [T, 2, H, W], the forward flow behind `video_for(case)`; None when the method has none."""
@@ -77,7 +79,7 @@ class Method:
             return case.gt_flow
         if self.flow is None:
             return None
-        return self.flow(case.source_frame, case.poke_source, case.poke_target, case.frames)
+        return self.flow(case.source_frame, case.poke_source, case.poke_target, case.frames, **case.method_inputs())
 
 
 def model_method(checkpoint: str | None, name: str = "model") -> Method:
@@ -88,9 +90,19 @@ def model_method(checkpoint: str | None, name: str = "model") -> Method:
     poker = Poker.load(checkpoint)
     about = ("the network's own frames through `Poker.animate`; nothing after the network reads the poke's target"
              + (" (flow: its forward flow, rendered by splatting)" if poker.has_flow else ""))
-    both = (lambda frame, source, target, frames: poker.animate_with_flow(frame, source, target)) if poker.has_flow else None
-    return Method(name, lambda frame, source, target, frames: poker.animate(frame, source, target), poker.frames,
-                  about=about, animate_flow=both)
+
+    def animate(frame, source, target, frames, pokes=None, pins=None):
+        return poker.animate(frame, *_one_or_several(source, target, pokes), pokes=pokes, pins=pins)
+
+    def animate_flow(frame, source, target, frames, pokes=None, pins=None):
+        return poker.animate_with_flow(frame, *_one_or_several(source, target, pokes), pokes=pokes, pins=pins)
+
+    return Method(name, animate, poker.frames, about=about, animate_flow=animate_flow if poker.has_flow else None)
+
+
+def _one_or_several(source, target, pokes) -> tuple:
+    """(source, target) for `Poker` when the case has one poke; (None, None) when `pokes` holds them all."""
+    return (source, target) if pokes is None else (None, None)
 
 
 def real_clip_method() -> Method:

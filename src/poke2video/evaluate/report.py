@@ -66,6 +66,11 @@ METRICS = {
                                     "from the source frame (0 = still)"),
     "structure_auc": MetricInfo("structure AUC", "", True, 3, "PokeSim: AUC of the correlation map (inverse variance) "
                                 "for 'on the poked segment's subtree', over object pixels; 0.5 = chance"),
+    "pin_motion": MetricInfo("pinned motion", "px", False, 2, "object pokes with pins: every pinned pixel tracked "
+                             "through the video, its distance at frame T from where it started, mean over pins "
+                             "(the truth: 0, the simulator locks a pinned segment)"),
+    "pin_flow": MetricInfo("pinned flow", "px", False, 2, "the same from the method's own forward flow at frame T "
+                           "(no tracker)"),
     "ms_per_video": MetricInfo("ms per video", "ms", False, 1, "wall-clock time to make one video, batch 1"),
 }
 
@@ -88,6 +93,10 @@ def _not_applicable(evaluation: Evaluation, method: str, metric: str) -> str:
         return "the oracle exists for its clip's own poke and ground truth only"
     if (metric in FLOW or metric == "structure_auc") and not evaluation.pokesim:
         return "needs PokeSim ground truth"
+    if metric == "pin_flow" and method not in evaluation.flow_methods:
+        return "gives frames, no forward flow"
+    if metric in ("pin_motion", "pin_flow"):
+        return "no object poke with pins among the clips"
     if metric in FLOW and method not in evaluation.flow_methods:
         return "gives frames, no forward flow"
     if metric in TRACKED and not evaluation.options.motion:

@@ -9,7 +9,7 @@ from poke2video.evaluate.sheets import Example
 
 CLIP_METRICS = ("psnr", "ssim", "lpips", "endpoint_error", "motion_error", "motion_error_moving",
                 "motion_error_still", "moving_iou", "flow_error", "flow_error_moving", "flow_error_still",
-                "background_change", "structure_auc", "ms_per_video")
+                "background_change", "structure_auc", "pin_motion", "pin_flow", "ms_per_video")
 PER_FRAME = ("motion_error",)  # also kept per frame (Evaluation.per_frame): "<metric>_per_frame" in score_clip
 AGAINST_REAL = ("psnr", "ssim", "lpips", "fvd")  # compare with the real clip: meaningless for the real clip
 

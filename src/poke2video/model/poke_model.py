@@ -46,9 +46,9 @@ class PokeModel(nn.Module):
         return torch.tanh(self.decoder(object_state))
 
     def predict(self, source_frame: torch.Tensor, poke_map: torch.Tensor, steps: int | None = None,
-                poke: torch.Tensor | None = None) -> Prediction:
+                poke: torch.Tensor | None = None, pins: torch.Tensor | None = None) -> Prediction:
         """source [B, 3, H, W], poke_map [B, 2, H, W] -> Prediction for frames 1..T (`poke`, the poke as numbers,
-        is read by flow models only)."""
+        and `pins` are read by flow models only; several pokes reach this model through the poke map)."""
         steps = self.cfg.frames if steps is None else steps
         predicted_states = self.dynamics(self.encode_object(source_frame), self.encode_poke(poke_map), steps)
         batch = source_frame.shape[0]

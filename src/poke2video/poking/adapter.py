@@ -22,18 +22,20 @@ class Adapter:
     def __init__(self, model: torch.nn.Module, trace: bool):
         self.model, self.trace = model, trace
         self.resolution, self.frames = model.cfg.resolution, model.cfg.frames
-        self.traced: torch.jit.ScriptModule | None = None   # the trace, built on first use
+        self.traced: dict[tuple, torch.jit.ScriptModule] = {}   # a trace per set of input shapes, built on first use
 
     def run(self, inputs: tuple[torch.Tensor, ...], eager: Callable[..., torch.Tensor],
             traceable: Callable[[], torch.nn.Module], example: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """The network's output for `inputs`: `eager(*inputs)`, or with `trace` on the frozen trace of
-        `traceable()` (traced on `example`, inputs of the same shapes) built at the first call."""
+        `traceable()` (traced on `example`, inputs of the same shapes) built at the first call with these
+        shapes (several pokes or pins change a shape: each count is traced once)."""
         with torch.inference_mode():
             if not self.trace:
                 return eager(*inputs)
-            if self.traced is None:
-                self.traced = frozen_trace(traceable().eval(), example)
-            return self.traced(*inputs)
+            shapes = tuple(tuple(tensor.shape) for tensor in inputs)
+            if shapes not in self.traced:
+                self.traced[shapes] = frozen_trace(traceable().eval(), example)
+            return self.traced[shapes](*inputs)
 
     def device(self) -> torch.device:
         return next(self.model.parameters()).device

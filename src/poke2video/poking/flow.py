@@ -14,6 +14,11 @@ from poke2video.model.flow_unet import FlowUNet
 from poke2video.model.splat import STILL_PX, render_box, render_upscaled
 from poke2video.poking.adapter import Adapter
 from poke2video.poking.frames import frame_tensor, resize_image
+from poke2video.poking.pins import hold_pins
+
+
+Pokes = list[tuple[tuple[float, float], tuple[float, float]]]   # [(source pixel, drag)] in model px
+Pins = list[tuple[float, float]]                                  # [(x, y)] in model px
 
 
 class _FlowsOnly(torch.nn.Module):
@@ -23,43 +28,48 @@ class _FlowsOnly(torch.nn.Module):
         super().__init__()
         self.model, self.frames = model, frames
 
-    def forward(self, source_frame: torch.Tensor, poke: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_flows(source_frame, poke, self.frames)
+    def forward(self, source_frame: torch.Tensor, pokes: torch.Tensor, *pins: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_flows(source_frame, pokes, self.frames, pins=pins[0] if pins else None)
 
 
 class FlowPoking(Adapter):
-    """A FlowUNet poked through `Poker`: a drag is read as a displacement only."""
+    """A FlowUNet poked through `Poker`: drags are read as displacements only; pins are read by a model with
+    a pin channel, and held at render time for every model (`pins.hold_pins`)."""
 
     gives_flow = True
     reads_impulses = False
 
-    def animate(self, rgb: np.ndarray, source: tuple[float, float], drag: tuple[float, float],
-                output_size: str) -> np.ndarray:
-        """uint8 image [H, W, 3] + a poke in model pixels -> uint8 video [T, H, W, 3] (or [T, R, R, 3] for
-        `output_size` "model")."""
+    def animate(self, rgb: np.ndarray, pokes: Pokes, pins: Pins, output_size: str) -> np.ndarray:
+        """uint8 image [H, W, 3] + pokes and pins in model pixels -> uint8 video [T, H, W, 3] (or [T, R, R, 3]
+        for `output_size` "model")."""
         res = self.resolution
-        flows = self.flows(rgb, source, drag)
+        flows = self.flows(rgb, pokes, pins)
         return render_uint8(resize_image(rgb, res, res) if output_size == "model" else rgb, flows, STILL_PX)
 
-    def animate_with_flow(self, rgb: np.ndarray, source: tuple[float, float],
-                          drag: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    def animate_with_flow(self, rgb: np.ndarray, pokes: Pokes, pins: Pins) -> tuple[np.ndarray, np.ndarray]:
         """(uint8 video [T, H, W, 3], float32 forward flow [T, 2, H, W] in image pixels) from one network run."""
-        flows = self.flows(rgb, source, drag)
+        flows = self.flows(rgb, pokes, pins)
         return render_uint8(rgb, flows, STILL_PX), resize_flows(flows, rgb.shape[1], rgb.shape[0]).numpy()
 
-    def image_flows(self, rgb: np.ndarray, source: tuple[float, float], drag: tuple[float, float]) -> np.ndarray:
+    def image_flows(self, rgb: np.ndarray, pokes: Pokes, pins: Pins) -> np.ndarray:
         """float32 forward flows [T, 2, H, W] in the pixels of the image `rgb` [H, W, 3]."""
-        return resize_flows(self.flows(rgb, source, drag), rgb.shape[1], rgb.shape[0]).numpy()
+        return resize_flows(self.flows(rgb, pokes, pins), rgb.shape[1], rgb.shape[0]).numpy()
 
-    def flows(self, rgb: np.ndarray, source: tuple[float, float], drag: tuple[float, float]) -> torch.Tensor:
-        """uint8 image [H, W, 3] + a poke in model pixels -> the model's forward flows [T, 2, R, R] (model px, CPU)."""
+    def flows(self, rgb: np.ndarray, pokes: Pokes, pins: Pins) -> torch.Tensor:
+        """uint8 image [H, W, 3] + pokes and pins in model pixels -> the model's forward flows [T, 2, R, R]
+        (model px, CPU), held at the pins."""
         device, res = self.device(), self.resolution
         frame = frame_tensor(resize_image(rgb, res, res), device)
-        poke = torch.tensor([(*source, *drag)], dtype=torch.float32, device=device)
-        flows = self.run((frame, poke), lambda image, numbers: self.model.forward_flows(image, numbers, self.frames),
+        inputs = (frame, torch.tensor([[(*source, *drag, 1.0) for source, drag in pokes]], dtype=torch.float32,
+                                      device=device))
+        if self.model.cfg.pin_input:
+            inputs += (torch.tensor([[(x, y, 1.0) for x, y in pins]], dtype=torch.float32,
+                                    device=device).view(1, len(pins), 3),)
+        flows = self.run(inputs, lambda image, numbers, *held: self.model.forward_flows(
+                             image, numbers, self.frames, pins=held[0] if held else None),
                          lambda: _FlowsOnly(self.model, self.frames),
-                         (torch.zeros(1, 3, res, res, device=device), torch.ones(1, 4, device=device)))
-        return flows[0].float().cpu()
+                         tuple(torch.ones_like(tensor) for tensor in inputs))
+        return hold_pins(flows[0].float().cpu(), pins)
 
 
 def resize_flows(flows: torch.Tensor, width: int, height: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from poke2video.config import poke_size_for
-from poke2video.data.pokes import make_poke_map
+from poke2video.data.pokes import make_pokes_map
 from poke2video.model.poke_model import PokeModel
 from poke2video.poking.adapter import Adapter
 from poke2video.poking.frames import frame_tensor, resize_image
@@ -33,13 +33,14 @@ class GRUPoking(Adapter):
     gives_flow = False         # its frames are drawn, not moved along a flow
     reads_impulses = True
 
-    def animate(self, rgb: np.ndarray, source: tuple[float, float], vector: tuple[float, float],
-                output_size: str) -> np.ndarray:
-        """uint8 image [H, W, 3] + the poked pixel and the poke map's vector in model pixels -> uint8 video
-        [T, H, W, 3] (or [T, R, R, 3] for `output_size` "model")."""
+    def animate(self, rgb: np.ndarray, pokes: list[tuple[tuple[float, float], tuple[float, float]]],
+                pins: list[tuple[float, float]], output_size: str) -> np.ndarray:
+        """uint8 image [H, W, 3] + pokes [(poked pixel, the poke map's vector)] in model pixels -> uint8 video
+        [T, H, W, 3] (or [T, R, R, 3] for `output_size` "model"). Several pokes share one poke map (the sum of
+        their squares); `Poker` refuses pins for this family, which has no flow to hold."""
         res = self.resolution
         height, width = rgb.shape[:2]
-        poke_map = make_poke_map(res, source, vector, poke_size_for(res))
+        poke_map = make_pokes_map(res, pokes, poke_size_for(res))
         video = self._generate(resize_image(rgb, res, res), poke_map)
         if output_size == "model" or (width, height) == (res, res):
             return video

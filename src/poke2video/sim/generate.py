@@ -5,6 +5,10 @@ clip c of a chunk starts at frame c (T + 1) and is its own split segment. The fi
 form `train`, the next 10% `test` (train and test draw from disjoint seed streams) and the last 10%
 `test_unseen`, made only of held-out species. In every split, every tenth clip (starting with the
 first) is a background poke: the poke lands on the background and nothing moves.
+
+`max_pokes` K > 1 / `max_pins` P > 0: object clips push 1..K points at once and hold 0..P still
+(scene.py says how they are drawn, physics.py what a pin holds). The defaults, 1 and 0, write the same
+bytes as before these options existed: no gt_pokes or gt_pins arrays and no trace of them in the manifest.
 """
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ from tqdm import tqdm
 from poke2video.errors import UserError
 from poke2video.sim.bodies import SPECIES, species_for
 from poke2video.sim.physics import PhysicsConfig
-from poke2video.sim.scene import OBJECT_COLUMNS, POKE_COLUMNS, ClipSpec, SceneConfig, render_chunk
+from poke2video.sim.scene import (MAX_SIM_PINS, MAX_SIM_POKES, OBJECT_COLUMNS, PIN_COLUMNS, POKE_COLUMNS,
+                                  ClipSpec, SceneConfig, render_chunk)
 
 SIM_VERSION = 1
 PR_SET_PDEATHSIG = 1   # linux/prctl.h: the signal a process gets when its parent dies
@@ -41,6 +46,13 @@ GT_ARRAYS = {
     "gt_joints": "float32 [C, 48, 3] stiffness, damping, inertia of each joint (root and unused: 0)",
     "gt_object": "int16 [C, 4] per clip: " + ", ".join(OBJECT_COLUMNS) + " (kind 0 plant, 1 figure; "
                  "species indexes extra.pokesim.species)",
+}
+SEVERAL_ARRAYS = {   # written only by --max-pokes above 1 or --max-pins above 0
+    "gt_pokes": "float32 [C, K, 10] every poke of a clip (K = --max-pokes), pushed at once, columns as gt_poke's; "
+                "row 0 is gt_poke; unused rows are zeros with segment -1",
+    "gt_pins": "float32 [C, P, 3] every pin of a clip (P = --max-pins): " + ", ".join(PIN_COLUMNS) + " (pixels; "
+               "the pinned segment and every joint on its path from the root are locked, so the pixel stays "
+               "still); unused rows are zeros with segment -1",
 }
 
 
@@ -93,9 +105,25 @@ def store_clip_spec(manifest: dict, video: int, row: int) -> tuple[ClipSpec, Sce
     return clip_specs(header["clips"], config)[index], scene
 
 
-def _scene_config(resolution: int, sway: float = 0.0) -> SceneConfig:
+def _scene_config(resolution: int, sway: float = 0.0, max_pokes: int = 1, max_pins: int = 0) -> SceneConfig:
     return SceneConfig(resolution=resolution, supersample=3 if resolution <= 128 else 2,
-                       physics=PhysicsConfig(sway=sway))
+                       physics=PhysicsConfig(sway=sway), max_pokes=max_pokes, max_pins=max_pins)
+
+
+def _check_counts(max_pokes: int, max_pins: int) -> None:
+    if not 1 <= max_pokes <= MAX_SIM_POKES:
+        raise UserError(f"--max-pokes must be between 1 and {MAX_SIM_POKES}, got {max_pokes}")
+    if not 0 <= max_pins <= MAX_SIM_PINS:
+        raise UserError(f"--max-pins must be between 0 and {MAX_SIM_PINS}, got {max_pins}")
+
+
+def _header_config(config: SimConfig) -> dict:
+    """The options as the manifest keeps them; the pokes' and pins' counts only when not the defaults, so a
+    store simulated with the defaults keeps the bytes it had before they existed."""
+    raw = asdict(config)
+    if not config.scene.several:
+        del raw["scene"]["max_pokes"], raw["scene"]["max_pins"]
+    return raw
 
 
 def _check_options(clips: int, resolution: int, seed: int, kind: str, workers: int, sway: float) -> None:
@@ -120,20 +148,22 @@ def _write_chunk(job) -> dict:
 
 def simulate_dataset(out, clips: int, resolution: int = 64, seed: int = 0, kind: str = "mixed",
                      workers: int = 1, overwrite: bool = False, chunk_clips: int = 100, sway: float = 0.0,
-                     procedural: bool = False):
+                     procedural: bool = False, max_pokes: int = 1, max_pins: int = 0):
     """Generate `clips` PokeSim clips into the store at `out`; resumes an unfinished run with the same options.
 
     `sway` > 0 adds ambient sway (radians) to every joint, poked or not; off by default. `procedural`: the
     train split's objects are of made-up species, one per clip (the test splits keep the named species).
+    `max_pokes`, `max_pins`: object clips push 1..max_pokes points and hold 0..max_pins still.
     """
     from poke2video.data.store import StoreWriter
 
     _check_options(clips, resolution, seed, kind, workers, sway)
+    _check_counts(max_pokes, max_pins)
     config = SimConfig(resolution=resolution, seed=seed, kind=kind, chunk_clips=chunk_clips,
-                       scene=_scene_config(resolution, sway), procedural=procedural)
+                       scene=_scene_config(resolution, sway, max_pokes, max_pins), procedural=procedural)
     frames_per_clip = config.scene.physics.frames
     header = {"resolution": resolution, "clip_length": frames_per_clip - 1, "flow_method": "ground-truth",
-              "preset": "pokesim", "pokesim": {"version": SIM_VERSION, "clips": clips, "config": asdict(config)}}
+              "preset": "pokesim", "pokesim": {"version": SIM_VERSION, "clips": clips, "config": _header_config(config)}}
     writer = StoreWriter(out, header, overwrite=overwrite)
     specs = clip_specs(clips, config)
     chunks = [specs[k:k + config.chunk_clips] for k in range(0, clips, config.chunk_clips)]
@@ -186,5 +216,6 @@ def _extra(clips: int, config: SimConfig) -> dict:
         "chunk_clips": config.chunk_clips,
         "species": [{"name": s.name, "kind": s.kind, "held_out": s.held_out, "omega": s.omega,
                      "damping_ratio": s.damping_ratio, "thickness": s.thickness} for s in SPECIES],
-        "arrays": GT_ARRAYS,
+        "arrays": {**GT_ARRAYS, **(SEVERAL_ARRAYS if config.scene.several else {})},
+        **({"max_pokes": config.scene.max_pokes, "max_pins": config.scene.max_pins} if config.scene.several else {}),
     }}

@@ -2,11 +2,20 @@
 
 Each joint s has a deflection angle theta_s from its rest angle. A poke pushes one point of one segment
 with a constant world-space force for the first `force_frames` frames; every joint on the path from
-the root to that segment feels the torque r x F (r from the joint to the poke point). A joint turns its
-whole subtree rigidly, so its inertia is the subtree's moment about the joint (at rest); siblings move
-only through their shared parents. Spring stiffness k = I omega^2 and damping c = 2 zeta omega I.
-Integration is semi-implicit Euler with substeps (velocity first, implicit damping), time in frames.
-The root segment never moves.
+the root to that segment feels the torque r x F (r from the joint to the poke point). A clip may have
+several pokes at once: their torques add. A joint turns its whole subtree rigidly, so its inertia is the
+subtree's moment about the joint (at rest); siblings move only through their shared parents. Spring
+stiffness k = I omega^2 and damping c = 2 zeta omega I. Integration is semi-implicit Euler with
+substeps (velocity first, implicit damping), time in frames. The root segment never moves.
+
+Pins: a pinned point is held still, and the only way to hold a point of a rigid segment still in a tree
+of turning joints (without solving for joints that cancel each other) is to hold its whole segment:
+the pinned segment's own joint and the joint of every segment on the path from the root to it are
+locked (their angle stays 0, whatever the torques). A locked joint turns nothing, so the pinned segment
+and its ancestors stay at rest; the segments hanging off that path (side branches, and the segments
+below the pinned one) still turn about their own joints, so the truth shows what a held part leaves
+free to move. A poke on a segment whose whole path is locked would move nothing: scene.py never pins
+a poked segment or one below it.
 """
 from __future__ import annotations
 
@@ -26,6 +35,12 @@ class PhysicsConfig:
     force_frames: float = 3.0   # the poke pushes during the first frames
     sway: float = 0.0           # ambient sway amplitude in radians; 0 = off (the default)
     sway_period: float = 14.0   # frames
+
+
+@dataclass
+class Pin:
+    segment: int            # the pinned segment (its joint and its ancestors' joints are locked)
+    local: np.ndarray       # float64 [2] the pinned point in the segment's frame
 
 
 @dataclass
@@ -60,6 +75,15 @@ def world_to_local(body: Body, segment: int, point: np.ndarray) -> np.ndarray:
     return np.array([cos * rel[0] + sin * rel[1], -sin * rel[0] + cos * rel[1]])
 
 
+def locked_joints(body: Body, pins: list[Pin]) -> np.ndarray:
+    """float64 [S]: 1 for every joint a pin holds (the pinned segments and their ancestors), else 0."""
+    chain = ancestors(body.parent)
+    locked = np.zeros(body.num_segments)
+    for pin in pins:
+        locked = np.maximum(locked, chain[:, pin.segment])
+    return locked
+
+
 def poke_force(body: Body, segment: int, local: np.ndarray, direction: np.ndarray, strength: float) -> np.ndarray:
     """Force [2] whose static deflection of the poke point would be about `strength` (image fractions)
     if every joint on the path had the reference frequency; stiffer objects therefore move less."""
@@ -75,7 +99,7 @@ def poke_force(body: Body, segment: int, local: np.ndarray, direction: np.ndarra
 class _Stack:
     """Bodies padded to a common segment count so a chunk of clips integrates in one set of arrays."""
 
-    def __init__(self, bodies: list[Body], pokes: list[Poke]):
+    def __init__(self, bodies: list[Body], pokes: list[list[Poke]], pins: list[list[Pin]]):
         count, size = len(bodies), max(b.num_segments for b in bodies)
         self.parent = np.zeros((count, size), np.int64)
         self.offset = np.zeros((count, size, 2))
@@ -96,45 +120,58 @@ class _Stack:
             self.inertia[i, :n] = joint_inertia(body)
             self.omega[i, :n] = body.omega
             self.zeta[i, :n] = body.species.damping_ratio
-            self.movable[i, 1:n] = 1.0
+            self.movable[i, 1:n] = 1.0 - locked_joints(body, pins[i])[1:]
         self.stiffness = self.inertia * self.omega ** 2
         self.damping = 2 * self.zeta * self.omega * self.inertia
-        self.segment = np.array([p.segment for p in pokes])
-        self.local = np.stack([p.local for p in pokes])
-        self.force = np.stack([p.force for p in pokes])
-        self.path = self.ancestor[np.arange(count), :, self.segment] * self.movable   # [B, S]
+        self._set_pokes(pokes)
+
+    def _set_pokes(self, pokes: list[list[Poke]]) -> None:
+        """Each clip's pokes padded to the most any clip has with forceless pokes of the root: segment
+        [B, K], local and force [B, K, 2], path [B, K, S] (the unlocked joints each poke turns)."""
+        width = max(len(clip) for clip in pokes)
+        padded = [clip + [Poke(0, np.zeros(2), np.zeros(2))] * (width - len(clip)) for clip in pokes]
+        self.segment = np.array([[p.segment for p in clip] for clip in padded])
+        self.local = np.stack([np.stack([p.local for p in clip]) for clip in padded])
+        self.force = np.stack([np.stack([p.force for p in clip]) for clip in padded])
+        rows = np.arange(len(pokes))[:, None]
+        self.path = self.ancestor[rows, :, self.segment] * self.movable[:, None]        # [B, K, S]
 
     def pose(self, theta):
         return forward_kinematics(self.rest + theta, self.offset, self.parent, self.ancestor, self.root)
 
     def poke_point(self, angle, joint):
-        """World position [B, 2] of each clip's poke point."""
-        rows = np.arange(len(self.segment))
-        a, j = angle[rows, self.segment], joint[rows, self.segment]
+        """World position [B, K, 2] of each clip's poke points."""
+        rows = np.arange(len(self.segment))[:, None]
+        a, j = angle[rows, self.segment], joint[rows, self.segment]                 # [B, K], [B, K, 2]
         cos, sin = np.cos(a), np.sin(a)
-        return j + np.stack([cos * self.local[:, 0] - sin * self.local[:, 1],
-                             sin * self.local[:, 0] + cos * self.local[:, 1]], axis=1)
+        return j + np.stack([cos * self.local[..., 0] - sin * self.local[..., 1],
+                             sin * self.local[..., 0] + cos * self.local[..., 1]], axis=-1)
 
     def torque(self, theta, time: float, config: PhysicsConfig):
         torque = np.zeros_like(theta)
         if time < config.force_frames:
             angle, joint = self.pose(theta)
-            lever = self.poke_point(angle, joint)[:, None, :] - joint              # [B, S, 2]
-            cross = lever[..., 0] * self.force[:, None, 1] - lever[..., 1] * self.force[:, None, 0]
-            torque += self.path * cross
+            lever = self.poke_point(angle, joint)[:, :, None, :] - joint[:, None]       # [B, K, S, 2]
+            force = self.force[:, :, None]                                              # [B, K, 1, 2]
+            cross = lever[..., 0] * force[..., 1] - lever[..., 1] * force[..., 0]
+            torque += (self.path * cross).sum(axis=1)
         if config.sway:
             phase = np.arange(theta.shape[1]) * 1.7
             torque += config.sway * self.stiffness * np.sin(2 * np.pi * time / config.sway_period + phase)
         return torque * self.movable
 
 
-def simulate(bodies: list[Body], pokes: list[Poke], config: PhysicsConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Integrate a batch of poked bodies.
+def simulate(bodies: list[Body], pokes: list[Poke] | list[list[Poke]], config: PhysicsConfig,
+             pins: list[list[Pin]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Integrate a batch of poked bodies: `pokes` one per body, or a list per body (pushed at once);
+    `pins` a list per body (None: no pins).
 
     Returns pose float64 [B, F, S, 3] (world angle, joint x, joint y per segment; S = the largest body,
-    padding rows repeat the root) and track float64 [B, F, 2], the poke point's world position.
+    padding rows repeat the root) and track float64 [B, F, 2], the (first) poke point's world position;
+    with lists of pokes [B, F, K, 2], every poke point's (K = the most pokes of a body).
     """
-    stack = _Stack(bodies, pokes)
+    several = all(isinstance(p, list) for p in pokes)
+    stack = _Stack(bodies, pokes if several else [[p] for p in pokes], pins or [[] for _ in bodies])
     theta = np.zeros_like(stack.rest)
     velocity = np.zeros_like(stack.rest)
     h = 1.0 / config.substeps
@@ -149,4 +186,5 @@ def simulate(bodies: list[Body], pokes: list[Poke], config: PhysicsConfig) -> tu
         angle, joint = stack.pose(theta)
         poses.append(np.concatenate([angle[..., None], joint], axis=-1))
         tracks.append(stack.poke_point(angle, joint))
-    return np.stack(poses, axis=1), np.stack(tracks, axis=1)
+    track = np.stack(tracks, axis=1)
+    return np.stack(poses, axis=1), track if several else track[:, :, 0]

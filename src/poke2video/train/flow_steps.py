@@ -47,7 +47,7 @@ def cosine_lr(lr: float, final_factor: float, step: int, steps: int) -> float:
 
 def mirror(batch: Batch, flip: torch.Tensor) -> Batch:
     """The clips where `flip` [B] is True mirrored left-right, every field alike: the source and target
-    frames, the poke (x, dx), and the poke map and flows with their x components negated."""
+    frames, the poke (x, dx), every poke and pin, and the poke map and flows with their x components negated."""
     def mirrored(tensor: torch.Tensor, vectors: bool = False) -> torch.Tensor:
         out = tensor.flip(-1)
         if vectors:                                         # (x, y) along dim -3: [.., 2, H, W]
@@ -55,11 +55,20 @@ def mirror(batch: Batch, flip: torch.Tensor) -> Batch:
         return torch.where(flip.view(-1, *[1] * (tensor.dim() - 1)), out, tensor)
 
     width = batch.source.shape[-1]
-    poke = batch.poke.clone()
-    poke[flip, 0] = width - 1 - poke[flip, 0]
-    poke[flip, 2] = -poke[flip, 2]
-    return Batch(mirrored(batch.source), mirrored(batch.poke_map, vectors=True), mirrored(batch.target), poke,
-                 mirrored(batch.flow, vectors=True))
+
+    def mirrored_points(points: torch.Tensor | None, has_drag: bool) -> torch.Tensor | None:
+        """x -> W - 1 - x (and dx -> -dx) of the flipped clips' rows, in the last dim."""
+        if points is None:
+            return None
+        out = points.clone()
+        out[flip, ..., 0] = width - 1 - out[flip, ..., 0]
+        if has_drag:
+            out[flip, ..., 2] = -out[flip, ..., 2]
+        return out
+
+    return Batch(mirrored(batch.source), mirrored(batch.poke_map, vectors=True), mirrored(batch.target),
+                 mirrored_points(batch.poke, True), mirrored(batch.flow, vectors=True),
+                 mirrored_points(batch.pokes, True), mirrored_points(batch.pins, False))
 
 
 class FlowStepRunner(StepRunner):
@@ -89,8 +98,8 @@ class FlowStepRunner(StepRunner):
             flip = torch.rand(batch.source.shape[0], generator=self.generator) < 0.5
             batch = mirror(batch, flip.to(batch.source.device))
         with self.autocast():
-            flows, moves_logit = self.model.forward_flows(batch.source, batch.poke, batch.flow.shape[1],
-                                                          with_logit=True)
+            flows, moves_logit = self.model.forward_flows(batch.source, batch.network_poke, batch.flow.shape[1],
+                                                          with_logit=True, pins=batch.pins)
         endpoint = flow_endpoint_loss(flows.float(), batch.flow, cfg.moving_weight)
         moves = moves_loss(moves_logit.float(), batch.flow)
         loss = endpoint + cfg.moves_weight * moves

@@ -73,7 +73,8 @@ class Validator:
         model.eval()
         batch = Batch.collate(self.items, device)
         with runner.autocast():
-            prediction = model.predict(batch.source, batch.poke_map, batch.target.shape[1], poke=batch.poke[:, :4])
+            poke = batch.pokes if batch.pokes is not None else batch.poke[:, :4]
+            prediction = model.predict(batch.source, batch.poke_map, batch.target.shape[1], poke=poke, pins=batch.pins)
         model.train(was_training)
         video = prediction.video.float()
         scores = {"psnr": [], "background_change": []}

@@ -1,4 +1,6 @@
 // poke2video app: press on the image and drag; the response video follows the drag and loops on release.
+// Tools: "one arrow" (a drag replaces the arrows), "add arrows" (each drag adds one, all act at once),
+// "pins" (a press holds that pixel still). Every arrow and pin is listed with a button that removes it.
 // Plain JS, no build step. Talks to the JSON API of server.py (see /docs).
 "use strict";
 
@@ -8,19 +10,21 @@ const FRAME_MS = 125;       // 8 frames/s, as the downloaded videos
 const HOLD_TICKS = 4;       // the last frame stays this many ticks before the loop restarts
 const DISPLAY_SIDE = 512;   // CSS pixels of the canvas's longer side
 const PNG_MAX_SIDE = 128;   // frames of larger images come as JPEG: 15x faster to encode at 512 px
-const ARROW = "rgb(255, 40, 40)", TARGET = "rgb(40, 220, 255)", OUTLINE = "rgb(0, 0, 0)";
+const ARROW = "rgb(255, 40, 40)", TARGET = "rgb(40, 220, 255)", OUTLINE = "rgb(0, 0, 0)", PIN = "rgb(255, 255, 255)";
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas");
 const ctx = canvas.getContext("2d");
-const counters = { requests: 0, responses: 0, applied: 0, dropped: 0, errors: 0, arrows: 0, frames: 0 };
+const counters = { requests: 0, responses: 0, applied: 0, dropped: 0, errors: 0, arrows: 0, frames: 0, pins: 0 };
 
 const state = {
   model: null,
   image: null,       // {image_id, name, width, height, url, bitmap}
   mode: null,
   drag: null,        // {source: [x, y], target: [x, y]} while the pointer is down
-  poke: null,        // the last poke, kept after release
+  pokes: [],         // the arrows kept after release, in the order they were drawn
+  pins: [],          // [x, y] pixels held still
+  tool: "one",       // "one" | "add" | "pins"
   pointerId: null,
   frames: [],        // decoded frames of the response being played
   shown: null,       // {image_id, source, target, mode} that produced `frames`
@@ -67,12 +71,28 @@ function drawArrow(poke) {
   counters.arrows += 1;
 }
 
+function drawPin(pin) {
+  const [x, y] = toCanvas(pin);
+  const unit = Math.max(1, canvas.width / 256);
+  for (const [colour, width] of [[OUTLINE, 5 * unit], [PIN, 2.5 * unit]]) {
+    ctx.strokeStyle = colour; ctx.lineWidth = width;
+    ctx.beginPath(); ctx.arc(x, y, 6 * unit, 0, 2 * Math.PI); ctx.stroke();
+  }
+  counters.pins += 1;
+}
+
+// The arrows that act now: the kept ones, and the one being dragged (alone with the "one arrow" tool).
+function activePokes() {
+  if (!state.drag) return state.pokes;
+  return state.tool === "one" ? [state.drag] : [...state.pokes, state.drag];
+}
+
 function draw() {
   if (!state.image) return;
   ctx.imageSmoothingEnabled = canvas.width / state.image.width < 3;   // small images: crisp pixels
   ctx.drawImage(currentFrame(), 0, 0, canvas.width, canvas.height);
-  const poke = state.drag || state.poke;
-  if (poke) drawArrow(poke);
+  activePokes().forEach(drawArrow);
+  state.pins.forEach(drawPin);
   showCounters();
 }
 
@@ -80,6 +100,8 @@ function showCounters() {
   const status = $("status");
   for (const [name, value] of Object.entries(counters)) status.dataset[name] = String(value);
   status.dataset.busy = state.inFlight || state.timer ? "1" : "0";   // a poke is waiting or running
+  status.dataset.pokes = String(state.pokes.length);
+  status.dataset.pinned = String(state.pins.length);
   status.textContent = `${counters.requests} requests · ${counters.applied} shown · ${counters.dropped} dropped`;
 }
 
@@ -116,16 +138,25 @@ function decodeFrame(base64, format) {
   return img.decode().then(() => img);
 }
 
+// The body of /api/poke for what is on the canvas: source and target for one arrow and no pin (the API's
+// first form), else every arrow as "pokes" and the pins; null with no arrow.
+function pokeRequest() {
+  const pokes = activePokes();
+  if (!state.image || pokes.length === 0) return null;
+  const request = { image_id: state.image.image_id, mode: state.mode };
+  if (pokes.length === 1 && state.pins.length === 0) return { ...request, source: pokes[0].source, target: pokes[0].target };
+  return { ...request, pokes: pokes.map(({ source, target }) => ({ source, target })), pins: state.pins };
+}
+
 function schedule() {
-  const poke = state.drag || state.poke;
-  if (!poke || !state.image || state.inFlight || state.timer) return;
+  const request = pokeRequest();
+  if (!request || state.inFlight || state.timer) return;
   const wait = state.lastSent + THROTTLE_MS - performance.now();
   if (wait > 0) {
     state.timer = setTimeout(() => { state.timer = null; schedule(); showCounters(); }, wait);
     showCounters();
     return;
   }
-  const request = { image_id: state.image.image_id, source: poke.source, target: poke.target, mode: state.mode };
   const key = JSON.stringify(request);
   const format = Math.max(state.image.width, state.image.height) > PNG_MAX_SIDE ? "jpeg" : "png";
   if (key !== state.sentKey) send(request, key, format);
@@ -179,6 +210,11 @@ function imagePoint(event) {
 canvas.addEventListener("pointerdown", (event) => {
   if (!state.image || event.button > 0 || state.drag) return;
   event.preventDefault();
+  if (state.tool === "pins") { addPin(imagePoint(event)); return; }
+  if (state.tool === "add" && state.pokes.length >= state.model.max_pokes) {
+    showError(`at most ${state.model.max_pokes} arrows at once; remove one first`);
+    return;
+  }
   try { canvas.setPointerCapture(event.pointerId); } catch (_) { /* not an active pointer: no capture */ }
   state.pointerId = event.pointerId;
   const point = imagePoint(event);
@@ -197,13 +233,62 @@ canvas.addEventListener("pointermove", (event) => {
 function release(event) {
   if (!state.drag || event.pointerId !== state.pointerId) return;
   if (event.type === "pointerup") state.drag.target = imagePoint(event);
-  state.poke = state.drag;
+  state.pokes = activePokes();
   state.drag = null;
-  draw();
-  schedule();   // the final poke; its response loops until the next drag
+  changed();   // the final pokes; their response loops until the next change
 }
 canvas.addEventListener("pointerup", release);
 canvas.addEventListener("pointercancel", release);
+
+// ---- arrows and pins: the list, removal, tools -----------------------------------------------------
+
+function addPin(point) {
+  if (state.pins.length >= state.model.max_pins) {
+    showError(state.model.max_pins ? `at most ${state.model.max_pins} pins; remove one first`
+      : "this model takes no pins (it draws its frames, there is no flow to hold)");
+    return;
+  }
+  state.pins.push(point);
+  changed(true);
+}
+
+// After the arrows or pins changed: list them and ask for the new answer (`stale`: an answer on its way
+// for the old ones is dropped; no arrow left: the image alone).
+function changed(stale = false) {
+  if (stale) { state.minSeq = state.seq + 1; state.sentKey = null; }
+  listMarks();
+  if (state.pokes.length === 0) {
+    Object.assign(state, { frames: [], shown: null, sentKey: null });
+    $("download-mp4").disabled = $("download-gif").disabled = true;
+  }
+  draw();
+  schedule();
+}
+
+const shown = (point) => `(${point.map((v) => v.toFixed(1)).join(", ")})`;
+
+function listMarks() {
+  const items = [
+    ...state.pokes.map((poke, i) => [`arrow ${i + 1}: ${shown(poke.source)} → ${shown(poke.target)}`, state.pokes, i]),
+    ...state.pins.map((pin, i) => [`pin ${i + 1}: ${shown(pin)}`, state.pins, i]),
+  ];
+  $("marks").replaceChildren(...items.map(([text, list, index]) => {
+    const item = document.createElement("li");
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "remove";
+    remove.setAttribute("aria-label", `remove ${text.split(":")[0]}`);
+    remove.addEventListener("click", () => { list.splice(index, 1); changed(true); });
+    item.append(`${text} `, remove);
+    return item;
+  }));
+  $("clear-marks").disabled = items.length === 0;
+}
+
+$("clear-marks").addEventListener("click", () => { state.pokes = []; state.pins = []; changed(true); });
+for (const radio of document.querySelectorAll("input[name=tool]")) {
+  radio.addEventListener("change", () => { state.tool = radio.value; });
+}
 
 // ---- images, examples, modes, downloads ------------------------------------------------------------
 
@@ -213,7 +298,8 @@ async function selectImage(info) {
   await bitmap.decode();
   state.image = { ...info, bitmap };
   state.minSeq = state.seq + 1;
-  Object.assign(state, { drag: null, poke: null, frames: [], shown: null, sentKey: null, tick: 0 });
+  Object.assign(state, { drag: null, pokes: [], pins: [], frames: [], shown: null, sentKey: null, tick: 0 });
+  listMarks();
   const scale = DISPLAY_SIDE / Math.max(info.width, info.height);
   const ratio = window.devicePixelRatio || 1;
   canvas.style.width = `${Math.round(info.width * scale)}px`;
@@ -254,6 +340,7 @@ async function loadModel() {
   $("model").textContent = `${model.name} · ${model.resolution} px · ${model.frames} frames · ` +
     `${(model.parameters / 1e6).toFixed(2)} M parameters`;
   $("modes").hidden = model.modes.length < 2;
+  $("tool-pins").disabled = model.max_pins === 0;
   for (const radio of document.querySelectorAll("input[name=mode]")) {
     radio.disabled = !model.modes.includes(radio.value);
     radio.checked = radio.value === state.mode;
