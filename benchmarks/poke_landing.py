@@ -19,22 +19,11 @@ import numpy as np
 
 from poke2video.data.pokes import flow_magnitude, foreground_mask, pick_pixel
 from poke2video.data.store import Store
-from poke2video.sim.bodies import species_for
+from poke2video.sim.bodies import ancestors, species_for
 from poke2video.sim.generate import _scene_config
 from poke2video.sim.scene import ClipSpec, _setup_clip
 
 CLASSES = ("pushed segment", "its subtree", "another part", "background")
-
-
-def subtree(parents, root: int) -> set[int]:
-    inside, grew = {root}, True
-    while grew:
-        grew = False
-        for child, parent in enumerate(parents):
-            if parent in inside and child not in inside:
-                inside.add(child)
-                grew = True
-    return inside
 
 
 def part_classes(clip, res: int) -> np.ndarray:
@@ -42,7 +31,7 @@ def part_classes(clip, res: int) -> np.ndarray:
     segments = clip.first_segments[0].astype(int) - 1                   # [V, V], -1 background
     scale = segments.shape[0] // res
     blocks = segments.reshape(res, scale, res, scale).transpose(0, 2, 1, 3).reshape(res, res, -1)
-    carried = subtree(list(clip.body.parent), clip.poke.segment)
+    carried = set(np.nonzero(ancestors(clip.body.parent)[clip.poke.segment])[0].tolist())
     classes = np.full((res, res), 3)
     for y in range(res):
         for x in range(res):
