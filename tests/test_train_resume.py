@@ -160,3 +160,22 @@ def test_a_kill_right_after_a_checkpoint_loses_no_kept_step(tmp_path, monkeypatc
     train_run(str(store), str(tmp_path / "run"), str(preset), steps=STEPS, resume=True)
     assert sorted(p.name for p in (tmp_path / "run" / "steps").iterdir()) == [
         "step_0000002.safetensors", "step_0000004.safetensors", "step_0000006.safetensors"]
+
+
+def _rows(run) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k not in ("time", "perf/samples_per_s")} for row in rows]
+
+
+def test_a_kill_after_the_closing_validation_line_logs_it_once_on_resume(tmp_path, setup):
+    """The run ends at a step that is a checkpoint but not a validation: it checkpoints, then writes a
+    closing validation line. Resuming a run killed after that line (here: one that finished, which is the
+    same files) must not log that validation twice."""
+    store, _, _ = setup
+    preset = write_preset(tmp_path / "p.yaml", val_every=4)
+    run = tmp_path / "run"
+    train_run(str(store), str(run), str(preset), steps=STEPS)
+    finished = _rows(run)
+    assert [r["step"] for r in finished if "loss/total" not in r] == [4, STEPS]  # the closing validation is there
+    train_run(str(store), str(run), str(preset), steps=STEPS, resume=True)
+    assert _rows(run) == finished

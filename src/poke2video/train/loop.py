@@ -147,6 +147,8 @@ class Trainer:
         self.steps_per_epoch = len(epoch_batches(len(self.train_positions), cfg.batch_size, seed, 0, ctx))
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self._batches = None  # the loader's iterator, made at the first batch (`_next_batch`)
+        self.logger: RunLogger | None = None   # made by `fit`
+        self._resume_lines: int | None = None  # metrics.jsonl lines of the resumed checkpoint
         self._stop_requested = False
         self._sync_ranks()
 
@@ -162,7 +164,7 @@ class Trainer:
                 "model": self.model.state_dict(),
                 "discriminators": critics.state_dict() if critics is not None else {},
                 "optimizers": {name: opt.state_dict() for name, opt in self.runner.optimizers.items()},
-                "best": self.best or {},
+                "best": self.best or {}, "log_lines": self.logger.lines if self.logger is not None else 0,
                 "rng": ckpt.rng_state(), "generator": self.generator.get_state()}
 
     def load_state(self, state: dict) -> None:
@@ -173,6 +175,7 @@ class Trainer:
         for name, optimizer in self.runner.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
         self.best = state.get("best") or None  # resume files from before best.safetensors have none
+        self._resume_lines = state.get("log_lines")
         ckpt.restore_rng_state(state["rng"])
         self.generator.set_state(state["generator"])
         self._batches = None
@@ -212,7 +215,8 @@ class Trainer:
 
     # the loop -------------------------------------------------------------------------------------
     def fit(self, steps: int | None, max_minutes: float | None) -> None:
-        logger = RunLogger(self.out, self.ctx.is_main, resume_step=self.step if self.resumed else None)
+        logger = self.logger = RunLogger(self.out, self.ctx.is_main, resume_step=self.step if self.resumed else None,
+                                         resume_lines=self._resume_lines)
         deadline = time.monotonic() + max_minutes * 60 if max_minutes else None
         progress = tqdm(total=steps, initial=self.step, desc="train", unit="step", file=sys.stderr,
                         disable=not self.ctx.is_main, dynamic_ncols=True)

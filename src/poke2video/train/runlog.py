@@ -1,8 +1,9 @@
 """Training logs: TensorBoard event files plus RUN/metrics.jsonl with every logged scalar.
 
 metrics.jsonl holds one JSON object per logged step: {"step": int, "time": unix seconds, "<tag>": value}.
-On resume, lines after the resumed step (logged by the killed run after its last checkpoint) are dropped,
-and so is a line torn by a kill in mid-write; TensorBoard purges those steps too. So the logs read like
+On resume, lines written after the resumed checkpoint (by the killed run) are dropped: those after its
+step, those at its step but written after it (a closing validation line), and a line torn by a kill in
+mid-write; TensorBoard purges the steps after it too. So the logs read like
 one uninterrupted run: every logged step once, in order, with the same values (`time` and
 `perf/samples_per_s` aside) as long as `checkpoint_every` is a multiple of `log_every` (otherwise the
 first window after a resume averages only the steps since the resume). An invocation that ends between
@@ -26,16 +27,19 @@ TENSORBOARD_DIR = "tb"
 class RunLogger:
     """Writes scalars and filmstrips on the main rank; a no-op elsewhere."""
 
-    def __init__(self, out: Path, enabled: bool, resume_step: int | None = None):
+    def __init__(self, out: Path, enabled: bool, resume_step: int | None = None, resume_lines: int | None = None):
+        """`resume_step` and `resume_lines`: the resumed checkpoint's step and `lines` (None: a new run;
+        resume_lines None: a checkpoint from before lines were counted, cut by step only)."""
         self.enabled = enabled
         self.path, self.tb = out / METRICS_FILE, out / TENSORBOARD_DIR
         self.writer = None
+        self.lines = 0   # complete lines in metrics.jsonl: a checkpoint records it
         if not enabled:
             return
         from torch.utils.tensorboard import SummaryWriter
 
         if resume_step is not None:
-            _truncate_after(self.path, resume_step)
+            self.lines = _truncate_after(self.path, resume_step, resume_lines)
         with disk_full_guard(self.tb):
             self.writer = SummaryWriter(str(self.tb), purge_step=resume_step)
 
@@ -47,6 +51,7 @@ class RunLogger:
                 self.writer.add_scalar(tag, value, step)
         with disk_full_guard(self.path), open(self.path, "a") as f:
             f.write(json.dumps({"step": step, "time": round(time.time(), 3), **values}, sort_keys=True) + "\n")
+        self.lines += 1
 
     def filmstrip(self, step: int, tag: str, image: np.ndarray) -> None:
         """A uint8 image [H, W, 3] (rows of frames) to TensorBoard."""
@@ -60,12 +65,14 @@ class RunLogger:
                 self.writer.close()
 
 
-def _truncate_after(path: Path, step: int) -> None:
+def _truncate_after(path: Path, step: int, lines: int | None) -> int:
+    """Keep the complete lines up to `step`, the first `lines` of them at most; how many are kept."""
     if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines(keepends=True) if _logged_step(line) <= step]
+        return 0
+    kept = [line for line in path.read_text().splitlines(keepends=True) if _logged_step(line) <= step][:lines]
     with atomic_path(path) as tmp:
         tmp.write_text("".join(kept))
+    return len(kept)
 
 
 def _logged_step(line: str) -> float:
