@@ -93,12 +93,19 @@ def extend_field(field: torch.Tensor, known: torch.Tensor, rings: int = 3) -> to
     """field [N, C, H, W], known [N, 1, H, W] in {0, 1} -> the field continued `rings` pixels past the known
     ones: a pixel next to known ones takes the mean over the directions d of 2 f(q - d) - f(q - 2 d) where
     both are known (a linear continuation), else of f(q - d). Known pixels keep their values."""
+    height, width = field.shape[-2:]
     for _ in range(rings):
+        padded_field, padded_known = F.pad(field, (2, 2, 2, 2)), F.pad(known, (2, 2, 2, 2))
+
+        def shifted(tensor: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+            """tensor (padded by 2) moved by (dy, dx): out[y, x] = tensor[y - dy, x - dx], zero outside."""
+            return tensor[..., 2 - dy:2 - dy + height, 2 - dx:2 - dx + width]
+
         linear, linear_count = torch.zeros_like(field), torch.zeros_like(known)
         near, near_count = torch.zeros_like(field), torch.zeros_like(known)
         for dy, dx in DIRECTIONS:
-            one, one_known = _shift(field, dy, dx), _shift(known, dy, dx)
-            two, two_known = _shift(field, 2 * dy, 2 * dx), _shift(known, 2 * dy, 2 * dx)
+            one, one_known = shifted(padded_field, dy, dx), shifted(padded_known, dy, dx)
+            two, two_known = shifted(padded_field, 2 * dy, 2 * dx), shifted(padded_known, 2 * dy, 2 * dx)
             both = one_known * two_known
             linear, linear_count = linear + both * (2 * one - two), linear_count + both
             near, near_count = near + one_known * one, near_count + one_known
@@ -106,14 +113,6 @@ def extend_field(field: torch.Tensor, known: torch.Tensor, rings: int = 3) -> to
         new = (known == 0) & (near_count > 0)
         field, known = torch.where(new, guess, field), torch.where(new, torch.ones_like(known), known)
     return field
-
-
-def _shift(field: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """field [N, C, H, W] moved by (dy, dx): out[y, x] = field[y - dy, x - dx], zero where that is outside."""
-    height, width = field.shape[-2:]
-    padded = F.pad(field, (abs(dx), abs(dx), abs(dy), abs(dy)))
-    top, left = abs(dy) - dy, abs(dx) - dx
-    return padded[..., top:top + height, left:left + width]
 
 
 def refine_backward(backward: torch.Tensor, flows: torch.Tensor, steps: int = NEWTON_STEPS) -> torch.Tensor:
