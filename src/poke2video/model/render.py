@@ -109,8 +109,8 @@ def render_upscaled(rgb: np.ndarray, forward_flows: torch.Tensor, still_px: floa
     rows, cols = _upscaled_box(moving, top_speed, (height, width), scale)
     mask = moving[None, None].expand(steps, 1, -1, -1).to(forward_flows.dtype)
     backward, extended = backward_field(forward_flows, moving[None].expand(steps, -1, -1))
-    backward = backward.permute(0, 2, 3, 1).contiguous().numpy()                      # [T, h, w, 2]
     landing = torch.cat([extended, mask], dim=1).permute(0, 2, 3, 1).contiguous().numpy()   # [T, h, w, 3]
+    fields = _upscaled_fields(backward.flatten(0, 1).numpy(), scale, (rows, cols))    # 2T planes [h', w']
     crop = rgb[rows, cols]
     plate = _plate_uint8(crop, top_speed.numpy(), (width, height), (rows, cols))
     grid_x, grid_y = np.meshgrid(np.arange(cols.start, cols.stop, dtype=np.float32),
@@ -118,21 +118,39 @@ def render_upscaled(rgb: np.ndarray, forward_flows: torch.Tensor, still_px: floa
     low_x, low_y = (grid_x + 0.5) / scale[0] - 0.5, (grid_y + 0.5) / scale[1] - 0.5   # the same points, grid px
     frames = np.empty((steps, *crop.shape), np.uint8)
     for t in range(steps):
-        frames[t] = _upscaled_frame(rgb, plate, backward[t], landing[t], (low_x, low_y), scale)
+        frames[t] = _upscaled_frame(rgb, plate, fields[2 * t:2 * t + 2], landing[t],
+                                    ((grid_x, grid_y), (low_x, low_y)), scale)
     return (rows, cols), frames
 
 
-def _upscaled_frame(rgb: np.ndarray, plate: np.ndarray, backward: np.ndarray, landing: np.ndarray,
-                    points: tuple[np.ndarray, np.ndarray], scale: tuple[float, float]) -> np.ndarray:
-    """One frame of `render_upscaled` over the crop whose pixel centres are `points` (x, y in grid px):
-    backward [h, w, 2] and landing [h, w, 3] (extended F and the moving mask) at the grid's size."""
-    low_x, low_y = points
-    field = cv2.remap(backward, low_x, low_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    read_x, read_y = low_x + field[..., 0], low_y + field[..., 1]
-    sampled = cv2.remap(rgb, (read_x + 0.5) * scale[0] - 0.5, (read_y + 0.5) * scale[1] - 0.5,
+def _upscaled_fields(planes: np.ndarray, scale: tuple[float, float], box: tuple[slice, slice]) -> list[np.ndarray]:
+    """planes [C, h, w] on the flow's grid -> C planes [h', w'] read bilinearly at the centres of the
+    full-size pixels in `box` (edge values continued): each a resize of the grid's window around the box,
+    the window started on a grid pixel that falls on a full-size pixel so that the resize samples the same
+    points."""
+    windows = []
+    for axis, (cut, factor) in enumerate(((box[0], scale[1]), (box[1], scale[0]))):
+        length = planes.shape[1 + axis]
+        unit = length // math.gcd(length, round(length * factor))    # grid px that span whole full-size px
+        first = max(int(math.floor((cut.start + 0.5) / factor - 0.5)) - 1, 0) // unit * unit
+        last = min(int(math.ceil((cut.stop - 0.5) / factor - 0.5)) + 2, length)
+        start = round(first * factor)
+        windows.append((slice(first, last), slice(cut.start - start, cut.stop - start)))
+    (rows, crop_rows), (cols, crop_cols) = windows
+    return [cv2.resize(plane[rows, cols], None, fx=scale[0], fy=scale[1], interpolation=cv2.INTER_LINEAR)
+            [crop_rows, crop_cols] for plane in planes]
+
+
+def _upscaled_frame(rgb: np.ndarray, plate: np.ndarray, field: list[np.ndarray], landing: np.ndarray,
+                    points: tuple, scale: tuple[float, float]) -> np.ndarray:
+    """One frame of `render_upscaled` over the crop whose pixel centres are `points` ((x, y) in full-size px,
+    (x, y) in grid px): field the backward field's x and y there (grid px), landing [h, w, 3] (extended F
+    and the moving mask) at the grid's size."""
+    (grid_x, grid_y), (low_x, low_y) = points
+    sampled = cv2.remap(rgb, cv2.scaleAdd(field[0], scale[0], grid_x), cv2.scaleAdd(field[1], scale[1], grid_y),
                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    land = cv2.remap(landing, read_x, read_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    miss = cv2.magnitude(field[..., 0] + land[..., 0], field[..., 1] + land[..., 1])
+    land = cv2.remap(landing, low_x + field[0], low_y + field[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    miss = cv2.magnitude(field[0] + land[..., 0], field[1] + land[..., 1])
     alpha = np.clip((land[..., 2] - 0.5) * max(scale) + 0.5, 0.0, 1.0) * landing_weight(miss, max(scale))
     return cv2.blendLinear(sampled, plate, alpha, 1.0 - alpha)
 
