@@ -109,18 +109,20 @@ def render_upscaled(rgb: np.ndarray, forward_flows: torch.Tensor, still_px: floa
     rows, cols = _upscaled_box(moving, top_speed, (height, width), scale)
     mask = moving[None, None].expand(steps, 1, -1, -1).to(forward_flows.dtype)
     backward, extended = backward_field(forward_flows, moving[None].expand(steps, -1, -1))
-    landing = torch.cat([extended, mask], dim=1).permute(0, 2, 3, 1).contiguous().numpy()   # [T, h, w, 3]
+    landing = torch.cat([extended, mask, torch.zeros_like(mask)], dim=1)    # 4 channels: OpenCV's fast remap
+    landing = landing.permute(0, 2, 3, 1).contiguous().numpy()                         # [T, h, w, 4]
     fields = _upscaled_fields(backward.flatten(0, 1).numpy(), scale, (rows, cols))    # 2T planes [h', w']
     crop = rgb[rows, cols]
-    plate = _plate_uint8(crop, top_speed.numpy(), (width, height), (rows, cols))
+    plate = cv2.cvtColor(_plate_uint8(crop, top_speed.numpy(), (width, height), (rows, cols)), cv2.COLOR_RGB2RGBA)
+    rgba = cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
     grid_x, grid_y = np.meshgrid(np.arange(cols.start, cols.stop, dtype=np.float32),
                                  np.arange(rows.start, rows.stop, dtype=np.float32))
     low_x, low_y = (grid_x + 0.5) / scale[0] - 0.5, (grid_y + 0.5) / scale[1] - 0.5   # the same points, grid px
-    frames = np.empty((steps, *crop.shape), np.uint8)
+    frames = np.empty((steps, *plate.shape), np.uint8)
     for t in range(steps):
-        frames[t] = _upscaled_frame(rgb, plate, fields[2 * t:2 * t + 2], landing[t],
+        frames[t] = _upscaled_frame(rgba, plate, fields[2 * t:2 * t + 2], landing[t],
                                     ((grid_x, grid_y), (low_x, low_y)), scale)
-    return (rows, cols), frames
+    return (rows, cols), frames[..., :3]
 
 
 def _upscaled_fields(planes: np.ndarray, scale: tuple[float, float], box: tuple[slice, slice]) -> list[np.ndarray]:
@@ -141,13 +143,14 @@ def _upscaled_fields(planes: np.ndarray, scale: tuple[float, float], box: tuple[
             [crop_rows, crop_cols] for plane in planes]
 
 
-def _upscaled_frame(rgb: np.ndarray, plate: np.ndarray, field: list[np.ndarray], landing: np.ndarray,
+def _upscaled_frame(rgba: np.ndarray, plate: np.ndarray, field: list[np.ndarray], landing: np.ndarray,
                     points: tuple, scale: tuple[float, float]) -> np.ndarray:
     """One frame of `render_upscaled` over the crop whose pixel centres are `points` ((x, y) in full-size px,
-    (x, y) in grid px): field the backward field's x and y there (grid px), landing [h, w, 3] (extended F
-    and the moving mask) at the grid's size."""
+    (x, y) in grid px): rgba and plate uint8 with 4 channels (OpenCV remaps and blends 4 as fast as 1),
+    field the backward field's x and y there (grid px), landing [h, w, 4] (extended F, the moving mask and
+    0) at the grid's size."""
     (grid_x, grid_y), (low_x, low_y) = points
-    sampled = cv2.remap(rgb, cv2.scaleAdd(field[0], scale[0], grid_x), cv2.scaleAdd(field[1], scale[1], grid_y),
+    sampled = cv2.remap(rgba, cv2.scaleAdd(field[0], scale[0], grid_x), cv2.scaleAdd(field[1], scale[1], grid_y),
                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     land = cv2.remap(landing, low_x + field[0], low_y + field[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     miss = cv2.magnitude(field[0] + land[..., 0], field[1] + land[..., 1])
