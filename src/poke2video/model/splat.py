@@ -83,7 +83,10 @@ def backward_field(flows: torch.Tensor, moving: torch.Tensor) -> tuple[torch.Ten
     continued linearly two pixels past the moving ones (`extend_field`), so that a point read between a
     part's edge pixel and the background moves with the part."""
     mass = moving[:, None].to(flows.dtype)
-    extended = extend_field(flows * mass, mass)
+    if torch.equal(moving, moving[:1].expand_as(moving)):      # one mask for all frames: extend them as one
+        extended = extend_field((flows * mass).reshape(1, -1, *flows.shape[-2:]), mass[:1]).view_as(flows)
+    else:
+        extended = extend_field(flows * mass, mass)
     backward, coverage = splat(-flows, flows, ~moving, FRONT_BACKWARD, keep_still=False)
     backward = background_plate(backward, (coverage > 0).to(flows.dtype))
     return refine_backward(backward, extended), extended
@@ -92,27 +95,35 @@ def backward_field(flows: torch.Tensor, moving: torch.Tensor) -> tuple[torch.Ten
 def extend_field(field: torch.Tensor, known: torch.Tensor, rings: int = 3) -> torch.Tensor:
     """field [N, C, H, W], known [N, 1, H, W] in {0, 1} -> the field continued `rings` pixels past the known
     ones: a pixel next to known ones takes the mean over the directions d of 2 f(q - d) - f(q - 2 d) where
-    both are known (a linear continuation), else of f(q - d). Known pixels keep their values."""
+    both are known (a linear continuation), else of f(q - d). Known pixels keep their values.
+
+    Only a ring's new pixels are computed: their neighbours two pixels out are gathered from the field
+    padded by 2, and their values written back into it."""
     height, width = field.shape[-2:]
+    padded_field = F.pad(field, (2, 2, 2, 2)).permute(0, 2, 3, 1)                  # [N, H + 4, W + 4, C]
+    padded_known = F.pad(known[:, 0], (2, 2, 2, 2))                                 # [N, H + 4, W + 4]
+    steps = torch.tensor(DIRECTIONS)                                                # [8, 2]: dy, dx
     for _ in range(rings):
-        padded_field, padded_known = F.pad(field, (2, 2, 2, 2)), F.pad(known, (2, 2, 2, 2))
-
-        def shifted(tensor: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-            """tensor (padded by 2) moved by (dy, dx): out[y, x] = tensor[y - dy, x - dx], zero outside."""
-            return tensor[..., 2 - dy:2 - dy + height, 2 - dx:2 - dx + width]
-
-        linear, linear_count = torch.zeros_like(field), torch.zeros_like(known)
-        near, near_count = torch.zeros_like(field), torch.zeros_like(known)
-        for dy, dx in DIRECTIONS:
-            one, one_known = shifted(padded_field, dy, dx), shifted(padded_known, dy, dx)
-            two, two_known = shifted(padded_field, 2 * dy, 2 * dx), shifted(padded_known, 2 * dy, 2 * dx)
-            both = one_known * two_known
-            linear, linear_count = linear + both * (2 * one - two), linear_count + both
-            near, near_count = near + one_known * one, near_count + one_known
+        centre = padded_known[:, 2:2 + height, 2:2 + width]
+        around = F.max_pool2d(padded_known[:, None, 1:3 + height, 1:3 + width], 3, stride=1)[:, 0]
+        n, y, x = ((centre == 0) & (around > 0)).nonzero(as_tuple=True)               # the ring's new pixels
+        if not len(n):
+            break
+        one_y, one_x = y + 2 - steps[:, :1], x + 2 - steps[:, 1:]                    # [8, K] in padded px
+        two_y, two_x = y + 2 - 2 * steps[:, :1], x + 2 - 2 * steps[:, 1:]
+        one_known, two_known = padded_known[n, one_y, one_x], padded_known[n, two_y, two_x]
+        both = (one_known * two_known)[..., None]                                     # [8, K, 1]
+        linear_terms = both * (2 * padded_field[n, one_y, one_x] - padded_field[n, two_y, two_x])
+        near_terms = one_known[..., None] * padded_field[n, one_y, one_x]
+        linear, near = linear_terms[0], near_terms[0]
+        linear_count, near_count = both[0], one_known[0, :, None]
+        for d in range(1, len(DIRECTIONS)):                 # summed in DIRECTIONS order, term by term
+            linear, near = linear + linear_terms[d], near + near_terms[d]
+            linear_count, near_count = linear_count + both[d], near_count + one_known[d, :, None]
         guess = torch.where(linear_count > 0, linear / linear_count.clamp(min=1), near / near_count.clamp(min=1))
-        new = (known == 0) & (near_count > 0)
-        field, known = torch.where(new, guess, field), torch.where(new, torch.ones_like(known), known)
-    return field
+        padded_field[n, y + 2, x + 2] = guess
+        padded_known[n, y + 2, x + 2] = 1.0
+    return padded_field[:, 2:2 + height, 2:2 + width].permute(0, 3, 1, 2)
 
 
 def refine_backward(backward: torch.Tensor, flows: torch.Tensor, steps: int = NEWTON_STEPS) -> torch.Tensor:
