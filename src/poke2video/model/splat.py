@@ -65,11 +65,14 @@ def background_plate(image: torch.Tensor, still: torch.Tensor) -> torch.Tensor:
         colour, weight = levels[-1]
         levels.append((F.avg_pool2d(colour, 2, ceil_mode=True), F.avg_pool2d(weight, 2, ceil_mode=True)))
     filled = levels[-1][0] / levels[-1][1].clamp(min=1e-6)
-    for colour, weight in reversed(levels[:-1]):
+    for colour, weight in reversed(levels[1:-1]):
         coarse = F.interpolate(filled, size=colour.shape[-2:], mode="bilinear", align_corners=False)
         known = weight.clamp(0.0, 1.0)
         filled = known * colour / weight.clamp(min=1e-6) + (1 - known) * coarse
-    return filled
+    if len(levels) == 1:
+        return filled
+    coarse = F.interpolate(filled, size=image.shape[-2:], mode="bilinear", align_corners=False)
+    return torch.where(still > 0, image, coarse)       # the same sum, the finest mask being 0 or 1
 
 
 def backward_field(flows: torch.Tensor, moving: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
