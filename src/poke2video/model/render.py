@@ -118,11 +118,11 @@ def render_upscaled(rgb: np.ndarray, forward_flows: torch.Tensor, still_px: floa
     grid_x, grid_y = np.meshgrid(np.arange(cols.start, cols.stop, dtype=np.float32),
                                  np.arange(rows.start, rows.stop, dtype=np.float32))
     low_x, low_y = (grid_x + 0.5) / scale[0] - 0.5, (grid_y + 0.5) / scale[1] - 0.5   # the same points, grid px
-    frames = np.empty((steps, *plate.shape), np.uint8)
+    frames = np.empty((steps, *crop.shape), np.uint8)
     for t in range(steps):
-        frames[t] = _upscaled_frame(rgba, plate, fields[2 * t:2 * t + 2], landing[t],
-                                    ((grid_x, grid_y), (low_x, low_y)), scale)
-    return (rows, cols), frames[..., :3]
+        cv2.cvtColor(_upscaled_frame(rgba, plate, fields[2 * t:2 * t + 2], landing[t],
+                                     ((grid_x, grid_y), (low_x, low_y)), scale), cv2.COLOR_RGBA2RGB, frames[t])
+    return (rows, cols), frames
 
 
 def _upscaled_fields(planes: np.ndarray, scale: tuple[float, float], box: tuple[slice, slice]) -> list[np.ndarray]:
