@@ -20,6 +20,7 @@ import math
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from poke2video.model.splat import background_plate, backward_field, read_at
 
@@ -113,16 +114,43 @@ def render_upscaled(rgb: np.ndarray, forward_flows: torch.Tensor, still_px: floa
     landing = landing.permute(0, 2, 3, 1).contiguous().numpy()                         # [T, h, w, 4]
     fields = _upscaled_fields(backward.flatten(0, 1).numpy(), scale, (rows, cols))    # 2T planes [h', w']
     crop = rgb[rows, cols]
-    plate = cv2.cvtColor(_plate_uint8(crop, top_speed.numpy(), (width, height), (rows, cols)), cv2.COLOR_RGB2RGBA)
-    rgba = cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
+    plate = _plate_uint8(crop, top_speed.numpy(), (width, height), (rows, cols))
+    plate_rgba, rgba = cv2.cvtColor(plate, cv2.COLOR_RGB2RGBA), cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
     grid_x, grid_y = np.meshgrid(np.arange(cols.start, cols.stop, dtype=np.float32),
                                  np.arange(rows.start, rows.stop, dtype=np.float32))
     low_x, low_y = (grid_x + 0.5) / scale[0] - 0.5, (grid_y + 0.5) / scale[1] - 0.5   # the same points, grid px
-    frames = np.empty((steps, *crop.shape), np.uint8)
-    for t in range(steps):
-        cv2.cvtColor(_upscaled_frame(rgba, plate, fields[2 * t:2 * t + 2], landing[t],
-                                     ((grid_x, grid_y), (low_x, low_y)), scale), cv2.COLOR_RGBA2RGB, frames[t])
+    frames = np.repeat(plate[None], steps, axis=0)
+    for t, (y, x) in enumerate(_landing_boxes(moving, extended, scale, (rows, cols))):
+        cut = lambda planes: [plane[y, x] for plane in planes]
+        drawn = _upscaled_frame(rgba, plate_rgba[y, x], cut(fields[2 * t:2 * t + 2]), landing[t],
+                                (cut((grid_x, grid_y)), cut((low_x, low_y))), scale)
+        frames[t, y, x] = cv2.cvtColor(drawn, cv2.COLOR_RGBA2RGB)
     return (rows, cols), frames
+
+
+def _landing_boxes(moving: torch.Tensor, extended: torch.Tensor, scale: tuple[float, float], box):
+    """For each frame, the (rows, columns) slices of the crop `box` outside which no pixel is drawn (alpha
+    0: the plate). A pixel q is drawn only where the point p it reads lies within 1 grid px of a moving
+    pixel (the mask read there), so the four grid pixels c that p is read from lie next to it, and where
+    p + F(p) lands within 1 grid px of q (MISS_PX); p + F(p) is the bilinear mean of their c + F(c) (F 0
+    off the grid), so q lies within 1 grid px of the box of c + F(c) over the pixels next to moving ones.
+    One full-size pixel is added for rounding."""
+    near = F.max_pool2d(moving[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+    ys, xs = near.nonzero(as_tuple=True)
+    landed = torch.stack([xs, ys]).to(extended.dtype) + extended[:, :, ys, xs]          # [T, 2, K]: c + F(c)
+    moving_ys, moving_xs = moving.nonzero(as_tuple=True)
+    off_grid = torch.tensor([[moving_xs.min() - 1, moving_ys.min() - 1], [moving_xs.max() + 1, moving_ys.max() + 1]],
+                            dtype=extended.dtype)                     # c off the grid lie in this box (F 0 there)
+    low_min = torch.minimum(landed.amin(dim=-1), off_grid[0]) - 1.0                      # [T, 2]: x, y
+    low_max = torch.maximum(landed.amax(dim=-1), off_grid[1]) + 1.0
+    for t in range(len(extended)):
+        cuts = []
+        for axis, (cut, factor) in enumerate(((box[0], scale[1]), (box[1], scale[0]))):
+            lo, hi = float(low_min[t, 1 - axis]), float(low_max[t, 1 - axis])
+            start = max(int(math.floor((lo + 0.5) * factor - 0.5)) - 1, cut.start)
+            stop = min(int(math.ceil((hi + 0.5) * factor - 0.5)) + 2, cut.stop)
+            cuts.append(slice(start - cut.start, max(stop, start) - cut.start))
+        yield tuple(cuts)
 
 
 def _upscaled_fields(planes: np.ndarray, scale: tuple[float, float], box: tuple[slice, slice]) -> list[np.ndarray]:
