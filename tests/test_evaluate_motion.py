@@ -204,7 +204,7 @@ def test_report_names_the_rows_and_the_new_metrics_and_plots_them_per_frame(sim,
     per_frame = document["per_frame"]["motion_error"]
     assert set(per_frame) == set(document["methods"]) and all(len(r["mean"]) == SIM_FRAMES for r in per_frame.values())
     report = (out / "report.md").read_text()
-    assert "## Rows" in report and "- **oracle-true-fill**: the ground-truth flow splatted" in report
+    assert "## Rows" in report and "- **oracle-true-fill**: the ground-truth flow drawn as by `oracle`" in report
     assert all(f"**{label}**" in report for label in ("moving IoU", "motion error, still", "flow error, moving"))
     assert (out / "plots" / "motion_error_per_frame.png").is_file() and (out / "plots" / "moving_iou.png").is_file()
 

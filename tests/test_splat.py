@@ -2,7 +2,8 @@
 import numpy as np
 import torch
 
-from poke2video.model.splat import BOX_MARGIN, background_plate, render_video, splat
+from poke2video.model.render import BOX_MARGIN, render_video
+from poke2video.model.splat import background_plate, splat
 
 torch.set_num_threads(1)
 
@@ -73,7 +74,7 @@ def test_rendering_a_box_is_the_same_as_rendering_everything():
 
 def test_a_small_flow_moves_a_large_image_and_leaves_the_rest_exact():
     """render_upscaled: a flow on a 16 x 16 grid applied to a 64 x 64 image (4 px per grid cell)."""
-    from poke2video.model.splat import render_upscaled
+    from poke2video.model.render import render_upscaled
 
     image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     flows = torch.zeros(2, 2, 16, 16)

@@ -4,9 +4,10 @@
   model that gives forward flows (`Poker.has_flow`) has its flow scored too, from the same run of the
   network (`Poker.animate_with_flow`).
 - baselines (`baselines.py`): `static` (zero flow) and `warp` (its Gaussian field is its flow).
-- `oracle` (PokeSim): the ground-truth flow rendered as the flow model renders its own (`splat.render_video`:
-  forward splatting, uncovered pixels from the background plate); `oracle-true-fill`: splatted the same way,
-  uncovered pixels taken from the true frames. What the renderer alone costs.
+- `oracle` (PokeSim): the ground-truth flow rendered as the flow model renders its own (`render.render_video`:
+  the moving pixels drawn by backward sampling, uncovered pixels from the background plate);
+  `oracle-true-fill`: drawn the same way, uncovered pixels taken from the true frames. What the renderer
+  alone costs.
 - `real clip` (PokeSim): the simulated video itself; its scores are the tracker's own floor.
 """
 from __future__ import annotations
@@ -27,9 +28,9 @@ ABOUT = {
     "static": "the source frame repeated: no motion (flow: zero)",
     "warp": "the source warped by a Gaussian displacement field around the poke that grows to the full poke at "
             "frame T (flow: that field)",
-    "oracle": "the ground-truth flow rendered by the flow model's renderer (forward splatting; uncovered pixels "
+    "oracle": "the ground-truth flow rendered by the flow model's renderer (backward sampling; uncovered pixels "
               "from the background plate): what the renderer alone costs (flow: the ground truth)",
-    "oracle-true-fill": "the ground-truth flow splatted as by `oracle`, uncovered pixels taken from the true frames "
+    "oracle-true-fill": "the ground-truth flow drawn as by `oracle`, uncovered pixels taken from the true frames "
                         "(flow: the ground truth)",
     REAL_CLIP: "the simulated clip itself, tracked like every video: the tracker's own floor",
 }
@@ -89,7 +90,7 @@ def model_method(checkpoint: str | None, name: str = "model") -> Method:
 
     poker = Poker.load(checkpoint)
     about = ("the network's own frames through `Poker.animate`; nothing after the network reads the poke's target"
-             + (" (flow: its forward flow, rendered by splatting)" if poker.has_flow else ""))
+             + (" (flow: its forward flow, rendered by backward sampling)" if poker.has_flow else ""))
 
     def animate(frame, source, target, frames, pokes=None, pins=None):
         return poker.animate(frame, *_one_or_several(source, target, pokes), pokes=pokes, pins=pins)
@@ -142,22 +143,23 @@ def oracle_method(name: str = "oracle") -> Method:
 def render_flow(frame: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """uint8 [H, W, 3] carried along the forward flow float [T, 2, H, W] -> uint8 [T, H, W, 3], exactly as
     `Poker` renders a flow model's flow at the model's size."""
-    from poke2video.model.splat import STILL_PX
+    from poke2video.model.render import STILL_PX
     from poke2video.poking.flow import render_uint8
 
     return render_uint8(np.asarray(frame, np.uint8), torch.from_numpy(np.asarray(flow, np.float32)), STILL_PX)
 
 
 def render_true_fill(frame: np.ndarray, flow: np.ndarray, true_frames: np.ndarray) -> np.ndarray:
-    """`render_flow`, but a pixel that nothing covers (fully or in part) is filled from the true frame
-    uint8 [T, H, W, 3] instead of the background plate."""
-    from poke2video.model.splat import STILL_PX, splat
+    """`render_flow`, but where the moving part does not cover a pixel that moved (fully or in part), it is
+    filled from the true frame uint8 [T, H, W, 3] instead of the background plate."""
+    from poke2video.model.render import STILL_PX, draw_part
 
     flows = torch.from_numpy(np.asarray(flow, np.float32))                                    # [T, 2, H, W]
     image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()       # [1, 3, H, W]
     truth = torch.from_numpy(np.ascontiguousarray(true_frames)).permute(0, 3, 1, 2).float()    # [T, 3, H, W]
-    still = torch.hypot(flows[:, 0], flows[:, 1]).amax(dim=0) <= STILL_PX                      # [H, W]
+    moving = torch.hypot(flows[:, 0], flows[:, 1]).amax(dim=0) > STILL_PX                     # [H, W]
     with torch.inference_mode():
-        colour, coverage = splat(image.expand(len(flows), -1, -1, -1), flows, still.expand(len(flows), -1, -1))
-        frames = coverage * colour + (1 - coverage) * truth
+        colour, alpha = draw_part(image.expand(len(flows), -1, -1, -1), flows, moving.expand(len(flows), -1, -1))
+        behind = torch.where(moving, truth, image)                     # a still pixel is its own background
+        frames = alpha * colour + (1 - alpha) * behind
     return frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()

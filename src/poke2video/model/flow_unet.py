@@ -1,4 +1,4 @@
-"""FlowUNet: the poke and the image in, the forward flow of every frame out, rendered by splatting.
+"""FlowUNet: the poke and the image in, the forward flow of every frame out, the source carried along it.
 
     model = FlowUNet(cfg)                                        # cfg: a FlowModelConfig
     flows = model.forward_flows(source, poke)                    # [B, T, 2, H, W] px, source -> frame t
@@ -13,7 +13,7 @@ exactly the channels above). A model with `cfg.pin_input` reads one more channel
 (`pin_channel`); a model without it has no such weights and leaves pins to the renderer (`pins.py`). Skips join every scale of the encoder to the decoder, so thin parts keep their shape.
 The head gives, per pixel, `cfg.time_basis` flow vectors and a "moves" logit: the flow at frame t is
 sigmoid(moves) * sum_k coefficient_k * basis[k, t], the basis being a learned [K, T] table of curves over
-time (a clip's motion is nearly a combination of a few curves). Frames come from `splat.render_video`, the
+time (a clip's motion is nearly a combination of a few curves). Frames come from `render.render_video`, the
 source pixels carried along the flow, so a pixel that does not move is the source's own.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from torch import nn
 
 from poke2video.flow_config import FlowModelConfig
 from poke2video.model.prediction import Prediction
-from poke2video.model.splat import render_video
+from poke2video.model.render import render_video
 
 POKE_CHANNELS = 8
 FLOW_SCALE = 4.0      # px per unit of the head's flow coefficients

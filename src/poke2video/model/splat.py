@@ -1,47 +1,45 @@
-"""Rendering a forward flow: each source pixel is carried to where the flow sends it (forward splatting).
+"""The renderer's building blocks: forward splatting, the background plate, and the flow turned around.
 
-    video = render_video(image, forward_flows)     # image [B, 3, H, W], flows [B, T, 2, H, W] -> [B, T, 3, H, W]
-
-A forward flow F_t(p) says where source pixel p is at frame t. Each pixel is spread bilinearly over the
-four pixels around p + F_t(p). Where several land on one pixel, the one that moves more wins (a moving
-part passes in front of what stays; weights exp(FRONT * |F|), "softmax splatting"). Where nothing lands,
-the part that moved away uncovered the background: those pixels come from a background plate, the source
-image with its moving pixels removed and the hole filled from the still pixels around it (`background_plate`,
-a push-pull pyramid). A pixel whose flow is zero and that nothing covers keeps its exact value, so the
-renderer leaves a user's image untouched wherever nothing moves. It works at any size: the same code
-renders the model's 64 px frames and a flow upsampled to a full-resolution photo.
+A forward flow F_t(p) says where source pixel p is at frame t; a backward flow B_t(q) says where in the
+source the pixel q of frame t comes from (docs/architecture.md). `splat` spreads each moving pixel
+bilinearly over the four pixels around p + F(p), the faster winning where several land (weights
+exp(FRONT * |F|), "softmax splatting"). `background_plate` fills the pixels of an image that a mask leaves
+out from the known ones around them (a push-pull pyramid). `backward_field` turns a forward flow around:
+the moving pixels' -F splatted along F, filled where nothing landed, then refined by Newton steps on
+p + F(p) = q (`refine_backward`), so that a part that turns rigidly is turned back exactly, edges
+included. `model/render.py` draws frames with them.
 """
 from __future__ import annotations
 
-import math
-
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 FRONT = 4.0          # per px of motion: how strongly a moving pixel covers a still one where both land
-STILL_PX = 0.05      # px: a pixel whose flow never exceeds this is not moved (it keeps its exact value)
-BOX_MARGIN = 8       # px around the moving pixels' reach that is rendered (context for the background plate)
-MOVING_PX = 0.5      # a source pixel whose flow exceeds this at any frame is not part of the background plate
+FRONT_BACKWARD = 1.0  # FRONT for the backward field: low, so a turning part's speed gradient does not bias it
+NEWTON_STEPS = 3     # refinements of the backward field
+MAX_STEP_PX = 2.0    # px: the longest Newton step taken (a fold or a tear would ask for more)
+MIN_DETERMINANT = 0.1  # where p + F(p) is this close to folding over, no Newton step is taken
+DIRECTIONS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 
 
-def splat(image: torch.Tensor, flow: torch.Tensor, still: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def splat(image: torch.Tensor, flow: torch.Tensor, still: torch.Tensor, front_per_px: float = FRONT,
+          keep_still: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """image [N, C, H, W], forward flow [N, 2, H, W] (px), still [N, H, W] bool (pixels left in place) ->
     (colour [N, C, H, W], coverage [N, 1, H, W]).
 
     colour: the front-weighted mean of the pixels that land on each pixel (0 where none lands);
     coverage: the plain bilinear weight that landed there, clamped to [0, 1]. A still pixel lands on itself
-    with weight 1, so only the moving pixels are scattered (a photo's few percent). The sums are kept
-    channels-last, [N, H, W, C + 2], so every scattered pixel adds one row."""
+    with weight 1, so only the moving pixels are scattered (a photo's few percent); `keep_still` False leaves
+    the still pixels out altogether (colour and coverage of the moving ones alone). `front_per_px`: the FRONT
+    of the weights. The sums are kept channels-last, [N, H, W, C + 2], so every scattered pixel adds one row."""
     batch, channels, height, width = image.shape
     pixels = image.permute(0, 2, 3, 1)                                               # [N, H, W, C] (a view)
-    kept = still[..., None].to(image.dtype)
+    kept = (still & keep_still)[..., None].to(image.dtype)
     accumulated = torch.cat([pixels * kept, kept, kept], dim=-1).reshape(-1, channels + 2)   # [N*H*W, C + 2]
     moving = (~still).flatten().nonzero().squeeze(1)                                 # [M] flat pixel indices
     if len(moving):
         motion = flow.permute(0, 2, 3, 1).reshape(-1, 2)[moving]                    # [M, 2] px
-        front = torch.exp(FRONT * torch.hypot(motion[:, 0], motion[:, 1]).clamp(max=8.0))
+        front = torch.exp(front_per_px * torch.hypot(motion[:, 0], motion[:, 1]).clamp(max=8.0))
         values = torch.cat([pixels.reshape(-1, channels)[moving] * front[:, None], front[:, None],
                             torch.ones_like(front)[:, None]], dim=1)                # [M, C + 2]
         n, rest = moving // (height * width), moving % (height * width)
@@ -67,94 +65,105 @@ def background_plate(image: torch.Tensor, still: torch.Tensor) -> torch.Tensor:
         colour, weight = levels[-1]
         levels.append((F.avg_pool2d(colour, 2, ceil_mode=True), F.avg_pool2d(weight, 2, ceil_mode=True)))
     filled = levels[-1][0] / levels[-1][1].clamp(min=1e-6)
-    for colour, weight in reversed(levels[:-1]):
+    for colour, weight in reversed(levels[1:-1]):
         coarse = F.interpolate(filled, size=colour.shape[-2:], mode="bilinear", align_corners=False)
         known = weight.clamp(0.0, 1.0)
         filled = known * colour / weight.clamp(min=1e-6) + (1 - known) * coarse
-    return filled
+    if len(levels) == 1:
+        return filled
+    coarse = F.interpolate(filled, size=image.shape[-2:], mode="bilinear", align_corners=False)
+    return torch.where(still > 0, image, coarse)       # the same sum, the finest mask being 0 or 1
 
 
-def render_video(image: torch.Tensor, forward_flows: torch.Tensor, still_px: float = STILL_PX) -> torch.Tensor:
-    """image [B, C, H, W], forward_flows [B, T, 2, H, W] (px, source -> frame t) -> video [B, T, C, H, W].
+def backward_field(flows: torch.Tensor, moving: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """forward flows [N, 2, H, W] (px), moving [N, H, W] bool (the pixels that move) -> (backward flows
+    [N, 2, H, W], the forward flows extended [N, 2, H, W]).
 
-    A pixel whose flow stays within `still_px` at every frame keeps its exact value: only the box that
-    `render_box` gives is rendered, the rest of each frame is the image itself."""
-    video = image[:, None].repeat(1, forward_flows.shape[1], 1, 1, 1)
-    box, frames = render_box(image, forward_flows, still_px)
-    if box is not None:
-        video[..., box[0], box[1]] = frames
-    return video
-
-
-def render_box(image: torch.Tensor, forward_flows: torch.Tensor, still_px: float = STILL_PX):
-    """(box, frames): the (rows, columns) slices around the pixels that move, where they go and a margin for
-    the background plate, and the video inside it [B, T, C, h, w]; (None, None) when nothing moves."""
-    batch, steps, _, height, width = forward_flows.shape
-    top_speed = torch.hypot(forward_flows[:, :, 0], forward_flows[:, :, 1]).amax(dim=1)    # [B, H, W]
-    moving = top_speed > still_px
-    if not moving.any():
-        return None, None
-    ys, xs = moving.any(dim=0).nonzero(as_tuple=True)
-    reach = int(top_speed.max().ceil()) + BOX_MARGIN
-    y0, y1 = max(int(ys.min()) - reach, 0), min(int(ys.max()) + reach + 1, height)
-    x0, x1 = max(int(xs.min()) - reach, 0), min(int(xs.max()) + reach + 1, width)
-    box = (slice(y0, y1), slice(x0, x1))
-    crop, flows, speed = image[..., box[0], box[1]], forward_flows[..., box[0], box[1]], top_speed[:, box[0], box[1]]
-    plate = background_plate(crop, (speed <= MOVING_PX)[:, None].to(image.dtype))
-    still = (speed <= still_px).repeat_interleave(steps, dim=0)                              # [B*T, h, w]
-    colour, coverage = splat(crop.repeat_interleave(steps, dim=0), flows.flatten(0, 1), still)
-    frames = coverage * colour + (1 - coverage) * plate.repeat_interleave(steps, dim=0)
-    return box, frames.unflatten(0, (batch, steps))
+    Backward: for each pixel q of the frame, the offset to the source point p that lands on q. The moving
+    pixels' -F is splatted along F (front-weighted as `splat`, FRONT_BACKWARD per px); where none lands (a
+    hole in a stretched part, the rim around it, the rest of the frame) the field is filled from where some
+    landed (`background_plate`'s push-pull); then `refine_backward` solves p + F(p) = q. Extended: F
+    continued linearly two pixels past the moving ones (`extend_field`), so that a point read between a
+    part's edge pixel and the background moves with the part."""
+    mass = moving[:, None].to(flows.dtype)
+    if torch.equal(moving, moving[:1].expand_as(moving)):      # one mask for all frames: extend them as one
+        extended = extend_field((flows * mass).reshape(1, -1, *flows.shape[-2:]), mass[:1]).view_as(flows)
+    else:
+        extended = extend_field(flows * mass, mass)
+    backward, coverage = splat(-flows, flows, ~moving, FRONT_BACKWARD, keep_still=False)
+    backward = background_plate(backward, (coverage > 0).to(flows.dtype))
+    return refine_backward(backward, extended), extended
 
 
-def render_upscaled(rgb: np.ndarray, forward_flows: torch.Tensor, still_px: float = STILL_PX):
-    """(box, frames) for an image larger than the flow: rgb uint8 [H, W, 3] at full size, forward_flows
-    [T, 2, h, w] in pixels of the flow's own grid -> the (rows, columns) slices that move and the uint8
-    video inside them [T, h', w', 3]; (None, None) when nothing moves.
+def extend_field(field: torch.Tensor, known: torch.Tensor, rings: int = 3) -> torch.Tensor:
+    """field [N, C, H, W], known [N, 1, H, W] in {0, 1} -> the field continued `rings` pixels past the known
+    ones: a pixel next to known ones takes the mean over the directions d of 2 f(q - d) - f(q - 2 d) where
+    both are known (a linear continuation), else of f(q - d). Known pixels keep their values.
 
-    Splatting every moving pixel of a large image is slow, so the flow is turned around where it is small:
-    its own field is splatted along itself (`splat` of -F), giving at h x w where each pixel of frame t
-    comes from and how much of it is covered. Per frame, those are scaled up to the image's size, the
-    image is read bilinearly where they point (OpenCV's remap, on the 8-bit image) and blended with the
-    background plate by the coverage. Where no moving pixel lands nearby the backward flow is exactly zero
-    and the coverage one, so the image is read at its own pixel centres and keeps its exact value."""
-    steps, _, low_h, low_w = forward_flows.shape
-    height, width = rgb.shape[:2]
-    scale_x, scale_y = width / low_w, height / low_h
-    top_speed = torch.hypot(forward_flows[:, 0], forward_flows[:, 1]).amax(dim=0)        # [h, w]
-    moving = top_speed > still_px
-    if not moving.any():
-        return None, None
-    ys, xs = moving.nonzero(as_tuple=True)
-    reach = int(top_speed.max().ceil()) + 2
-    y0, y1 = max(int(ys.min()) - reach, 0), min(int(ys.max()) + reach + 1, low_h)
-    x0, x1 = max(int(xs.min()) - reach, 0), min(int(xs.max()) + reach + 1, low_w)
-    rows = slice(int(y0 * scale_y), min(int(math.ceil(y1 * scale_y)), height))
-    cols = slice(int(x0 * scale_x), min(int(math.ceil(x1 * scale_x)), width))
-    still = (top_speed <= still_px)[None].expand(steps, -1, -1)
-    backward, coverage = splat(-forward_flows, forward_flows, still)                   # [T, 2, h, w], [T, 1, h, w]
-    fields = torch.cat([backward * torch.tensor([scale_x, scale_y]).view(1, 2, 1, 1), coverage], dim=1)
-    fields = fields.permute(0, 2, 3, 1).contiguous().numpy()                          # [T, h, w, 3]: dx, dy, cover
-    crop = rgb[rows, cols]
-    plate = _plate_uint8(crop, top_speed.numpy(), (width, height), (rows, cols))
-    grid_x, grid_y = np.meshgrid(np.arange(cols.start, cols.stop, dtype=np.float32),
-                                 np.arange(rows.start, rows.stop, dtype=np.float32))
-    frames = np.empty((steps, *crop.shape), np.uint8)
-    for t in range(steps):
-        field = cv2.resize(fields[t], (width, height), interpolation=cv2.INTER_LINEAR)[rows, cols]
-        sampled = cv2.remap(rgb, grid_x + field[..., 0], grid_y + field[..., 1], cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
-        cover = np.ascontiguousarray(field[..., 2])
-        frames[t] = cv2.blendLinear(sampled, plate, cover, 1.0 - cover)
-    return (rows, cols), frames
+    Only a ring's new pixels are computed: their neighbours two pixels out are gathered from the field
+    padded by 2, and their values written back into it."""
+    height, width = field.shape[-2:]
+    padded_field = F.pad(field, (2, 2, 2, 2)).permute(0, 2, 3, 1)                  # [N, H + 4, W + 4, C]
+    padded_known = F.pad(known[:, 0], (2, 2, 2, 2))                                 # [N, H + 4, W + 4]
+    steps = torch.tensor(DIRECTIONS)                                                # [8, 2]: dy, dx
+    for _ in range(rings):
+        centre = padded_known[:, 2:2 + height, 2:2 + width]
+        around = F.max_pool2d(padded_known[:, None, 1:3 + height, 1:3 + width], 3, stride=1)[:, 0]
+        n, y, x = ((centre == 0) & (around > 0)).nonzero(as_tuple=True)               # the ring's new pixels
+        if not len(n):
+            break
+        one_y, one_x = y + 2 - steps[:, :1], x + 2 - steps[:, 1:]                    # [8, K] in padded px
+        two_y, two_x = y + 2 - 2 * steps[:, :1], x + 2 - 2 * steps[:, 1:]
+        one_known, two_known = padded_known[n, one_y, one_x], padded_known[n, two_y, two_x]
+        both = (one_known * two_known)[..., None]                                     # [8, K, 1]
+        linear_terms = both * (2 * padded_field[n, one_y, one_x] - padded_field[n, two_y, two_x])
+        near_terms = one_known[..., None] * padded_field[n, one_y, one_x]
+        linear, near = linear_terms[0], near_terms[0]
+        linear_count, near_count = both[0], one_known[0, :, None]
+        for d in range(1, len(DIRECTIONS)):                 # summed in DIRECTIONS order, term by term
+            linear, near = linear + linear_terms[d], near + near_terms[d]
+            linear_count, near_count = linear_count + both[d], near_count + one_known[d, :, None]
+        guess = torch.where(linear_count > 0, linear / linear_count.clamp(min=1), near / near_count.clamp(min=1))
+        padded_field[n, y + 2, x + 2] = guess
+        padded_known[n, y + 2, x + 2] = 1.0
+    return padded_field[:, 2:2 + height, 2:2 + width].permute(0, 3, 1, 2)
 
 
-def _plate_uint8(crop: np.ndarray, top_speed: np.ndarray, size: tuple[int, int], box) -> np.ndarray:
-    """The background plate of an 8-bit crop [h', w', 3] of the full-size image, whose flow's top speed
-    [h, w] (px of the flow's grid) is scaled up to `size` (width, height) and cut to `box`."""
-    scale = max(size[0] / top_speed.shape[1], size[1] / top_speed.shape[0])
-    speed = cv2.resize(top_speed, size, interpolation=cv2.INTER_LINEAR)[box[0], box[1]] * scale
-    image = torch.tensor(crop).permute(2, 0, 1)[None].float()
-    still = torch.from_numpy(speed <= MOVING_PX * scale)[None, None].float()
-    plate = background_plate(image, still)[0].permute(1, 2, 0)
-    return plate.round().clamp(0, 255).to(torch.uint8).numpy()
+def refine_backward(backward: torch.Tensor, flows: torch.Tensor, steps: int = NEWTON_STEPS) -> torch.Tensor:
+    """backward [N, 2, H, W] (a first guess), forward flows [N, 2, H, W] -> the backward field after `steps`
+    Newton steps on p + F(p) = q, p = q + B(q), F and its Jacobian read bilinearly at p. A step is at most
+    MAX_STEP_PX long and is not taken where I + dF/dp nearly folds (determinant under MIN_DETERMINANT)."""
+    layers = torch.cat([flows, _jacobian(flows)], dim=1)                     # [N, 6, H, W]: F, dF/dx, dF/dy
+    for _ in range(steps):
+        read = read_at(layers, backward)
+        miss_x, miss_y = backward[:, 0] + read[:, 0], backward[:, 1] + read[:, 1]
+        a, b, c, d = 1 + read[:, 2], read[:, 4], read[:, 3], 1 + read[:, 5]      # I + dF/dp, row by row
+        det = a * d - b * c
+        safe = det > MIN_DETERMINANT
+        det = torch.where(safe, det, torch.ones_like(det))
+        step = torch.stack([(d * miss_x - b * miss_y) / det, (a * miss_y - c * miss_x) / det], dim=1)
+        length = torch.hypot(step[:, 0], step[:, 1])[:, None]
+        step = step * (MAX_STEP_PX / length.clamp(min=MAX_STEP_PX)) * safe[:, None]
+        backward = backward - step
+    return backward
+
+
+def _jacobian(flows: torch.Tensor) -> torch.Tensor:
+    """flows [N, 2, H, W] -> [N, 4, H, W]: dFx/dx, dFy/dx, dFx/dy, dFy/dy by central differences (one-sided
+    at the border)."""
+    pad = F.pad(flows, (1, 1, 1, 1), mode="replicate")
+    d_dx = (pad[..., 1:-1, 2:] - pad[..., 1:-1, :-2]) / 2
+    d_dy = (pad[..., 2:, 1:-1] - pad[..., :-2, 1:-1]) / 2
+    d_dx[..., 0], d_dx[..., -1] = flows[..., 1] - flows[..., 0], flows[..., -1] - flows[..., -2]
+    d_dy[..., 0, :], d_dy[..., -1, :] = flows[..., 1, :] - flows[..., 0, :], flows[..., -1, :] - flows[..., -2, :]
+    return torch.cat([d_dx, d_dy], dim=1)
+
+
+def read_at(layers: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
+    """layers [N, C, H, W] read bilinearly at q + backward(q) for every pixel q (zero outside) -> [N, C, H, W]."""
+    height, width = layers.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=backward.dtype, device=backward.device),
+                            torch.arange(width, dtype=backward.dtype, device=backward.device), indexing="ij")
+    grid = torch.stack([(xs + backward[:, 0]) * (2 / max(width - 1, 1)) - 1,
+                        (ys + backward[:, 1]) * (2 / max(height - 1, 1)) - 1], dim=-1)
+    return F.grid_sample(layers, grid, mode="bilinear", padding_mode="zeros", align_corners=True)

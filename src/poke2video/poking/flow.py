@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from poke2video.model.flow_unet import FlowUNet
-from poke2video.model.splat import STILL_PX, render_box, render_upscaled
+from poke2video.model.render import STILL_PX, render_box, render_upscaled
 from poke2video.poking.adapter import Adapter
 from poke2video.poking.frames import frame_tensor, resize_image
 from poke2video.poking.pins import hold_pins
@@ -83,8 +83,8 @@ def resize_flows(flows: torch.Tensor, width: int, height: int) -> torch.Tensor:
 def render_uint8(rgb: np.ndarray, flows: torch.Tensor, still_px: float) -> np.ndarray:
     """uint8 image [H, W, 3] carried along forward flows [T, 2, h, w] -> uint8 video [T, H, W, 3]; pixels
     whose flow stays within `still_px` (of the flow's grid) keep their value. A flow of the image's size is
-    splatted (`splat.render_box`); a smaller one is turned around at its size and the image read along it
-    (`splat.render_upscaled`); either way only the box that moves is computed."""
+    drawn as tensors (`render.render_box`); a smaller one is turned around at its size and the 8-bit image
+    read along it (`render.render_upscaled`); either way only the box that moves is computed."""
     video = np.repeat(rgb[None], len(flows), axis=0)
     with torch.inference_mode():
         if flows.shape[-2:] == rgb.shape[:2]:

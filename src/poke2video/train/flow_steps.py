@@ -19,7 +19,7 @@ from poke2video import metrics
 from poke2video.flow_config import FlowTrainConfig
 from poke2video.model.flow_unet import FlowUNet
 from poke2video.model.prediction import Prediction
-from poke2video.model.splat import MOVING_PX
+from poke2video.model.render import MOVING_PX
 from poke2video.train.batch import Batch
 from poke2video.train.distributed import DistContext
 from poke2video.train.runner import StepRunner, apply_loss
