@@ -74,6 +74,9 @@ def test_config_checks_name_the_unet_options(tmp_path):
     bad.write_text("model: {architecture: unet}\ntrain: {flow_frames: last}\n")
     with pytest.raises(UserError, match="every frame"):
         load_preset(str(bad))
+    bad.write_text("model: {architecture: unet}\ntrain: {still_clip_weight: 0.5}\n")
+    with pytest.raises(UserError, match="still_clip_weight must be at least 1"):
+        load_preset(str(bad))
 
 
 def test_loss_weighs_moving_pixels_and_mask_loss_follows_the_truth():
@@ -87,6 +90,19 @@ def test_loss_weighs_moving_pixels_and_mask_loss_follows_the_truth():
     right = torch.full((1, 1, 8, 8), -9.0)
     right[..., 2:4, 2:4] = 9.0
     assert moves_loss(right, target) < 1e-3 < moves_loss(-right, target)
+
+
+def test_still_clip_weight_counts_every_pixel_of_a_clip_where_nothing_moves():
+    target = torch.zeros(2, 2, 2, 8, 8)
+    target[0, :, 0, 2:4, 2:4] = 3.0               # clip 0: 4 of 64 pixels move 3 px; clip 1: nothing moves
+    guess = target.clone()
+    guess[1, :, 0] = 1.0                          # clip 1's guess moves everything 1 px
+    error = lambda w: flow_endpoint_loss(guess, target, 5.0, still_clip_weight=w)  # noqa: E731
+    eps = 1e-3                                    # the loss's sqrt(0 + 1e-6) where the guess is right
+    moving, still = 2 * 4 * 5.0 + 2 * 60 * 1.0, 2 * 64 * 1.0     # clip 0's weights, clip 1's (w = 1)
+    assert error(1.0) == pytest.approx((eps * moving + 1.0 * still) / (moving + still), rel=1e-4)
+    assert error(4.0) == pytest.approx((eps * moving + 4.0 * still) / (moving + 4.0 * still), rel=1e-4)
+    assert flow_endpoint_loss(guess[:1], target[:1], 5.0, still_clip_weight=4.0) < 0.01  # a moving clip: unweighted
 
 
 def test_mirroring_flips_image_poke_and_flow_together():

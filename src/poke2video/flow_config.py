@@ -47,6 +47,8 @@ class FlowTrainConfig(TrainConfig):
     flow_frames: str = "all"        # the loss reads every frame's flow: "all" is the one value
     moving_weight: float = 5.0      # a pixel that moves counts this many times a still one in the flow loss
     moves_weight: float = 1.0       # weight of the "moves" mask's cross-entropy
+    still_clip_weight: float = 1.0  # every pixel of a clip where nothing moves (a background poke) counts
+    #                                 this many times in the flow loss
     flip: bool = False              # mirror half of the clips left-right (image, poke, flows)
 
     def validate(self) -> None:
@@ -54,5 +56,6 @@ class FlowTrainConfig(TrainConfig):
         if self.flow_frames != "all":
             raise UserError(f"train.flow_frames must be all for a unet model: it trains on every frame's flow, "
                             f"got {self.flow_frames!r}")
-        if self.moving_weight < 1 or self.moves_weight < 0:
-            raise UserError("train.moving_weight must be at least 1 and train.moves_weight not negative")
+        if self.moving_weight < 1 or self.moves_weight < 0 or self.still_clip_weight < 1:
+            raise UserError("train.moving_weight and train.still_clip_weight must be at least 1 and "
+                            "train.moves_weight not negative")

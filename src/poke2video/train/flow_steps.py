@@ -2,7 +2,8 @@
 
 The loss is the plain (unsquared) endpoint error of every frame's forward flow, averaged over pixels with
 the pixels that truly move (over `MOVING_PX` at that frame) weighted `train.moving_weight` times a still
-one, plus `train.moves_weight` times the cross-entropy of the "moves" mask against the pixels that move at
+one and every pixel of a clip where nothing moves (a background poke) `train.still_clip_weight` times,
+plus `train.moves_weight` times the cross-entropy of the "moves" mask against the pixels that move at
 any frame. The lr follows `train.lr_schedule` (cosine: recomputed every step). With `train.flip`, half of the clips are mirrored left-right (image, poke and flows), which
 physics allows: nothing in a clip knows left from right. Validation scores the model's own flows against
 the clip's on object pixels, no tracker in between.
@@ -25,11 +26,15 @@ from poke2video.train.distributed import DistContext
 from poke2video.train.runner import StepRunner, apply_loss
 
 
-def flow_endpoint_loss(predicted: torch.Tensor, target: torch.Tensor, moving_weight: float) -> torch.Tensor:
-    """predicted, target [B, T, 2, H, W] px -> weighted mean endpoint error (moving pixels x moving_weight)."""
+def flow_endpoint_loss(predicted: torch.Tensor, target: torch.Tensor, moving_weight: float,
+                       still_clip_weight: float = 1.0) -> torch.Tensor:
+    """predicted, target [B, T, 2, H, W] px -> weighted mean endpoint error (moving pixels x moving_weight,
+    the pixels of a clip with no moving pixel x still_clip_weight)."""
     error = (predicted - target).square().sum(dim=2).add(1e-6).sqrt()          # [B, T, H, W]
     moving = torch.hypot(target[:, :, 0], target[:, :, 1]) > MOVING_PX
     weight = 1.0 + (moving_weight - 1.0) * moving.to(error.dtype)
+    still_clip = ~moving.flatten(1).any(dim=1)                                  # [B]
+    weight = weight * torch.where(still_clip, still_clip_weight, 1.0).to(error.dtype).view(-1, 1, 1, 1)
     return (weight * error).sum() / weight.sum()
 
 
@@ -100,7 +105,7 @@ class FlowStepRunner(StepRunner):
         with self.autocast():
             flows, moves_logit = self.model.forward_flows(batch.source, batch.network_poke, batch.flow.shape[1],
                                                           with_logit=True, pins=batch.pins)
-        endpoint = flow_endpoint_loss(flows.float(), batch.flow, cfg.moving_weight)
+        endpoint = flow_endpoint_loss(flows.float(), batch.flow, cfg.moving_weight, cfg.still_clip_weight)
         moves = moves_loss(moves_logit.float(), batch.flow)
         loss = endpoint + cfg.moves_weight * moves
         apply_loss(self.optimizers["flow"], loss, self.ctx)
