@@ -17,7 +17,6 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from poke2video import poker as poker_module
 from poke2video.errors import UserError
 from poke2video.flow_config import FlowModelConfig, FlowTrainConfig
 from poke2video.gru_config import GRUModelConfig, GRUTrainConfig
@@ -31,6 +30,7 @@ from train_support import make_tiny_store, weights_of, write_flow_preset, write_
 
 torch.set_num_threads(1)
 OLD_RUNS = Path(__file__).parent / "fixtures" / "old_layout"
+FLAT_V2_WEIGHTS = Path(__file__).parent / "fixtures" / "flat_v2_unet.safetensors"
 
 
 def header_of(path: Path) -> dict[str, str]:
@@ -38,12 +38,13 @@ def header_of(path: Path) -> dict[str, str]:
         return f.metadata()
 
 
-def test_the_bundled_weights_of_the_flat_layout_load_as_the_flow_model():
-    header = header_of(poker_module.DEFAULT_WEIGHTS)
+def test_weights_of_the_flat_layout_load_as_the_flow_model():
+    # a version-2 file: the header the bundled weights had before the family layout, tiny tensors
+    header = header_of(FLAT_V2_WEIGHTS)
     flat = json.loads(header["model_config"])
     assert header["format_version"] == "2" and "family" not in header
     assert flat["architecture"] == "unet" and {"channels", "levels", "rnn_cells", "discriminator"} <= set(flat)
-    model, _ = load_model(poker_module.DEFAULT_WEIGHTS)
+    model, _ = load_model(FLAT_V2_WEIGHTS)
     assert isinstance(model, FlowUNet) and model.cfg == FlowModelConfig(**{k: flat[k] for k in (
         "resolution", "unet_channels", "time_basis", "frames")})
 

@@ -54,7 +54,9 @@ def test_a_pin_channel_is_recorded_with_the_weights_and_old_weights_have_none(tm
     save_model(tmp_path / "pins.safetensors", model)
     loaded, _ = load_model(tmp_path / "pins.safetensors")
     assert loaded.cfg.pin_input is True
-    assert read_header(DEFAULT_WEIGHTS)[0].pin_input is False       # the bundled weights read no pins
+    save_model(tmp_path / "plain.safetensors", plain)
+    assert load_model(tmp_path / "plain.safetensors")[0].cfg.pin_input is False
+    assert read_header(DEFAULT_WEIGHTS)[0].pin_input is True        # the bundled weights read pins
     frame, poke = torch.zeros(1, 3, RES, RES), torch.tensor([[[10.0, 10.0, 3.0, 0.0, 1.0]]])
     with torch.no_grad():
         torch.manual_seed(0)
