@@ -8,8 +8,7 @@ its seed (nothing is read from the store but its flow) and each 64 px pixel is c
 parts in the first frame at the video's resolution: the pushed segment, a segment it carries (its subtree),
 another part, or background (no part covers any of its sub-pixels). Printed: the share of the pixels the
 poke sampler counts as moving (`data/pokes.foreground_mask`) in each class, and where one sampled poke per
-clip lands, as `train.poke.fastest_fraction` 0 and 0.5 would draw it and as `train.poke.place: start` does
-(the pixel that moves most in the clip's first step, from the store's `step_flow`). A diagnostic: training never reads
+clip lands, as `train.poke.fastest_fraction` 0 and 0.5 would draw it. A diagnostic: training never reads
 any of this.
 """
 from __future__ import annotations
@@ -18,7 +17,7 @@ import argparse
 
 import numpy as np
 
-from poke2video.data.pokes import flow_magnitude, foreground_mask, motion_start, pick_pixel
+from poke2video.data.pokes import flow_magnitude, foreground_mask, pick_pixel
 from poke2video.data.store import Store
 from poke2video.sim.bodies import ancestors, species_for
 from poke2video.sim.generate import _scene_config
@@ -52,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     store, rng = Store.open(args.store), np.random.default_rng(0)
     pool, config = tuple(species_for("mixed", held_out=False)), _scene_config(args.video_res)
-    share, landed, started = np.zeros(4), {0.0: np.zeros(4), 0.5: np.zeros(4)}, np.zeros(4)
+    share, landed = np.zeros(4), {0.0: np.zeros(4), 0.5: np.zeros(4)}
     for video in range(0, len(store.videos), args.every):
         number = int(store.videos[video]["name"].rsplit("-", 1)[1].split(".")[0])
         clip = _setup_clip(ClipSpec((args.seed, 0, number), pool, False, procedural=True), config)
@@ -63,14 +62,11 @@ def main() -> None:
         for fraction, counts in landed.items():
             x, y = pick_pixel(moving & (magnitude >= fraction * magnitude[moving].max()), rng)
             counts[classes[y, x]] += 1
-        x, y = pick_pixel(motion_start(np.asarray(store.array(video, "step_flow")[0], np.float32), 3), rng)
-        started[classes[y, x]] += 1
     print(f"{int(landed[0.0].sum())} clips of {args.store}")
     print(f"{'':34s}" + "".join(f"{name:>16s}" for name in CLASSES))
     print(f"{'pixels counted as moving':34s}" + "".join(f"{v:15.1%} " for v in share / share.sum()))
     for fraction, counts in landed.items():
         print(f"{f'pokes, fastest_fraction {fraction:g}':34s}" + "".join(f"{v:15.1%} " for v in counts / counts.sum()))
-    print(f"{'pokes, place start':34s}" + "".join(f"{v:15.1%} " for v in started / started.sum()))
 
 
 if __name__ == "__main__":
