@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from poke2video.config import poke_size_for
-from poke2video.data.pokes import (background_mask, foreground_mask, impulse_vector, make_poke_map, motion_start,
+from poke2video.data.pokes import (background_mask, foreground_mask, impulse_vector, make_poke_map,
                                    sample_poke)
 
 
@@ -81,29 +81,3 @@ def test_fastest_fraction_keeps_pokes_off_parts_that_move_little():
     assert set(fastest) == {6.0}
     still = [sample_poke(flow, 3, rng, background=True, fastest_fraction=0.5) for _ in range(50)]
     assert all(flow[0, y, x] == 0 and dx == 6.0 for (x, y), (dx, _) in still)
-
-
-def test_a_poke_placed_where_the_motion_starts_sits_on_the_first_step_s_fastest_pixel_with_its_flow_at_T():
-    # a stem pushed at (20, 30) swings a leaf that ends up faster: the leaf wins at T, the stem at step 1
-    flow_T, flow_1 = np.zeros((2, 64, 64), np.float32), np.zeros((2, 64, 64), np.float32)
-    flow_T[0, 28:33, 18:23], flow_T[0, 5:15, 40:50] = 3.0, 6.0
-    flow_1[0, 28:33, 18:23], flow_1[0, 5:15, 40:50] = 0.8, 0.3
-    flow_1[0, 30, 20] = 0.9
-    rng = np.random.default_rng(0)
-    assert {sample_poke(flow_T, 3, rng, background=False)[1][0] for _ in range(100)} == {3.0, 6.0}
-    placed = {sample_poke(flow_T, 3, rng, background=False, start_flow=flow_1) for _ in range(20)}
-    assert placed == {((20, 30), (3.0, 0.0))}
-    (x, y), (dx, _) = sample_poke(flow_T, 3, rng, background=True, start_flow=flow_1)
-    assert flow_T[0, y, x] == 0 and dx == 3.0      # a background poke borrows the start's vector
-    flow_1[0, 30, 20] = 0.8                        # a tie: any of the stem's 25 pixels, at random
-    assert len({sample_poke(flow_T, 3, rng, background=False, start_flow=flow_1)[0] for _ in range(200)}) > 10
-
-
-def test_motion_start_stays_off_the_border_and_rejects_bad_flow():
-    flow_1 = np.zeros((2, 16, 16), np.float32)
-    flow_1[0, 0, 0], flow_1[0, 8, 8] = 9.0, 1.0
-    assert np.argwhere(motion_start(flow_1, 3)).tolist() == [[8, 8]]
-    with pytest.raises(ValueError, match="start_flow must be a finite"):
-        motion_start(np.full((2, 16, 16), np.nan), 3)
-    with pytest.raises(ValueError, match="start_flow must be a finite"):
-        motion_start(np.zeros((16, 16)), 3)

@@ -84,16 +84,6 @@ def background_mask(magnitude: np.ndarray, margin: int, percentile: float) -> np
     return region & (magnitude <= np.percentile(magnitude[region], percentile))
 
 
-def motion_start(start_flow: np.ndarray, margin: int) -> np.ndarray:
-    """bool [H, W]: the inner pixels (`margin` from the border) that move most in `start_flow` [2, H, W]."""
-    start_flow = np.asarray(start_flow)
-    if start_flow.ndim != 3 or start_flow.shape[0] != 2 or not np.isfinite(start_flow).all():
-        raise ValueError(f"start_flow must be a finite [2, H, W] flow, got shape {start_flow.shape}")
-    inner = inner_region(start_flow.shape[1:], margin)
-    magnitude = np.where(inner, flow_magnitude(start_flow), -1.0)
-    return magnitude == magnitude.max()
-
-
 def pick_pixel(mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
     """A uniformly chosen (x, y) among the True pixels of `mask`."""
     ys, xs = np.nonzero(mask)
@@ -102,17 +92,15 @@ def pick_pixel(mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
 
 
 def sample_poke(flow: np.ndarray, poke_size: int, rng: np.random.Generator, *, background: bool,
-                background_percentile: float = 10.0, fastest_fraction: float = 0.0,
-                start_flow: np.ndarray | None = None) -> tuple[tuple[int, int], tuple[float, float]]:
+                background_percentile: float = 10.0, fastest_fraction: float = 0.0
+                ) -> tuple[tuple[int, int], tuple[float, float]]:
     """((x, y), (dx, dy)) from clip flow [2, H, W].
 
     Foreground: a moving pixel and its own flow; with `fastest_fraction` f > 0 only a pixel of the
     foreground moving at least f times its fastest pixel (a part that moves little is more often moved by
-    another one than pushed itself). With `start_flow` (the flow [2, H, W] from the clip's first frame to
-    its second) the pixel is instead the one that moves most there, where the motion starts (ties drawn at
-    random), with its flow at frame T. Background: a still pixel carrying the flow vector (magnitude and
-    angle) of the foreground pixel. Both lie at least `poke_size` from the border where the image leaves
-    room. ValueError for a flow that is not [2, H, W] or not finite.
+    another one than pushed itself). Background: a still pixel carrying the flow vector (magnitude and
+    angle) of a randomly chosen foreground pixel. Both lie at least `poke_size` from the border where the
+    image leaves room. ValueError for a flow that is not [2, H, W] or not finite.
     """
     flow = np.asarray(flow)
     if flow.ndim != 3 or flow.shape[0] != 2 or flow.shape[1] < 1 or flow.shape[2] < 1:
@@ -120,12 +108,9 @@ def sample_poke(flow: np.ndarray, poke_size: int, rng: np.random.Generator, *, b
     if not np.isfinite(flow).all():
         raise ValueError("flow has NaN or infinite values; a poke needs finite flow")
     magnitude = flow_magnitude(flow)
-    if start_flow is not None:
-        foreground = motion_start(start_flow, poke_size)
-    else:
-        foreground = foreground_mask(magnitude, poke_size)
-        if fastest_fraction > 0:
-            foreground &= magnitude >= fastest_fraction * magnitude[foreground].max()
+    foreground = foreground_mask(magnitude, poke_size)
+    if fastest_fraction > 0:
+        foreground &= magnitude >= fastest_fraction * magnitude[foreground].max()
     fx, fy = pick_pixel(foreground, rng)
     displacement = (float(flow[0, fy, fx]), float(flow[1, fy, fx]))
     if not background:
