@@ -179,3 +179,16 @@ def test_a_kill_after_the_closing_validation_line_logs_it_once_on_resume(tmp_pat
     assert [r["step"] for r in finished if "loss/total" not in r] == [4, STEPS]  # the closing validation is there
     train_run(str(store), str(run), str(preset), steps=STEPS, resume=True)
     assert _rows(run) == finished
+
+
+def test_resuming_a_run_that_ended_off_the_checkpoint_grid_logs_its_closing_validation_once(tmp_path, setup):
+    """A run ending at a step that is neither a checkpoint nor a validation step validates, then
+    checkpoints; resuming it (as after a kill once both were written) adds nothing."""
+    store, _, _ = setup
+    preset = write_preset(tmp_path / "p.yaml", val_every=4)
+    run = tmp_path / "run"
+    train_run(str(store), str(run), str(preset), steps=STEPS - 1)
+    finished = _rows(run)
+    assert [r["step"] for r in finished if "loss/total" not in r] == [4, STEPS - 1]
+    train_run(str(store), str(run), str(preset), steps=STEPS - 1, resume=True)
+    assert _rows(run) == finished

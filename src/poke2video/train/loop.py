@@ -149,6 +149,7 @@ class Trainer:
         self._batches = None  # the loader's iterator, made at the first batch (`_next_batch`)
         self.logger: RunLogger | None = None   # made by `fit`
         self._resume_lines: int | None = None  # metrics.jsonl lines of the resumed checkpoint
+        self.validated_step: int | None = None  # the step of the last validation
         self._stop_requested = False
         self._sync_ranks()
 
@@ -165,6 +166,7 @@ class Trainer:
                 "discriminators": critics.state_dict() if critics is not None else {},
                 "optimizers": {name: opt.state_dict() for name, opt in self.runner.optimizers.items()},
                 "best": self.best or {}, "log_lines": self.logger.lines if self.logger is not None else 0,
+                "validated_step": self.validated_step,
                 "rng": ckpt.rng_state(), "generator": self.generator.get_state()}
 
     def load_state(self, state: dict) -> None:
@@ -176,6 +178,7 @@ class Trainer:
             optimizer.load_state_dict(state["optimizers"][name])
         self.best = state.get("best") or None  # resume files from before best.safetensors have none
         self._resume_lines = state.get("log_lines")
+        self.validated_step = state.get("validated_step")
         ckpt.restore_rng_state(state["rng"])
         self.generator.set_state(state["generator"])
         self._batches = None
@@ -268,6 +271,7 @@ class Trainer:
         if self.validator is None:
             return
         scores, strip = self.validator.run(self.model, self.ctx.device, self.runner)
+        self.validated_step = self.step
         logger.scalars(self.step, scores)
         logger.filmstrip(self.step, "samples/real_top_generated_bottom", strip)
         score = scores.get(self.runner.selection_score)
@@ -277,7 +281,7 @@ class Trainer:
                               ckpt.BEST_FILE)
 
     def _finish(self, logger: RunLogger) -> None:
-        if self.step % self.cfg.val_every:
+        if self.step % self.cfg.val_every and self.validated_step != self.step:  # not twice: a resumed run may have it
             self._validate(logger)
         if self.step % self.cfg.checkpoint_every or not (self.out / ckpt.RESUME_FILE).exists():
             self.save()
