@@ -99,9 +99,13 @@ def model_poke(source, target, width: int, height: int, resolution: int,
     source_xy = check_point(names[0], source, width, height)
     target_xy = check_point(names[1], target, width, height)
     scale = (resolution / width, resolution / height)
-    source_model = tuple((v + 0.5) * s - 0.5 for v, s in zip(source_xy, scale))
     displacement = tuple((t - v) * s for t, v, s in zip(target_xy, source_xy, scale))
-    return source_model, displacement
+    return _model_pixel(source_xy, scale), displacement
+
+
+def _model_pixel(xy: tuple[float, float], scale: tuple[float, float]) -> tuple[float, float]:
+    """An image pixel (x, y) in the model frame's pixels (pixel centres map onto pixel centres)."""
+    return tuple((v + 0.5) * s - 0.5 for v, s in zip(xy, scale))
 
 
 def model_pokes(source, target, pokes, width: int, height: int,
@@ -118,7 +122,7 @@ def model_pokes(source, target, pokes, width: int, height: int,
 def model_pins(pins, width: int, height: int, resolution: int) -> list[tuple[float, float]]:
     """Pins in the pixels of a width x height image (each checked to lie inside it) -> in model pixels."""
     scale = (resolution / width, resolution / height)
-    return [tuple((v + 0.5) * s - 0.5 for v, s in zip(check_point(f"pins[{i}]", pin, width, height), scale))
+    return [_model_pixel(check_point(f"pins[{i}]", pin, width, height), scale)
             for i, pin in enumerate(requested_pins(pins))]
 
 

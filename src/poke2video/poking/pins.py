@@ -1,7 +1,7 @@
 """Pins at render time: any flow model's flow scaled to zero at the pinned pixels, with a smooth falloff.
 
-A model trained without a pin channel (the bundled one) knows nothing of pins, so `Poker` holds a pinned
-pixel itself: the predicted flow of every frame is multiplied by
+Whether or not a model reads pins (`FlowModelConfig.pin_input`; the bundled one does), `Poker` also holds
+a pinned pixel itself, so it stays put exactly: the predicted flow of every frame is multiplied by
 
     hold(p) = prod over pins q of smoothstep((|p - q| - PIN_HOLD_PX) / (reach - PIN_HOLD_PX)),
     reach = PIN_REACH_FRACTION * resolution (at least PIN_HOLD_PX + 1),  smoothstep(u) = u^2 (3 - 2u) on [0, 1]
@@ -12,8 +12,8 @@ it), so the pinned pixel of an image of any size has a flow of exactly zero in e
 the flow returns smoothly to the model's own by `reach`, a tenth of the frame (6 px at 64 px): about a
 segment's width in PokeSim, so the held part stays still around the pin without a tear at its edge,
 while motion a few segments away is left as the model made it. A real pin holds a whole segment and
-what lies above it (sim/physics.py); this falloff is only a local stand-in until a model with a pin
-channel (`FlowModelConfig.pin_input`) learns that.
+what lies above it (sim/physics.py); for a model without a pin channel this falloff is all it gets, a
+model with one has learned the rest from `simulate --max-pins` clips.
 """
 from __future__ import annotations
 

@@ -33,8 +33,9 @@ def flow_endpoint_loss(predicted: torch.Tensor, target: torch.Tensor, moving_wei
     error = (predicted - target).square().sum(dim=2).add(1e-6).sqrt()          # [B, T, H, W]
     moving = torch.hypot(target[:, :, 0], target[:, :, 1]) > MOVING_PX
     weight = 1.0 + (moving_weight - 1.0) * moving.to(error.dtype)
-    still_clip = ~moving.flatten(1).any(dim=1)                                  # [B]
-    weight = weight * torch.where(still_clip, still_clip_weight, 1.0).to(error.dtype).view(-1, 1, 1, 1)
+    if still_clip_weight != 1.0:
+        still_clip = ~moving.flatten(1).any(dim=1)                              # [B]
+        weight = weight * torch.where(still_clip, still_clip_weight, 1.0).to(error.dtype).view(-1, 1, 1, 1)
     return (weight * error).sum() / weight.sum()
 
 
