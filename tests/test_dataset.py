@@ -9,7 +9,7 @@ import torch
 from conftest import moving_square_frames, write_video
 from poke2video.config import PokeConfig
 from poke2video.data.dataset import PokeDataset
-from poke2video.data.pokes import flow_magnitude
+from poke2video.data.pokes import flow_magnitude, motion_onset
 from poke2video.data.prepare import prepare_dataset
 from poke2video.errors import UserError
 
@@ -122,3 +122,21 @@ def test_bad_options(store_path):
         PokeDataset(store_path, poke=PokeConfig(background_fraction=1.5))
     with pytest.raises(UserError, match="poke_size must be a positive odd number, got 4"):
         PokeDataset(store_path, poke=PokeConfig(poke_size=4))
+    with pytest.raises(UserError, match="poke.place must be moving or onset, got 'tip'"):
+        PokeDataset(store_path, poke=PokeConfig(place="tip"))
+    with pytest.raises(UserError, match="set poke.fastest_fraction to 0"):
+        PokeDataset(store_path, poke=PokeConfig(place="onset", fastest_fraction=0.5))
+
+
+@pytest.mark.parametrize("flow_frames", ["last", "all"])
+def test_pokes_placed_at_the_onset_read_the_clip_s_first_step(store_path, flow_frames):
+    ds = PokeDataset(store_path, poke=PokeConfig(poke_size=3, background_fraction=0.0, place="onset"),
+                     flow_frames=flow_frames)
+    for index in range(len(ds)):
+        x, y, dx, dy, _ = ds[index][3].tolist()
+        first_step = ds.clip_flows(index)[0]
+        at_T = ds.clip_flows(index)[-1] if flow_frames == "all" else ds.clip_flow(index)  # the item's own flow at T
+        assert motion_onset(first_step, 3)[int(y), int(x)]
+        assert (dx, dy) == pytest.approx((float(at_T[0, int(y), int(x)]), float(at_T[1, int(y), int(x)])))
+        (sx, sy), displacement, background = ds.sample(index)
+        assert (sx, sy) == (x, y) and displacement == pytest.approx((dx, dy), abs=0.01) and not background  # F(s->s+T) as stored

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from poke2video.config import poke_size_for
-from poke2video.data.pokes import (background_mask, foreground_mask, impulse_vector, make_poke_map,
+from poke2video.data.pokes import (background_mask, foreground_mask, impulse_vector, make_poke_map, motion_onset,
                                    sample_poke)
 
 
@@ -81,3 +81,37 @@ def test_fastest_fraction_keeps_pokes_off_parts_that_move_little():
     assert set(fastest) == {6.0}
     still = [sample_poke(flow, 3, rng, background=True, fastest_fraction=0.5) for _ in range(50)]
     assert all(flow[0, y, x] == 0 and dx == 6.0 for (x, y), (dx, _) in still)
+
+
+def test_a_poke_placed_at_the_onset_sits_on_the_part_that_leads_the_first_step_with_its_flow_at_T():
+    # a stem pushed at (20, 30) swings a leaf that ends up faster: the leaf wins at T, the stem leads step 1
+    flow_T, flow_1 = np.zeros((2, 64, 64), np.float32), np.zeros((2, 64, 64), np.float32)
+    flow_T[0, 28:33, 18:23], flow_T[0, 5:15, 40:50] = 3.0, 6.0
+    flow_1[0, 28:33, 18:23], flow_1[0, 5:15, 40:50] = 0.8, 0.3
+    flow_1[0, 30, 20] = 0.9
+    rng = np.random.default_rng(0)
+    assert {sample_poke(flow_T, 3, rng, background=False)[1][0] for _ in range(100)} == {3.0, 6.0}
+    placed = {sample_poke(flow_T, 3, rng, background=False, start_flow=flow_1) for _ in range(300)}
+    assert {xy for xy, _ in placed} == {(x, y) for x in range(18, 23) for y in range(28, 33)}  # the whole stem
+    assert {d for _, d in placed} == {(3.0, 0.0)}
+    (x, y), (dx, _) = sample_poke(flow_T, 3, rng, background=True, start_flow=flow_1)
+    assert flow_T[0, y, x] == 0 and dx == 3.0      # a background poke borrows the stem's vector
+    flow_1[:] = 0.0                                # nothing moves in step 1: the moving foreground at T
+    assert {sample_poke(flow_T, 3, rng, background=False, start_flow=flow_1)[1][0] for _ in range(100)} == {3.0, 6.0}
+
+
+def test_the_onset_region_is_connected_to_the_fastest_pixel_moving_its_way_at_a_quarter_of_its_speed():
+    flow_1 = np.zeros((2, 32, 32), np.float32)
+    flow_1[0, 10, 5:20] = np.linspace(0.3, 2.0, 15)     # a limb turning about x = 5: slow near the joint
+    flow_1[0, 20, 5:20] = 2.0                           # as fast, but not touching it
+    flow_1[1, 11, 10:20] = -2.0                         # touching it, moving across it
+    flow_1[0, 0, 0] = 9.0                               # on the border, outside the margin
+    region = motion_onset(flow_1, 3)
+    ys, xs = np.nonzero(region)
+    assert set(ys.tolist()) == {10} and xs.min() > 5 and xs.max() == 19
+    assert flow_1[0, 10, xs.min()] >= 0.25 * 2.0 > flow_1[0, 10, xs.min() - 1]
+    assert not motion_onset(np.zeros((2, 16, 16), np.float32), 3).any()
+    with pytest.raises(ValueError, match="start_flow must be a finite"):
+        motion_onset(np.full((2, 16, 16), np.nan), 3)
+    with pytest.raises(ValueError, match="start_flow must be a finite"):
+        motion_onset(np.zeros((16, 16)), 3)

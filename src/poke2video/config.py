@@ -55,6 +55,9 @@ class DataConfig:
             raise UserError(f"flow mask must be one of {', '.join(FLOW_MASKS)}, got {self.flow_mask!r}")
 
 
+POKE_PLACES = ("moving", "onset")   # where flow pokes sit (PokeConfig.place)
+
+
 @dataclass
 class PokeConfig:
     """How training pokes are drawn (docs/architecture.md, "Training pokes from optical flow")."""
@@ -68,6 +71,8 @@ class PokeConfig:
     #                                     auto: sim on a PokeSim store, flow on any other
     fastest_fraction: float = 0.0       # flow pokes: only pixels moving at least this fraction of the clip's
     #                                     fastest one (0: any moving pixel; 0.5 keeps the part that was pushed)
+    place: str = "moving"               # flow pokes: moving: a random pixel of the moving foreground at frame T;
+    #                                     onset: a random pixel of the part that leads the first frame step
     seed: int = 0
 
     def validate(self) -> None:
@@ -77,6 +82,10 @@ class PokeConfig:
             raise UserError(f"poke_size must be a positive odd number, got {self.poke_size}")
         if not 0.0 <= self.background_fraction <= 1.0:
             raise UserError(f"background_fraction must lie in [0, 1], got {self.background_fraction}")
+        if self.place not in POKE_PLACES:
+            raise UserError(f"poke.place must be {' or '.join(POKE_PLACES)}, got {self.place!r}")
+        if self.place == "onset" and self.fastest_fraction > 0:
+            raise UserError("poke.place onset already keeps the part that leads; set poke.fastest_fraction to 0")
         if self.source not in ("flow", "sim", "auto"):
             raise UserError(f"poke.source must be flow, sim or auto, got {self.source!r}")
         if self.source == "sim" and self.impulse:

@@ -112,21 +112,34 @@ class PokeDataset(Dataset):
 
     def sample(self, index: int) -> tuple[tuple[float, float], tuple[float, float], bool]:
         """The poke of item `index` this epoch: ((x, y), (dx, dy), is_background)."""
-        return self._poke(index, self.clip_flow(index))
+        return self._poke(index, self._poke_flows(index))
 
-    def _poke(self, index: int, flow: np.ndarray) -> tuple[tuple[float, float], tuple[float, float], bool]:
+    def _poke_flows(self, index: int, target_flow: np.ndarray | None = None) -> np.ndarray:
+        """[T', 2, H, W]: the flows a poke of item `index` reads: F(s -> s+T) last, and with poke.place onset
+        every F(s -> s+t). `target_flow`: the item's flow target, when already read."""
+        last = self.clip_flow(index) if target_flow is None else target_flow
+        last = last[-1:] if last.ndim == 4 else last[None]
+        if self.poke_source == "flow" and self.poke.place == "onset":
+            first = target_flow[:1] if target_flow is not None and target_flow.ndim == 4 else self.clip_flows(index)[:1]
+            return np.concatenate([first, last])
+        return last
+
+    def _poke(self, index: int, flows: np.ndarray) -> tuple[tuple[float, float], tuple[float, float], bool]:
+        """flows [T', 2, H, W]: the clip's flows to its frames (the last one to frame T; with poke.place
+        onset the first one to frame 1)."""
         if self.poke_source == "sim":
             video, row = self._video_row(index)
             x, y, _, _, drag_x, drag_y, *_, is_background = (float(v) for v in self.store.array(video, "gt_poke")[row])
             return (x, y), (drag_x, drag_y), bool(is_background)
-        return self._poke_from_flow(index, flow)
+        return self._poke_from_flow(index, flows)
 
-    def _poke_from_flow(self, index: int, flow: np.ndarray) -> tuple[tuple[int, int], tuple[float, float], bool]:
+    def _poke_from_flow(self, index: int, flows: np.ndarray) -> tuple[tuple[int, int], tuple[float, float], bool]:
         rng = np.random.default_rng([self.poke.seed & 0xFFFFFFFF, self.epoch, index])
         background = bool(rng.random() < self.poke.background_fraction)
-        source_xy, displacement = sample_poke(flow, self.poke.poke_size, rng, background=background,
+        source_xy, displacement = sample_poke(flows[-1], self.poke.poke_size, rng, background=background,
                                               background_percentile=self.poke.background_percentile,
-                                              fastest_fraction=self.poke.fastest_fraction)
+                                              fastest_fraction=self.poke.fastest_fraction,
+                                              start_flow=flows[0] if self.poke.place == "onset" else None)
         if self.poke.impulse:
             displacement = impulse_vector(displacement, self.clip_motion[index] / self.impulse_scale)
         return source_xy, displacement, background
@@ -135,8 +148,7 @@ class PokeDataset(Dataset):
         # Read once: the flow target, and F(s -> s+T) that gives the poke (with flow_frames "all" the
         # targets' last frame: simulate writes `flow` as gt_flow's last frame).
         target_flow = self.clip_flows(index) if self.flow_frames == "all" else self.clip_flow(index)
-        flow = target_flow[-1] if self.flow_frames == "all" else target_flow
-        source_xy, displacement, background = self._poke(index, flow)
+        source_xy, displacement, background = self._poke(index, self._poke_flows(index, target_flow))
         video, start = self.clip_start(index)
         T = self.store.clip_length
         clip = np.array(self.store.frames(video)[start:start + T + 1])  # uint8 [T+1, H, W, 3]

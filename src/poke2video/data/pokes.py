@@ -7,6 +7,7 @@ sum of their maps (`make_pokes_map`): where two squares overlap, their displacem
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -84,6 +85,32 @@ def background_mask(magnitude: np.ndarray, margin: int, percentile: float) -> np
     return region & (magnitude <= np.percentile(magnitude[region], percentile))
 
 
+ONSET_SPEED = 0.25    # the onset region: pixels moving at least this fraction of the first step's fastest one,
+ONSET_COSINE = 0.7    # within about 45 degrees of its direction
+
+
+def motion_onset(start_flow: np.ndarray, margin: int) -> np.ndarray:
+    """bool [H, W]: where the motion starts in `start_flow` [2, H, W] (the clip's first frame step).
+
+    The inner pixels (`margin` from the border) connected, 8-neighbourly, to the one that moves most and moving
+    its way (cosine over ONSET_COSINE) at least ONSET_SPEED as fast: the part that leads the motion, from
+    its joint to its tip. All False when nothing moves in the first step.
+    """
+    start_flow = np.asarray(start_flow)
+    if start_flow.ndim != 3 or start_flow.shape[0] != 2 or not np.isfinite(start_flow).all():
+        raise ValueError(f"start_flow must be a finite [2, H, W] flow, got shape {start_flow.shape}")
+    inner = inner_region(start_flow.shape[1:], margin)
+    speed = np.where(inner, flow_magnitude(start_flow), 0.0)
+    y0, x0 = np.unravel_index(int(speed.argmax()), speed.shape)
+    if speed[y0, x0] <= 0:
+        return np.zeros(speed.shape, bool)
+    direction = start_flow[:, y0, x0] / speed[y0, x0]
+    cosine = (start_flow[0] * direction[0] + start_flow[1] * direction[1]) / np.maximum(speed, 1e-6)
+    together = inner & (speed >= ONSET_SPEED * speed[y0, x0]) & (cosine > ONSET_COSINE)
+    _, labels = cv2.connectedComponents(together.astype(np.uint8), connectivity=8)
+    return labels == labels[y0, x0]
+
+
 def pick_pixel(mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
     """A uniformly chosen (x, y) among the True pixels of `mask`."""
     ys, xs = np.nonzero(mask)
@@ -92,15 +119,17 @@ def pick_pixel(mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
 
 
 def sample_poke(flow: np.ndarray, poke_size: int, rng: np.random.Generator, *, background: bool,
-                background_percentile: float = 10.0, fastest_fraction: float = 0.0
-                ) -> tuple[tuple[int, int], tuple[float, float]]:
+                background_percentile: float = 10.0, fastest_fraction: float = 0.0,
+                start_flow: np.ndarray | None = None) -> tuple[tuple[int, int], tuple[float, float]]:
     """((x, y), (dx, dy)) from clip flow [2, H, W].
 
     Foreground: a moving pixel and its own flow; with `fastest_fraction` f > 0 only a pixel of the
     foreground moving at least f times its fastest pixel (a part that moves little is more often moved by
-    another one than pushed itself). Background: a still pixel carrying the flow vector (magnitude and
-    angle) of a randomly chosen foreground pixel. Both lie at least `poke_size` from the border where the
-    image leaves room. ValueError for a flow that is not [2, H, W] or not finite.
+    another one than pushed itself). With `start_flow` (the flow [2, H, W] from the clip's first frame to
+    its second) the pixel is instead drawn from where the motion starts (`motion_onset`), with its flow at
+    frame T; the moving foreground when nothing moves in the first step. Background: a still pixel
+    carrying the flow vector (magnitude and angle) of the foreground pixel. Both lie at least `poke_size`
+    from the border where the image leaves room. ValueError for a flow that is not [2, H, W] or not finite.
     """
     flow = np.asarray(flow)
     if flow.ndim != 3 or flow.shape[0] != 2 or flow.shape[1] < 1 or flow.shape[2] < 1:
@@ -108,9 +137,11 @@ def sample_poke(flow: np.ndarray, poke_size: int, rng: np.random.Generator, *, b
     if not np.isfinite(flow).all():
         raise ValueError("flow has NaN or infinite values; a poke needs finite flow")
     magnitude = flow_magnitude(flow)
-    foreground = foreground_mask(magnitude, poke_size)
-    if fastest_fraction > 0:
-        foreground &= magnitude >= fastest_fraction * magnitude[foreground].max()
+    foreground = motion_onset(start_flow, poke_size) if start_flow is not None else None
+    if foreground is None or not foreground.any():
+        foreground = foreground_mask(magnitude, poke_size)
+        if fastest_fraction > 0:
+            foreground &= magnitude >= fastest_fraction * magnitude[foreground].max()
     fx, fy = pick_pixel(foreground, rng)
     displacement = (float(flow[0, fy, fx]), float(flow[1, fy, fx]))
     if not background:
