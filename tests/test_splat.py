@@ -1,9 +1,12 @@
-"""Forward splatting (model/splat.py): still pixels stay exact, moved pixels land, uncovered ones are filled."""
+"""The renderer (model/render.py, model/splat.py): still pixels stay exact, moved pixels land, uncovered ones
+are filled, at the flow's size and at any other."""
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 
-from poke2video.model.render import BOX_MARGIN, render_video
-from poke2video.model.splat import background_plate, splat
+from poke2video.model.render import BOX_MARGIN, _upscaled_fields, render_upscaled, render_video
+from poke2video.model.splat import background_plate, extend_field, splat
 
 torch.set_num_threads(1)
 
@@ -41,13 +44,16 @@ def test_uncovered_pixels_come_from_the_background_not_the_old_copy():
     assert last[:, 8:12, 12:16].min() > 0.95                       # where it went
 
 
-def test_a_moving_pixel_covers_a_still_one():
-    image = torch.zeros(1, 1, 8, 8)
-    image[0, 0, 2, 2] = 1.0
+def test_splat_spreads_moving_pixels_bilinearly_and_the_faster_one_wins_where_two_land():
+    values = torch.zeros(1, 1, 8, 8)
+    values[0, 0, 2, 2], values[0, 0, 2, 4] = 1.0, 5.0
     flow = torch.zeros(1, 2, 8, 8)
-    flow[0, 0, 2, 2] = 2.0                                       # lands on (2, 4), which stays black itself
-    colour, coverage = splat(image, flow, flow.norm(dim=1) == 0)
-    assert colour[0, 0, 2, 4] > 0.95 and coverage[0, 0, 2, 4] == 1 and coverage[0, 0, 2, 2] == 0
+    flow[0, 0, 2, 2] = 2.0                                       # lands on (2, 4) ...
+    flow[0, 0, 2, 5] = 0.5                                       # ... and half of this one too
+    moving = flow.norm(dim=1) > 0
+    mean, coverage = splat(values, flow, moving, front_per_px=4.0)
+    assert coverage[0, 0, 2, 4] == 1 and coverage[0, 0, 2, 5] == 0.5 and coverage[0, 0, 2, 2] == 0
+    assert mean[0, 0, 2, 4] > 0.95 and mean[0, 0, 2, 2] == 0   # (2, 4)'s own value did not move: not there
 
 
 def test_plate_fills_holes_from_known_pixels_and_keeps_them():
@@ -60,7 +66,7 @@ def test_plate_fills_holes_from_known_pixels_and_keeps_them():
     assert (hole >= image.min() - 1e-6).all() and (hole <= image.max() + 1e-6).all()
 
 
-def test_rendering_a_box_is_the_same_as_rendering_everything():
+def test_pixels_beyond_the_box_around_the_motion_are_the_image_s_own():
     image = torch.rand(1, 3, 96, 96)
     flows = torch.zeros(1, 3, 2, 96, 96)
     flows[0, :, 0, 40:44, 40:44] = 1.5
@@ -88,3 +94,54 @@ def test_a_small_flow_moves_a_large_image_and_leaves_the_rest_exact():
     assert np.array_equal(last[48:, 48:], image[48:, 48:])         # far away: exact
     assert not np.array_equal(last[20:28, 20:28], image[20:28, 20:28])
     assert render_upscaled(image, torch.zeros(2, 2, 16, 16)) == (None, None)
+
+
+def test_an_image_smaller_than_the_flow_draws_a_moved_part_opaque():
+    """A 32 px photo under a 64 px flow: the block lands with its full colour, as at the flow's own size."""
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[8:16, 8:16] = 255
+    flows = torch.zeros(1, 2, 64, 64)
+    flows[0, 0, 12:36, 12:36] = 8.0                                 # the block (and a rim) 8 flow px right
+    box, frames = render_upscaled(image, flows)
+    last = image.copy()
+    last[box[0], box[1]] = frames[-1]
+    assert last[10:14, 14:18].min() == 255                          # 4 image px right, fully drawn
+
+
+@pytest.mark.parametrize("size", [(64, 65), (65, 64), (66, 66), (512, 512), (480, 640)])
+def test_the_backward_field_is_read_at_the_full_size_pixel_centres(size):
+    height, width = size
+    planes = np.random.default_rng(0).normal(size=(2, 64, 64)).astype(np.float32)
+    for box in ((slice(3, height - 2), slice(1, width - 4)), (slice(20, 30), slice(20, 30))):  # a whole and a small crop
+        fields = _upscaled_fields(planes, (width / 64, height / 64), box)
+        ys = (torch.arange(box[0].start, box[0].stop) + 0.5) / height * 2 - 1        # align_corners False
+        xs = (torch.arange(box[1].start, box[1].stop) + 0.5) / width * 2 - 1
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
+        exact = F.grid_sample(torch.from_numpy(planes)[None], grid, align_corners=False, padding_mode="border")[0]
+        assert np.abs(np.stack(fields) - exact.numpy()).max() < 1e-3
+
+
+def test_the_background_plate_fills_a_wide_crop_and_a_crop_with_nothing_still():
+    image, still = torch.ones(1, 1, 4, 16), torch.ones(1, 1, 4, 16)
+    still[..., :8] = 0                                              # the left half unknown, twice as wide as tall
+    assert torch.allclose(background_plate(image, still), image)
+    image = torch.rand(1, 3, 8, 8)
+    plate = background_plate(image, torch.zeros(1, 1, 8, 8))      # everything moves: the image's mean colour
+    assert torch.allclose(plate, image.mean(dim=(-2, -1), keepdim=True).expand_as(image))
+
+
+def test_flows_with_nan_are_refused_with_a_clear_error():
+    flows = torch.zeros(1, 2, 2, 16, 16)
+    flows[0, 1, 0, 4, 4] = float("nan")
+    with pytest.raises(ValueError, match="must be finite"):
+        render_video(torch.rand(1, 3, 16, 16), flows)
+    with pytest.raises(ValueError, match="must be finite"):
+        render_upscaled(np.zeros((32, 32, 3), np.uint8), flows[0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_the_flow_is_extended_past_a_part_on_the_gpu():
+    field, known = torch.zeros(1, 2, 16, 16), torch.zeros(1, 1, 16, 16)
+    field[..., 6:10, 6:10], known[..., 6:10, 6:10] = 1.0, 1.0
+    on_gpu = extend_field(field.cuda(), known.cuda())
+    assert torch.allclose(on_gpu.cpu(), extend_field(field, known))

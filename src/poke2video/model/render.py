@@ -49,6 +49,12 @@ def draw_part(image: torch.Tensor, flows: torch.Tensor, moving: torch.Tensor) ->
     return read[:, :channels] / mass_read.clamp(min=1e-6), mass_read.clamp(0.0, 1.0) * landing_weight(miss)[:, None]
 
 
+def check_finite(forward_flows: torch.Tensor) -> None:
+    """ValueError for flows with NaN or infinite values (a broken model's output)."""
+    if not torch.isfinite(forward_flows).all():
+        raise ValueError("forward flows must be finite to be drawn; the model gave NaN or infinite values")
+
+
 def landing_weight(miss, per_px: float = 1.0):
     """1 where a source point lands within LAND_PX of the pixel that reads it, 0 beyond MISS_PX, linear
     between (a tensor or an array of misses in px). `per_px`: output pixels per px of the miss; the
@@ -73,6 +79,7 @@ def render_box(image: torch.Tensor, forward_flows: torch.Tensor, still_px: float
     """(box, frames): the (rows, columns) slices around the pixels that move, where they go and a margin for
     the background plate, and the video inside it [B, T, C, h, w]; (None, None) when nothing moves."""
     batch, steps, _, height, width = forward_flows.shape
+    check_finite(forward_flows)
     top_speed = torch.hypot(forward_flows[:, :, 0], forward_flows[:, :, 1]).amax(dim=1)    # [B, H, W]
     moving = top_speed > still_px
     if not moving.any():
@@ -83,7 +90,7 @@ def render_box(image: torch.Tensor, forward_flows: torch.Tensor, still_px: float
     x0, x1 = max(int(xs.min()) - reach, 0), min(int(xs.max()) + reach + 1, width)
     box = (slice(y0, y1), slice(x0, x1))
     crop, flows, speed = image[..., box[0], box[1]], forward_flows[..., box[0], box[1]], top_speed[:, box[0], box[1]]
-    plate = background_plate(crop, (speed <= MOVING_PX)[:, None].to(image.dtype))
+    plate = background_plate(crop, (speed <= max(MOVING_PX, still_px))[:, None].to(image.dtype))
     moving = (speed > still_px).repeat_interleave(steps, dim=0)                              # [B*T, h, w]
     colour, alpha = draw_part(crop.repeat_interleave(steps, dim=0), flows.flatten(0, 1), moving)
     frames = alpha * colour + (1 - alpha) * plate.repeat_interleave(steps, dim=0)
@@ -101,6 +108,7 @@ def render_upscaled(rgb: np.ndarray, forward_flows: torch.Tensor, still_px: floa
     a part keeps crisp edges) times how well p lands on q; the rest is the background plate. A still
     pixel that nothing lands on keeps its exact value."""
     steps, _, low_h, low_w = forward_flows.shape
+    check_finite(forward_flows)
     height, width = rgb.shape[:2]
     scale = (width / low_w, height / low_h)
     top_speed = torch.hypot(forward_flows[:, 0], forward_flows[:, 1]).amax(dim=0)        # [h, w]
@@ -114,7 +122,7 @@ def render_upscaled(rgb: np.ndarray, forward_flows: torch.Tensor, still_px: floa
     landing = landing.permute(0, 2, 3, 1).contiguous().numpy()                         # [T, h, w, 4]
     fields = _upscaled_fields(backward.flatten(0, 1).numpy(), scale, (rows, cols))    # 2T planes [h', w']
     crop = rgb[rows, cols]
-    plate = _plate_uint8(crop, top_speed.numpy(), (width, height), (rows, cols))
+    plate = _plate_uint8(crop, top_speed.numpy(), (width, height), (rows, cols), still_px)
     plate_rgba, rgba = cv2.cvtColor(plate, cv2.COLOR_RGB2RGBA), cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
     grid_x, grid_y = np.meshgrid(np.arange(cols.start, cols.stop, dtype=np.float32),
                                  np.arange(rows.start, rows.stop, dtype=np.float32))
@@ -156,14 +164,16 @@ def _landing_boxes(moving: torch.Tensor, extended: torch.Tensor, scale: tuple[fl
 def _upscaled_fields(planes: np.ndarray, scale: tuple[float, float], box: tuple[slice, slice]) -> list[np.ndarray]:
     """planes [C, h, w] on the flow's grid -> C planes [h', w'] read bilinearly at the centres of the
     full-size pixels in `box` (edge values continued): each a resize of the grid's window around the box,
-    the window started on a grid pixel that falls on a full-size pixel so that the resize samples the same
-    points."""
+    the window started on a grid pixel that falls on a full-size pixel and made of whole such spans, so that
+    the resize scales it by exactly the factor and samples the same points (a window that came out the same
+    size would be copied, not resampled)."""
     windows = []
     for axis, (cut, factor) in enumerate(((box[0], scale[1]), (box[1], scale[0]))):
         length = planes.shape[1 + axis]
         unit = length // math.gcd(length, round(length * factor))    # grid px that span whole full-size px
         first = max(int(math.floor((cut.start + 0.5) / factor - 0.5)) - 1, 0) // unit * unit
         last = min(int(math.ceil((cut.stop - 0.5) / factor - 0.5)) + 2, length)
+        last = min(first + -(-(last - first) // unit) * unit, length)   # whole units: resized by factor exactly
         start = round(first * factor)
         windows.append((slice(first, last), slice(cut.start - start, cut.stop - start)))
     (rows, crop_rows), (cols, crop_cols) = windows
@@ -182,7 +192,8 @@ def _upscaled_frame(rgba: np.ndarray, plate: np.ndarray, field: list[np.ndarray]
                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     land = cv2.remap(landing, low_x + field[0], low_y + field[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     miss = cv2.magnitude(field[0] + land[..., 0], field[1] + land[..., 1])
-    alpha = np.clip((land[..., 2] - 0.5) * max(scale) + 0.5, 0.0, 1.0) * landing_weight(miss, max(scale))
+    per_px = max(*scale, 1.0)             # a flow grid coarser than the image: edges sharpened to one pixel
+    alpha = np.clip((land[..., 2] - 0.5) * per_px + 0.5, 0.0, 1.0) * landing_weight(miss, per_px)
     return cv2.blendLinear(sampled, plate, alpha, 1.0 - alpha)
 
 
@@ -200,16 +211,16 @@ def _upscaled_box(moving: torch.Tensor, top_speed: torch.Tensor, size: tuple[int
     return rows, cols
 
 
-def _plate_uint8(crop: np.ndarray, top_speed: np.ndarray, size: tuple[int, int], box) -> np.ndarray:
+def _plate_uint8(crop: np.ndarray, top_speed: np.ndarray, size: tuple[int, int], box, still_px: float) -> np.ndarray:
     """The background plate of an 8-bit crop [h', w', 3] of the full-size image, whose flow's top speed
     [h, w] (px of the flow's grid) is scaled up to `size` (width, height) and cut to `box`. A full-size pixel
     is left out of the plate where a moving grid pixel is among the four it is read from and their top
-    speed read there, divided by the moving mask read, exceeds MOVING_PX (a part's edge and corners have
-    their part's speed)."""
-    moving = (top_speed > STILL_PX).astype(np.float32)
+    speed read there, divided by the moving mask read, exceeds MOVING_PX or `still_px`, the larger (a part's
+    edge and corners have their part's speed)."""
+    moving = (top_speed > still_px).astype(np.float32)
     mass = cv2.resize(moving, size, interpolation=cv2.INTER_LINEAR)[box[0], box[1]]
     speed = cv2.resize(top_speed * moving, size, interpolation=cv2.INTER_LINEAR)[box[0], box[1]]
-    still = speed <= MOVING_PX * mass
+    still = speed <= max(MOVING_PX, still_px) * mass
     image = torch.tensor(crop).permute(2, 0, 1)[None].float()
     plate = background_plate(image, torch.from_numpy(still)[None, None].float())[0].permute(1, 2, 0)
     return plate.round().clamp(0, 255).to(torch.uint8).numpy()

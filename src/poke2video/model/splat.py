@@ -1,48 +1,44 @@
-"""The renderer's building blocks: forward splatting, the background plate, and the flow turned around.
+"""The renderer's building blocks: the flow turned around, and the background plate.
 
 A forward flow F_t(p) says where source pixel p is at frame t; a backward flow B_t(q) says where in the
-source the pixel q of frame t comes from (docs/architecture.md). `splat` spreads each moving pixel
-bilinearly over the four pixels around p + F(p), the faster winning where several land (weights
-exp(FRONT * |F|), "softmax splatting"). `background_plate` fills the pixels of an image that a mask leaves
-out from the known ones around them (a push-pull pyramid). `backward_field` turns a forward flow around:
-the moving pixels' -F splatted along F, filled where nothing landed, then refined by Newton steps on
-p + F(p) = q (`refine_backward`), so that a part that turns rigidly is turned back exactly, edges
-included. `model/render.py` draws frames with them.
+source the pixel q of frame t comes from (docs/architecture.md). `backward_field` turns a forward flow
+around: the moving pixels' -F spread along F (`splat`: bilinearly over the four pixels around p + F(p),
+the faster winning where several land, weights exp(FRONT_BACKWARD * |F|)), filled where nothing landed,
+then refined by Newton steps on p + F(p) = q (`refine_backward`), so that a part that turns rigidly is
+turned back exactly, edges included. `background_plate` fills the pixels of an image that a mask leaves
+out from the known ones around them (a push-pull pyramid). `model/render.py` draws frames with them.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-FRONT = 4.0          # per px of motion: how strongly a moving pixel covers a still one where both land
-FRONT_BACKWARD = 1.0  # FRONT for the backward field: low, so a turning part's speed gradient does not bias it
+FRONT_BACKWARD = 1.0  # per px of motion: how much a faster pixel outweighs a slower one where both land; low,
+#                       so that a turning part's speed gradient does not bias the backward field
 NEWTON_STEPS = 3     # refinements of the backward field
 MAX_STEP_PX = 2.0    # px: the longest Newton step taken (a fold or a tear would ask for more)
 MIN_DETERMINANT = 0.1  # where p + F(p) is this close to folding over, no Newton step is taken
 DIRECTIONS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 
 
-def splat(image: torch.Tensor, flow: torch.Tensor, still: torch.Tensor, front_per_px: float = FRONT,
-          keep_still: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """image [N, C, H, W], forward flow [N, 2, H, W] (px), still [N, H, W] bool (pixels left in place) ->
-    (colour [N, C, H, W], coverage [N, 1, H, W]).
+def splat(values: torch.Tensor, flow: torch.Tensor, moving: torch.Tensor, front_per_px: float = FRONT_BACKWARD
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """values [N, C, H, W], forward flow [N, 2, H, W] (px), moving [N, H, W] bool -> (mean [N, C, H, W],
+    coverage [N, 1, H, W]).
 
-    colour: the front-weighted mean of the pixels that land on each pixel (0 where none lands);
-    coverage: the plain bilinear weight that landed there, clamped to [0, 1]. A still pixel lands on itself
-    with weight 1, so only the moving pixels are scattered (a photo's few percent); `keep_still` False leaves
-    the still pixels out altogether (colour and coverage of the moving ones alone). `front_per_px`: the FRONT
-    of the weights. The sums are kept channels-last, [N, H, W, C + 2], so every scattered pixel adds one row."""
-    batch, channels, height, width = image.shape
-    pixels = image.permute(0, 2, 3, 1)                                               # [N, H, W, C] (a view)
-    kept = (still & keep_still)[..., None].to(image.dtype)
-    accumulated = torch.cat([pixels * kept, kept, kept], dim=-1).reshape(-1, channels + 2)   # [N*H*W, C + 2]
-    moving = (~still).flatten().nonzero().squeeze(1)                                 # [M] flat pixel indices
-    if len(moving):
-        motion = flow.permute(0, 2, 3, 1).reshape(-1, 2)[moving]                    # [M, 2] px
+    Each moving pixel's values are spread bilinearly over the four pixels around p + F(p). mean: the
+    front-weighted mean of what lands on each pixel (weights exp(front_per_px * |F|), 0 where nothing
+    lands); coverage: the plain bilinear weight that landed there, clamped to [0, 1]. The sums are kept
+    channels-last, [N, H, W, C + 2], so every scattered pixel adds one row."""
+    batch, channels, height, width = values.shape
+    accumulated = values.new_zeros(batch * height * width, channels + 2)
+    index = moving.flatten().nonzero().squeeze(1)                                    # [M] flat pixel indices
+    if len(index):
+        motion = flow.permute(0, 2, 3, 1).reshape(-1, 2)[index]                     # [M, 2] px
         front = torch.exp(front_per_px * torch.hypot(motion[:, 0], motion[:, 1]).clamp(max=8.0))
-        values = torch.cat([pixels.reshape(-1, channels)[moving] * front[:, None], front[:, None],
-                            torch.ones_like(front)[:, None]], dim=1)                # [M, C + 2]
-        n, rest = moving // (height * width), moving % (height * width)
+        rows = torch.cat([values.permute(0, 2, 3, 1).reshape(-1, channels)[index] * front[:, None], front[:, None],
+                          torch.ones_like(front)[:, None]], dim=1)                  # [M, C + 2]
+        n, rest = index // (height * width), index % (height * width)
         x, y = (rest % width).to(flow.dtype) + motion[:, 0], (rest // width).to(flow.dtype) + motion[:, 1]
         x0, y0 = x.floor(), y.floor()
         corner_x = torch.stack([x0, x0 + 1, x0, x0 + 1])                             # [4, M]
@@ -50,21 +46,23 @@ def splat(image: torch.Tensor, flow: torch.Tensor, still: torch.Tensor, front_pe
         weight = (1 - (x - corner_x).abs()) * (1 - (y - corner_y).abs())
         inside = (corner_x >= 0) & (corner_x < width) & (corner_y >= 0) & (corner_y < height)
         weight = weight * inside
-        index = (n * height + corner_y.clamp(0, height - 1).long()) * width + corner_x.clamp(0, width - 1).long()
-        accumulated.index_add_(0, index.flatten(), (values[None] * weight[..., None]).flatten(0, 1))
+        target = (n * height + corner_y.clamp(0, height - 1).long()) * width + corner_x.clamp(0, width - 1).long()
+        accumulated.index_add_(0, target.flatten(), (rows[None] * weight[..., None]).flatten(0, 1))
     accumulated = accumulated.view(batch, height, width, channels + 2).permute(0, 3, 1, 2)
-    colour = accumulated[:, :channels] / accumulated[:, channels:channels + 1].clamp(min=1e-6)
-    return colour, accumulated[:, channels + 1:].clamp(0.0, 1.0)
+    mean = accumulated[:, :channels] / accumulated[:, channels:channels + 1].clamp(min=1e-6)
+    return mean, accumulated[:, channels + 1:].clamp(0.0, 1.0)
 
 
 def background_plate(image: torch.Tensor, still: torch.Tensor) -> torch.Tensor:
     """image [N, C, H, W], still [N, 1, H, W] in {0, 1} -> the image with every non-still pixel filled from
-    the still pixels nearby (mask-weighted averages down a pyramid, then filled back up)."""
+    the still pixels nearby (mask-weighted averages down a pyramid to one pixel, then filled back up). An
+    image with no still pixel is filled with its own mean colour."""
     levels = [(image * still, still)]
-    while min(levels[-1][1].shape[-2:]) > 1:
+    while max(levels[-1][1].shape[-2:]) > 1:
         colour, weight = levels[-1]
         levels.append((F.avg_pool2d(colour, 2, ceil_mode=True), F.avg_pool2d(weight, 2, ceil_mode=True)))
-    filled = levels[-1][0] / levels[-1][1].clamp(min=1e-6)
+    top_colour, top_weight = levels[-1]
+    filled = torch.where(top_weight > 0, top_colour / top_weight.clamp(min=1e-12), image.mean(dim=(-2, -1), keepdim=True))
     for colour, weight in reversed(levels[1:-1]):
         coarse = F.interpolate(filled, size=colour.shape[-2:], mode="bilinear", align_corners=False)
         known = weight.clamp(0.0, 1.0)
@@ -83,14 +81,14 @@ def backward_field(flows: torch.Tensor, moving: torch.Tensor) -> tuple[torch.Ten
     pixels' -F is splatted along F (front-weighted as `splat`, FRONT_BACKWARD per px); where none lands (a
     hole in a stretched part, the rim around it, the rest of the frame) the field is filled from where some
     landed (`background_plate`'s push-pull); then `refine_backward` solves p + F(p) = q. Extended: F
-    continued linearly two pixels past the moving ones (`extend_field`), so that a point read between a
+    continued linearly three pixels past the moving ones (`extend_field`), so that a point read between a
     part's edge pixel and the background moves with the part."""
     mass = moving[:, None].to(flows.dtype)
     if torch.equal(moving, moving[:1].expand_as(moving)):      # one mask for all frames: extend them as one
         extended = extend_field((flows * mass).reshape(1, -1, *flows.shape[-2:]), mass[:1]).view_as(flows)
     else:
         extended = extend_field(flows * mass, mass)
-    backward, coverage = splat(-flows, flows, ~moving, FRONT_BACKWARD, keep_still=False)
+    backward, coverage = splat(-flows, flows, moving)
     backward = background_plate(backward, (coverage > 0).to(flows.dtype))
     return refine_backward(backward, extended), extended
 
@@ -105,7 +103,7 @@ def extend_field(field: torch.Tensor, known: torch.Tensor, rings: int = 3) -> to
     height, width = field.shape[-2:]
     padded_field = F.pad(field, (2, 2, 2, 2)).permute(0, 2, 3, 1)                  # [N, H + 4, W + 4, C]
     padded_known = F.pad(known[:, 0], (2, 2, 2, 2))                                 # [N, H + 4, W + 4]
-    steps = torch.tensor(DIRECTIONS)                                                # [8, 2]: dy, dx
+    steps = torch.tensor(DIRECTIONS, device=field.device)                           # [8, 2]: dy, dx
     for _ in range(rings):
         centre = padded_known[:, 2:2 + height, 2:2 + width]
         around = F.max_pool2d(padded_known[:, None, 1:3 + height, 1:3 + width], 3, stride=1)[:, 0]
