@@ -1,5 +1,6 @@
 """Poker and `poke2video poke` end to end on tiny models: shapes, coordinate scaling, inputs, errors."""
 import subprocess
+from pathlib import Path
 import sys
 
 import av
@@ -13,7 +14,7 @@ from poke2video.errors import UserError
 from poke2video.flow_config import FlowModelConfig
 from poke2video.gru_config import GRUModelConfig
 from poke2video.model import PokeModel, build_model, save_model
-from poke2video.poker import Poker, load_image
+from poke2video.poker import Poker, load_image, weights_path
 
 torch.set_num_threads(1)
 TINY = GRUModelConfig(resolution=16, stem_channels=4, channels=[4, 4], bottleneck_channels=4, levels=2, frames=3)
@@ -118,6 +119,21 @@ def test_no_bundled_model_says_how_to_get_one(monkeypatch, tmp_path):
     monkeypatch.setattr(poker_module, "DEFAULT_WEIGHTS", tmp_path / "default.safetensors")
     with pytest.raises(UserError, match="poke2video train"):
         Poker.load(None)
+    with pytest.raises(UserError, match=r"no bundled from-video model \(.*from_video.safetensors is missing"):
+        Poker.load("from-video")
+
+
+def test_a_bundled_model_s_name_reads_its_file_unless_a_file_of_that_name_is_there(monkeypatch, tmp_path):
+    monkeypatch.setattr(poker_module, "DEFAULT_WEIGHTS", tmp_path / "weights" / "default.safetensors")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "default.safetensors").write_bytes(b"x")
+    assert weights_path(None) == weights_path("default") == tmp_path / "weights" / "default.safetensors"
+    (tmp_path / "weights" / "from_video.safetensors").write_bytes(b"x")
+    assert weights_path("from-video") == tmp_path / "weights" / "from_video.safetensors"
+    (tmp_path / "from-video").write_bytes(b"y")                 # a file of that name here: the user's own
+    assert weights_path("from-video") == Path("from-video")
+    assert weights_path("runs/a/model.safetensors") == Path("runs/a/model.safetensors")
 
 
 def run_poke(*args):

@@ -32,7 +32,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_checkpoint(p) -> None:
-    p.add_argument("--checkpoint", default=None, help="model.safetensors (default: the bundled model)")
+    p.add_argument("--checkpoint", default=None,
+                   help="model.safetensors, or a bundled model: default (the default) or from-video")
 
 
 def _add_demo(sub) -> None:

@@ -1,6 +1,7 @@
 """The user's door: load a model, poke an image, get a video.
 
-    poker = Poker.load("runs/a/model.safetensors")     # or Poker.load() for the bundled default model
+    poker = Poker.load("runs/a/model.safetensors")     # or Poker.load() for the bundled default model,
+                                                       # Poker.load("from-video") for the one learned from videos
     video = poker.animate(image, source=(30, 22), target=(36, 20))   # uint8 [T, H, W, 3]
     video = poker.animate(image, pokes=[((30, 22), (36, 20)), ((10, 40), (8, 44))], pins=[(20, 50)])
 
@@ -35,8 +36,26 @@ from poke2video.poking.gru import GRUPoking
 from poke2video.poking.request import requested_pins, requested_pokes
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
+# Models shipped in the package, by the names `--checkpoint` and `Poker.load` take. Each lies beside the default
+# one as NAME.safetensors (dashes as underscores) with its model card NAME.md.
+BUNDLED = ("default", "from-video")
 ADAPTERS = {"unet": FlowPoking, "gru": GRUPoking}   # by family (families.py)
 MODES = ("impulse", "displacement")
+
+
+def weights_path(checkpoint: str | os.PathLike | None) -> Path:
+    """The weights file `checkpoint` names: a path, or the name of a bundled model where no such file exists
+    (None: the default one). UserError when a bundled model is missing from the installation."""
+    if checkpoint is None:
+        checkpoint = "default"
+    name = str(checkpoint)
+    if name not in BUNDLED or Path(name).exists():
+        return Path(checkpoint)
+    path = DEFAULT_WEIGHTS if name == "default" else DEFAULT_WEIGHTS.with_name(name.replace("-", "_") + ".safetensors")
+    if not path.is_file():
+        raise UserError(f"no bundled {checkpoint} model ({path} is missing; reinstall poke2video), or train one "
+                        "with `poke2video train --data DATA --out RUN` and pass RUN/model.safetensors")
+    return path
 
 
 def _shown(value) -> str:
@@ -140,16 +159,10 @@ class Poker:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str = "cpu", trace: bool = True) -> "Poker":
-        """From a model.safetensors; None: the bundled default model."""
+        """From a model.safetensors, or a bundled model's name (`BUNDLED`); None: the bundled default model."""
         from poke2video.model import load_model
 
-        if path is None:
-            if not DEFAULT_WEIGHTS.is_file():
-                raise UserError(
-                    f"no bundled default model ({DEFAULT_WEIGHTS} is missing); train one with "
-                    "`poke2video train --data DATA --out RUN` and pass RUN/model.safetensors")
-            path = DEFAULT_WEIGHTS
-        return cls(*load_model(path, device=device), trace=trace)
+        return cls(*load_model(weights_path(path), device=device), trace=trace)
 
     @property
     def impulse_scale(self) -> float | None:
