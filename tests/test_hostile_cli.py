@@ -334,5 +334,5 @@ def test_a_target_just_outside_says_exactly_where_it_is(root, tmp_path):
 def test_the_bounds_keep_every_preset_loadable():
     from poke2video.preset import load_preset
 
-    for name in ("cpu-64", "cpu-64-pins", "paper-64", "paper-128"):
+    for name in ("cpu-64", "cpu-64-pins", "cpu-64-video", "paper-64", "paper-128"):
         load_preset(name)

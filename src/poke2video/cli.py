@@ -127,8 +127,8 @@ def _add_train(sub) -> None:
     p.add_argument("--data", required=True, help="dataset directory (from prepare or simulate)")
     p.add_argument("--out", type=nonempty_path, required=True, help="run directory (weights, logs, resume state)")
     p.add_argument("--preset", default="cpu-64",
-                   help="cpu-64, paper-64, paper-128 or a preset YAML file (default cpu-64; a resumed run keeps "
-                        "its own)")
+                   help="cpu-64, cpu-64-pins, cpu-64-video, paper-64, paper-128 or a preset YAML file (default "
+                        "cpu-64; a resumed run keeps its own)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=positive_int,
                         help="train until this step (counted across resumes; default: the preset's train.steps)")
