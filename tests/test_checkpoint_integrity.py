@@ -26,6 +26,7 @@ from train_support import make_tiny_store, write_preset
 # content_sha256 of the bundled model: the shipped file must hold exactly the tensors and metadata its training
 # run wrote as its best.safetensors (the model card's command), bit for bit.
 BUNDLED_SHA256 = "35d941deeb464e9652a8bbeca99ddf7dae756b987b51abf67f94da0967afe293"
+FROM_VIDEO_SHA256 = "d03e220cadbeb49eae6467089100364c2e9ae8c1b2edd92ecda07acd36b4e216"   # the from-video model's
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +119,8 @@ def test_version_1_files_without_digest_load_version_2_ones_must_have_it(run, tm
 def test_the_bundled_model_carries_the_digest_of_its_original_content():
     tensors, header = read_verified(poker_module.DEFAULT_WEIGHTS)  # recomputes and checks the digest
     assert header["sha256"] == BUNDLED_SHA256 and header["format_version"] == WEIGHTS_VERSION
+    _, header = read_verified(poker_module.weights_path("from-video"))
+    assert header["sha256"] == FROM_VIDEO_SHA256 and header["format_version"] == WEIGHTS_VERSION
 
 
 def test_cli_poke_with_a_damaged_checkpoint_exits_2_with_one_line(run, tmp_path, capsys):

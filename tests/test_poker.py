@@ -189,6 +189,17 @@ def test_the_bundled_model_loads_and_has_a_model_card():
     assert video.shape == (10, 64, 64, 3) and video.dtype == np.uint8
 
 
+def test_the_from_video_model_loads_and_has_a_model_card():
+    poker = Poker.load("from-video")
+    assert weights_path("from-video").name == "from_video.safetensors"
+    assert poker.model.cfg.family == "unet" and poker.resolution == 64 and poker.frames == 10
+    assert poker.metadata["train"]["poke"]["place"] == "onset"     # pokes sampled where the motion starts
+    card = weights_path("from-video").with_suffix(".md").read_text()
+    assert "poke2video prepare" in card and "cpu-64-video" in card and "Measured" in card
+    video = poker.animate(smooth_image(64, 64), source=(30, 30), target=(34, 27))
+    assert video.shape == (10, 64, 64, 3) and not np.array_equal(video[-1], smooth_image(64, 64))
+
+
 @pytest.fixture(scope="module")
 def flow_checkpoint(tmp_path_factory):
     """A tiny flow model whose head moves pixels (random head weights)."""
