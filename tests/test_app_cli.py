@@ -78,3 +78,14 @@ def test_no_bundled_model_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(poker_module, "DEFAULT_WEIGHTS", tmp_path / "missing.safetensors")
     assert cli.main(["app", "--port", str(free_port())]) == 2
     assert "no bundled default model" in capsys.readouterr().err
+
+
+def test_the_app_names_a_bundled_model_by_its_name_and_a_file_by_its_folder(tmp_path, monkeypatch):
+    from poke2video.app.server import model_name
+
+    monkeypatch.chdir(tmp_path)
+    assert model_name(None) == "bundled default model"
+    assert model_name("from-video") == "bundled from-video model"
+    assert model_name("runs/a/model.safetensors") == "a/model.safetensors"
+    (tmp_path / "from-video").write_bytes(b"x")                # a file of that name is the user's own
+    assert model_name("from-video") == "from-video"
