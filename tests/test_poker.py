@@ -134,6 +134,8 @@ def test_a_bundled_model_s_name_reads_its_file_unless_a_file_of_that_name_is_the
     (tmp_path / "from-video").write_bytes(b"y")                 # a file of that name here: the user's own
     assert weights_path("from-video") == Path("from-video")
     assert weights_path("runs/a/model.safetensors") == Path("runs/a/model.safetensors")
+    with pytest.raises(UserError, match=r"not found: from-videoo \(a weights file, or a bundled model: default, "):
+        weights_path("from-videoo")                             # a mistyped name: the names it could be
 
 
 def run_poke(*args):

@@ -50,6 +50,9 @@ def weights_path(checkpoint: str | os.PathLike | None) -> Path:
         checkpoint = "default"
     name = str(checkpoint)
     if name not in BUNDLED or Path(name).exists():
+        if not Path(name).exists() and os.sep not in name and not name.endswith(".safetensors"):
+            raise UserError(f"checkpoint not found: {name} (a weights file, or a bundled model: "
+                            f"{', '.join(BUNDLED)})")
         return Path(checkpoint)
     path = DEFAULT_WEIGHTS if name == "default" else DEFAULT_WEIGHTS.with_name(name.replace("-", "_") + ".safetensors")
     if not path.is_file():
