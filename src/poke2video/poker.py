@@ -43,20 +43,27 @@ ADAPTERS = {"unet": FlowPoking, "gru": GRUPoking}   # by family (families.py)
 MODES = ("impulse", "displacement")
 
 
+def bundled_name(checkpoint: str | os.PathLike | None) -> str | None:
+    """The bundled model `checkpoint` names (None: the default one), or None where it names a file: a path
+    that exists is always the user's own, even one called like a bundled model."""
+    name = "default" if checkpoint is None else str(checkpoint)
+    return name if name in BUNDLED and not Path(name).exists() else None
+
+
 def weights_path(checkpoint: str | os.PathLike | None) -> Path:
-    """The weights file `checkpoint` names: a path, or the name of a bundled model where no such file exists
-    (None: the default one). UserError when a bundled model is missing from the installation."""
-    if checkpoint is None:
-        checkpoint = "default"
-    name = str(checkpoint)
-    if name not in BUNDLED or Path(name).exists():
-        if not Path(name).exists() and os.sep not in name and not name.endswith(".safetensors"):
-            raise UserError(f"checkpoint not found: {name} (a weights file, or a bundled model: "
-                            f"{', '.join(BUNDLED)})")
-        return Path(checkpoint)
+    """The weights file `checkpoint` names: a path (a missing one is `load_model`'s to report), or a bundled
+    model's name (`bundled_name`). UserError for a bare name that is neither a file nor a bundled model, or a
+    bundled model missing from the installation."""
+    name = bundled_name(checkpoint)
+    if name is None:
+        path = Path(checkpoint)
+        if not path.exists() and os.sep not in str(checkpoint) and path.suffix != ".safetensors":
+            raise UserError(f"checkpoint not found: {checkpoint} (a weights file, or a bundled model: "
+                            f"{', '.join(BUNDLED)})")     # a bare name: likely a mistyped bundled one
+        return path
     path = DEFAULT_WEIGHTS if name == "default" else DEFAULT_WEIGHTS.with_name(name.replace("-", "_") + ".safetensors")
     if not path.is_file():
-        raise UserError(f"no bundled {checkpoint} model ({path} is missing; reinstall poke2video), or train one "
+        raise UserError(f"no bundled {name} model ({path} is missing; reinstall poke2video), or train one "
                         "with `poke2video train --data DATA --out RUN` and pass RUN/model.safetensors")
     return path
 

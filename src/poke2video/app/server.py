@@ -44,7 +44,7 @@ from poke2video.app import schemas
 from poke2video.app.images import AppError, ImageStore, Limits, decode_upload
 from poke2video.app.work import VIDEO_TYPES, PokeInputs, WorkQueue, png_bytes, poke_job, video_job
 from poke2video.errors import UserError, first_line
-from poke2video.poker import BUNDLED, Poker
+from poke2video.poker import Poker, bundled_name
 from poke2video.poking.request import MAX_PINS, MAX_POKES, requested_pins, requested_pokes
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -86,8 +86,8 @@ def describe_model(poker: Poker, name: str) -> dict:
 
 
 def model_name(checkpoint: str | None) -> str:
-    if checkpoint is None or (checkpoint in BUNDLED and not Path(checkpoint).exists()):
-        return f"bundled {checkpoint or 'default'} model"
+    if (bundled := bundled_name(checkpoint)) is not None:
+        return f"bundled {bundled} model"
     path = Path(checkpoint)
     return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 

@@ -95,14 +95,15 @@ class PokeDataset(Dataset):
         video, row = self._video_row(index)
         return np.asarray(self.store.flow(video)[row], np.float32)
 
-    def clip_flows(self, index: int) -> np.ndarray:
-        """float32 [T, 2, H, W]: F(s -> s+t) for t = 1..T of item `index`'s clip: PokeSim's `gt_flow`, or for a
-        store of real videos its per-step flows chained (`step_flow`; a store prepared before it existed: the
-        store's flow method run on each frame step)."""
+    def clip_flows(self, index: int, steps: int | None = None) -> np.ndarray:
+        """float32 [T, 2, H, W]: F(s -> s+t) for t = 1..T of item `index`'s clip (t = 1..`steps` if given):
+        PokeSim's `gt_flow`, or for a store of real videos its per-step flows chained (`step_flow`; a store
+        prepared before it existed: the store's flow method run on each frame step)."""
         video, row = self._video_row(index)
+        T = self.store.clip_length if steps is None else steps
         if self.has_gt_flow:
-            return np.asarray(self.store.array(video, "gt_flow")[row, 1:], np.float32)
-        start, T = int(self.store.starts(video)[row]), self.store.clip_length
+            return np.asarray(self.store.array(video, "gt_flow")[row, 1:1 + T], np.float32)
+        start = int(self.store.starts(video)[row])
         if self.store.has_array(video, "step_flow"):
             return chained_flows(np.asarray(self.store.array(video, "step_flow")[start:start + T], np.float32))
         if self._estimator is None:
@@ -115,18 +116,19 @@ class PokeDataset(Dataset):
         return self._poke(index, self._poke_flows(index))
 
     def _poke_flows(self, index: int, target_flow: np.ndarray | None = None) -> np.ndarray:
-        """[T', 2, H, W]: the flows a poke of item `index` reads: F(s -> s+T) last, and with poke.place onset
-        every F(s -> s+t). `target_flow`: the item's flow target, when already read."""
+        """[1 or 2, 2, H, W]: the flows a poke of item `index` reads: F(s -> s+T) last, and with poke.place onset
+        F(s -> s+1) first. `target_flow`: the item's flow target, when already read."""
         last = self.clip_flow(index) if target_flow is None else target_flow
         last = last[-1:] if last.ndim == 4 else last[None]
         if self.poke_source == "flow" and self.poke.place == "onset":
-            first = target_flow[:1] if target_flow is not None and target_flow.ndim == 4 else self.clip_flows(index)[:1]
+            has_steps = target_flow is not None and target_flow.ndim == 4
+            first = target_flow[:1] if has_steps else self.clip_flows(index, steps=1)
             return np.concatenate([first, last])
         return last
 
     def _poke(self, index: int, flows: np.ndarray) -> tuple[tuple[float, float], tuple[float, float], bool]:
-        """flows [T', 2, H, W]: the clip's flows to its frames (the last one to frame T; with poke.place
-        onset the first one to frame 1)."""
+        """flows [1 or 2, 2, H, W]: `_poke_flows`: the flow to frame T last; with poke.place onset the one to
+        frame 1 first."""
         if self.poke_source == "sim":
             video, row = self._video_row(index)
             x, y, _, _, drag_x, drag_y, *_, is_background = (float(v) for v in self.store.array(video, "gt_poke")[row])
