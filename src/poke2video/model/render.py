@@ -55,6 +55,22 @@ def check_finite(forward_flows: torch.Tensor) -> None:
         raise ValueError("forward flows must be finite to be drawn; the model gave NaN or infinite values")
 
 
+def plate_px(still_px: float) -> float:
+    """The top speed (px) up to which a source pixel is part of the background plate: MOVING_PX, or the
+    still threshold when that is larger (a pixel that is not moved is never left out of the plate)."""
+    return max(MOVING_PX, still_px)
+
+
+def moving_box(moving: torch.Tensor, top_speed: torch.Tensor, margin: int) -> tuple[slice, slice]:
+    """The (rows, columns) slices of a grid [..., H, W] around its moving pixels `moving` [H, W] (at least
+    one), grown by the top speed (px, rounded up) plus `margin` px and clipped to the grid."""
+    height, width = moving.shape
+    ys, xs = moving.nonzero(as_tuple=True)
+    reach = int(top_speed.max().ceil()) + margin
+    return (slice(max(int(ys.min()) - reach, 0), min(int(ys.max()) + reach + 1, height)),
+            slice(max(int(xs.min()) - reach, 0), min(int(xs.max()) + reach + 1, width)))
+
+
 def landing_weight(miss, per_px: float = 1.0):
     """1 where a source point lands within LAND_PX of the pixel that reads it, 0 beyond MISS_PX, linear
     between (a tensor or an array of misses in px). `per_px`: output pixels per px of the miss; the
@@ -78,19 +94,15 @@ def render_video(image: torch.Tensor, forward_flows: torch.Tensor, still_px: flo
 def render_box(image: torch.Tensor, forward_flows: torch.Tensor, still_px: float = STILL_PX):
     """(box, frames): the (rows, columns) slices around the pixels that move, where they go and a margin for
     the background plate, and the video inside it [B, T, C, h, w]; (None, None) when nothing moves."""
-    batch, steps, _, height, width = forward_flows.shape
+    batch, steps = forward_flows.shape[:2]
     check_finite(forward_flows)
     top_speed = torch.hypot(forward_flows[:, :, 0], forward_flows[:, :, 1]).amax(dim=1)    # [B, H, W]
     moving = top_speed > still_px
     if not moving.any():
         return None, None
-    ys, xs = moving.any(dim=0).nonzero(as_tuple=True)
-    reach = int(top_speed.max().ceil()) + BOX_MARGIN
-    y0, y1 = max(int(ys.min()) - reach, 0), min(int(ys.max()) + reach + 1, height)
-    x0, x1 = max(int(xs.min()) - reach, 0), min(int(xs.max()) + reach + 1, width)
-    box = (slice(y0, y1), slice(x0, x1))
+    box = moving_box(moving.any(dim=0), top_speed, BOX_MARGIN)
     crop, flows, speed = image[..., box[0], box[1]], forward_flows[..., box[0], box[1]], top_speed[:, box[0], box[1]]
-    plate = background_plate(crop, (speed <= max(MOVING_PX, still_px))[:, None].to(image.dtype))
+    plate = background_plate(crop, (speed <= plate_px(still_px))[:, None].to(image.dtype))
     moving = (speed > still_px).repeat_interleave(steps, dim=0)                              # [B*T, h, w]
     colour, alpha = draw_part(crop.repeat_interleave(steps, dim=0), flows.flatten(0, 1), moving)
     frames = alpha * colour + (1 - alpha) * plate.repeat_interleave(steps, dim=0)
@@ -201,13 +213,9 @@ def _upscaled_box(moving: torch.Tensor, top_speed: torch.Tensor, size: tuple[int
                   scale: tuple[float, float]) -> tuple[slice, slice]:
     """The (rows, columns) slices of the full-size image (`size`: height, width) around the flow grid's
     moving pixels and their reach (top speed plus 2 grid px)."""
-    low_h, low_w = moving.shape
-    ys, xs = moving.nonzero(as_tuple=True)
-    reach = int(top_speed.max().ceil()) + 2
-    y0, y1 = max(int(ys.min()) - reach, 0), min(int(ys.max()) + reach + 1, low_h)
-    x0, x1 = max(int(xs.min()) - reach, 0), min(int(xs.max()) + reach + 1, low_w)
-    rows = slice(int(y0 * scale[1]), min(int(math.ceil(y1 * scale[1])), size[0]))
-    cols = slice(int(x0 * scale[0]), min(int(math.ceil(x1 * scale[0])), size[1]))
+    low_rows, low_cols = moving_box(moving, top_speed, 2)
+    rows = slice(int(low_rows.start * scale[1]), min(int(math.ceil(low_rows.stop * scale[1])), size[0]))
+    cols = slice(int(low_cols.start * scale[0]), min(int(math.ceil(low_cols.stop * scale[0])), size[1]))
     return rows, cols
 
 
@@ -220,7 +228,7 @@ def _plate_uint8(crop: np.ndarray, top_speed: np.ndarray, size: tuple[int, int],
     moving = (top_speed > still_px).astype(np.float32)
     mass = cv2.resize(moving, size, interpolation=cv2.INTER_LINEAR)[box[0], box[1]]
     speed = cv2.resize(top_speed * moving, size, interpolation=cv2.INTER_LINEAR)[box[0], box[1]]
-    still = speed <= max(MOVING_PX, still_px) * mass
+    still = speed <= plate_px(still_px) * mass
     image = torch.tensor(crop).permute(2, 0, 1)[None].float()
     plate = background_plate(image, torch.from_numpy(still)[None, None].float())[0].permute(1, 2, 0)
     return plate.round().clamp(0, 255).to(torch.uint8).numpy()
