@@ -111,18 +111,21 @@ class PokeDataset(Dataset):
         clip = np.asarray(self.store.frames(video)[start:start + T + 1])
         return chained_flows(np.stack([self._estimator(a, b) for a, b in zip(clip[:-1], clip[1:])]))
 
-    def sample(self, index: int) -> tuple[tuple[float, float], tuple[float, float], bool]:
-        """The poke of item `index` this epoch: ((x, y), (dx, dy), is_background)."""
-        return self._poke(index, self._poke_flows(index))
+    def target_flow(self, index: int) -> np.ndarray:
+        """The flow target of item `index`: `clip_flows` with flow_frames "all", else `clip_flow`."""
+        return self.clip_flows(index) if self.flow_frames == "all" else self.clip_flow(index)
 
-    def _poke_flows(self, index: int, target_flow: np.ndarray | None = None) -> np.ndarray:
+    def sample(self, index: int) -> tuple[tuple[float, float], tuple[float, float], bool]:
+        """The poke of item `index` this epoch: ((x, y), (dx, dy), is_background), read from the same flows
+        as the item itself."""
+        return self._poke(index, self._poke_flows(index, self.target_flow(index)))
+
+    def _poke_flows(self, index: int, target_flow: np.ndarray) -> np.ndarray:
         """[1 or 2, 2, H, W]: the flows a poke of item `index` reads: F(s -> s+T) last, and with poke.place onset
-        F(s -> s+1) first. `target_flow`: the item's flow target, when already read."""
-        last = self.clip_flow(index) if target_flow is None else target_flow
-        last = last[-1:] if last.ndim == 4 else last[None]
+        F(s -> s+1) first. `target_flow`: the item's flow target (`target_flow`)."""
+        last = target_flow[-1:] if target_flow.ndim == 4 else target_flow[None]
         if self.poke_source == "flow" and self.poke.place == "onset":
-            has_steps = target_flow is not None and target_flow.ndim == 4
-            first = target_flow[:1] if has_steps else self.clip_flows(index, steps=1)
+            first = target_flow[:1] if target_flow.ndim == 4 else self.clip_flows(index, steps=1)
             return np.concatenate([first, last])
         return last
 
@@ -149,7 +152,7 @@ class PokeDataset(Dataset):
     def __getitem__(self, index: int):
         # Read once: the flow target, and F(s -> s+T) that gives the poke (with flow_frames "all" the
         # targets' last frame: simulate writes `flow` as gt_flow's last frame).
-        target_flow = self.clip_flows(index) if self.flow_frames == "all" else self.clip_flow(index)
+        target_flow = self.target_flow(index)
         source_xy, displacement, background = self._poke(index, self._poke_flows(index, target_flow))
         video, start = self.clip_start(index)
         T = self.store.clip_length
