@@ -23,12 +23,18 @@ PART = np.array([235, 70, 40], np.float64)
 EDGE_PX = {GRID: 1.0, 512: 4.0}
 
 
+def cells(box) -> torch.Tensor:
+    """bool [GRID, GRID]: the grid pixels whose centres lie in `box` (x0, y0, x1, y1; grid px)."""
+    ys, xs = np.mgrid[0:GRID, 0:GRID]
+    return torch.from_numpy((xs >= box[0]) & (xs <= box[2]) & (ys >= box[1]) & (ys <= box[3]))
+
+
 def rotation_flows(box: tuple[float, float, float, float], pivot: tuple[float, float],
                    angles: list[float]) -> torch.Tensor:
     """Exact forward flows [T, 2, GRID, GRID] (grid px) of the pixels whose centres lie in `box` (x0, y0, x1,
     y1; grid px), turned by angles[t] (radians, y down) about `pivot`; every other pixel stays."""
     ys, xs = np.mgrid[0:GRID, 0:GRID].astype(np.float64)
-    inside = (xs >= box[0]) & (xs <= box[2]) & (ys >= box[1]) & (ys <= box[3])
+    inside = cells(box).numpy()
     flows = np.zeros((len(angles), 2, GRID, GRID), np.float32)
     for t, angle in enumerate(angles):
         new_x, new_y = _turn(xs, ys, pivot, angle)
@@ -131,13 +137,7 @@ def test_a_moved_part_keeps_a_crisp_edge_at_512_px():
     to the output's pixels; read as it is, each edge would blur over the 8 output px of a grid pixel)."""
     block = (20.0, 24.0, 35.0, 39.0)
     flows = torch.zeros(1, 2, GRID, GRID)
-    flows[0, 0][_cells(block)] = 6.4
+    flows[0, 0][cells(block)] = 6.4
     row = partness(render_uint8(scene(block, 512), flows, STILL_PX)[0])[256]
     assert row[:205].max() < 0.1 and row[220:330].min() > 0.9 and row[345:].max() < 0.1   # part at 211-339
     assert ((row > 0.1) & (row < 0.9)).sum() <= 2
-
-
-def _cells(box) -> torch.Tensor:
-    """bool [GRID, GRID]: the grid pixels whose centres lie in `box`."""
-    ys, xs = np.mgrid[0:GRID, 0:GRID]
-    return torch.from_numpy((xs >= box[0]) & (xs <= box[2]) & (ys >= box[1]) & (ys <= box[3]))
