@@ -126,6 +126,8 @@ def test_bad_options(store_path):
         PokeDataset(store_path, poke=PokeConfig(place="tip"))
     with pytest.raises(UserError, match="set poke.fastest_fraction to 0"):
         PokeDataset(store_path, poke=PokeConfig(place="onset", fastest_fraction=0.5))
+    with pytest.raises(UserError, match=r"poke.onset_speed must lie in \(0, 1\], got 0.0"):
+        PokeDataset(store_path, poke=PokeConfig(place="onset", onset_speed=0.0))
 
 
 @pytest.mark.parametrize("flow_frames", ["last", "all"])
@@ -140,3 +142,15 @@ def test_pokes_placed_at_the_onset_read_the_clip_s_first_step(store_path, flow_f
         assert (dx, dy) == pytest.approx((float(at_T[0, int(y), int(x)]), float(at_T[1, int(y), int(x)])))
         (sx, sy), displacement, background = ds.sample(index)
         assert ((sx, sy), displacement, background) == ((x, y), (dx, dy), False)   # the item's own poke
+
+
+def test_onset_speed_reaches_the_sampler(store_path):
+    ds = PokeDataset(store_path, poke=PokeConfig(poke_size=3, background_fraction=0.0, place="onset",
+                                                 onset_speed=0.05))
+    outside_a_quarter = 0
+    for index in range(len(ds)):
+        x, y = (int(v) for v in ds[index][3].tolist()[:2])
+        first_step = ds.clip_flows(index)[0]
+        assert motion_onset(first_step, 3, 0.05)[y, x]
+        outside_a_quarter += not motion_onset(first_step, 3, 0.25)[y, x]
+    assert outside_a_quarter > 0   # some pokes sit where the default region (a quarter) does not reach

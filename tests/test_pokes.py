@@ -111,6 +111,10 @@ def test_the_onset_region_is_connected_to_the_fastest_pixel_moving_its_way_at_a_
     assert set(ys.tolist()) == {10} and xs.min() > 5 and xs.max() == 19
     assert flow_1[0, 10, xs.min()] >= 0.25 * 2.0 > flow_1[0, 10, xs.min() - 1]
     assert not motion_onset(np.zeros((2, 16, 16), np.float32), 3).any()
+    nearer = motion_onset(flow_1, 3, speed_fraction=0.1)          # lower: nearer the limb's joint
+    ys, xs_near = np.nonzero(nearer)
+    assert set(ys.tolist()) == {10} and xs_near.max() == 19 and xs_near.min() < xs.min()
+    assert flow_1[0, 10, xs_near.min()] >= 0.1 * 2.0 > flow_1[0, 10, xs_near.min() - 1]
     with pytest.raises(ValueError, match="start_flow must be a finite"):
         motion_onset(np.full((2, 16, 16), np.nan), 3)
     with pytest.raises(ValueError, match="start_flow must be a finite"):

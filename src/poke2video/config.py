@@ -73,6 +73,8 @@ class PokeConfig:
     #                                     fastest one (0: any moving pixel; 0.5 keeps the part that was pushed)
     place: str = "moving"               # flow pokes: moving: a random pixel of the moving foreground at frame T;
     #                                     onset: a random pixel of the part that leads the first frame step
+    onset_speed: float = 0.25           # onset: the part's pixels moving at least this fraction of the first
+    #                                     step's fastest one (lower reaches nearer the part's joint)
     seed: int = 0
 
     def validate(self) -> None:
@@ -84,6 +86,8 @@ class PokeConfig:
             raise UserError(f"background_fraction must lie in [0, 1], got {self.background_fraction}")
         if self.place not in POKE_PLACES:
             raise UserError(f"poke.place must be {' or '.join(POKE_PLACES)}, got {self.place!r}")
+        if not 0.0 < self.onset_speed <= 1.0:
+            raise UserError(f"poke.onset_speed must lie in (0, 1], got {self.onset_speed}")
         if self.place == "onset" and self.fastest_fraction > 0:
             raise UserError("poke.place onset already keeps the part that leads; set poke.fastest_fraction to 0")
         if self.source not in ("flow", "sim", "auto"):

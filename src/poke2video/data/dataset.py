@@ -144,7 +144,8 @@ class PokeDataset(Dataset):
         source_xy, displacement = sample_poke(flows[-1], self.poke.poke_size, rng, background=background,
                                               background_percentile=self.poke.background_percentile,
                                               fastest_fraction=self.poke.fastest_fraction,
-                                              start_flow=flows[0] if self.poke.place == "onset" else None)
+                                              start_flow=flows[0] if self.poke.place == "onset" else None,
+                                              onset_speed=self.poke.onset_speed)
         if self.poke.impulse:
             displacement = impulse_vector(displacement, self.clip_motion[index] / self.impulse_scale)
         return source_xy, displacement, background

@@ -89,12 +89,13 @@ ONSET_SPEED = 0.25    # the onset region: pixels moving at least this fraction o
 ONSET_COSINE = 0.7    # within about 45 degrees of its direction
 
 
-def motion_onset(start_flow: np.ndarray, margin: int) -> np.ndarray:
+def motion_onset(start_flow: np.ndarray, margin: int, speed_fraction: float = ONSET_SPEED) -> np.ndarray:
     """bool [H, W]: where the motion starts in `start_flow` [2, H, W] (the clip's first frame step).
 
     The inner pixels (`margin` from the border) connected, 8-neighbourly, to the one that moves most and moving
-    its way (cosine over ONSET_COSINE) at least ONSET_SPEED as fast: the part that leads the motion, from
-    its joint to its tip. All False when nothing moves in the first step.
+    its way (cosine over ONSET_COSINE) at least `speed_fraction` as fast: the part that leads the motion, from
+    near its joint (a part turning about its joint moves slower there) to its tip. All False when nothing
+    moves in the first step.
     """
     start_flow = np.asarray(start_flow)
     if start_flow.ndim != 3 or start_flow.shape[0] != 2 or not np.isfinite(start_flow).all():
@@ -106,7 +107,7 @@ def motion_onset(start_flow: np.ndarray, margin: int) -> np.ndarray:
         return np.zeros(speed.shape, bool)
     direction = start_flow[:, y0, x0] / speed[y0, x0]
     cosine = (start_flow[0] * direction[0] + start_flow[1] * direction[1]) / np.maximum(speed, 1e-6)
-    together = inner & (speed >= ONSET_SPEED * speed[y0, x0]) & (cosine > ONSET_COSINE)
+    together = inner & (speed >= speed_fraction * speed[y0, x0]) & (cosine > ONSET_COSINE)
     _, labels = cv2.connectedComponents(together.astype(np.uint8), connectivity=8)
     return labels == labels[y0, x0]
 
@@ -120,14 +121,15 @@ def pick_pixel(mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
 
 def sample_poke(flow: np.ndarray, poke_size: int, rng: np.random.Generator, *, background: bool,
                 background_percentile: float = 10.0, fastest_fraction: float = 0.0,
-                start_flow: np.ndarray | None = None) -> tuple[tuple[int, int], tuple[float, float]]:
+                start_flow: np.ndarray | None = None,
+                onset_speed: float = ONSET_SPEED) -> tuple[tuple[int, int], tuple[float, float]]:
     """((x, y), (dx, dy)) from clip flow [2, H, W].
 
     Foreground: a moving pixel and its own flow; with `fastest_fraction` f > 0 only a pixel of the
     foreground moving at least f times its fastest pixel (a part that moves little is more often moved by
     another one than pushed itself). With `start_flow` (the flow [2, H, W] from the clip's first frame to
-    its second) the pixel is instead drawn from where the motion starts (`motion_onset`), with its flow at
-    frame T; the moving foreground when nothing moves in the first step. Background: a still pixel
+    its second) the pixel is instead drawn from where the motion starts (`motion_onset` at `onset_speed`),
+    with its flow at frame T; the moving foreground when nothing moves in the first step. Background: a still pixel
     carrying the flow vector (magnitude and angle) of the foreground pixel. Both lie at least `poke_size`
     from the border where the image leaves room. ValueError for a flow that is not [2, H, W] or not finite.
     """
@@ -137,7 +139,7 @@ def sample_poke(flow: np.ndarray, poke_size: int, rng: np.random.Generator, *, b
     if not np.isfinite(flow).all():
         raise ValueError("flow has NaN or infinite values; a poke needs finite flow")
     magnitude = flow_magnitude(flow)
-    foreground = motion_onset(start_flow, poke_size) if start_flow is not None else None
+    foreground = motion_onset(start_flow, poke_size, onset_speed) if start_flow is not None else None
     if foreground is None or not foreground.any():
         foreground = foreground_mask(magnitude, poke_size)
         if fastest_fraction > 0:
