@@ -14,9 +14,10 @@ from eval_support import SIM_FRAMES, SIM_RES, checkpoint, sim  # noqa: F401 (fix
 from poke2video import metrics
 from poke2video.data.store import Store
 from poke2video.evaluate import baselines
-from poke2video.evaluate.cases import load_cases
+from poke2video.errors import UserError
+from poke2video.evaluate.cases import EvalCase, load_cases
 from poke2video.evaluate.evaluator import EvalOptions, Method, baseline_methods, evaluate, real_clip_method
-from poke2video.evaluate.methods import model_method, oracle_method, render_flow, render_true_fill
+from poke2video.evaluate.methods import model_method, oracle_method, poked_part, render_flow, render_true_fill
 from poke2video.evaluate.report import summarize, write_report
 from poke2video.flow_config import FlowModelConfig
 from train_support import make_tiny_store
@@ -204,7 +205,7 @@ def test_report_names_the_rows_and_the_new_metrics_and_plots_them_per_frame(sim,
     per_frame = document["per_frame"]["motion_error"]
     assert set(per_frame) == set(document["methods"]) and all(len(r["mean"]) == SIM_FRAMES for r in per_frame.values())
     report = (out / "report.md").read_text()
-    assert "## Rows" in report and "- **oracle-true-fill**: the ground-truth flow drawn as by `oracle`" in report
+    assert "## Rows" in report and "- **oracle-true-fill**: the true motion drawn as by `oracle`" in report
     assert all(f"**{label}**" in report for label in ("moving IoU", "motion error, still", "flow error, moving"))
     assert (out / "plots" / "motion_error_per_frame.png").is_file() and (out / "plots" / "moving_iou.png").is_file()
 
@@ -213,15 +214,44 @@ def run(*args):
     return subprocess.run([sys.executable, "-m", "poke2video", *map(str, args)], capture_output=True, text=True)
 
 
-@pytest.mark.slow
-def test_the_oracle_needs_a_pokesim_store(tmp_path):
-    store = make_tiny_store(tmp_path / "flows")
-    result = run("evaluate", "--data", store, "--baselines", "static,oracle", "--out", tmp_path / "out",
-                 "--lpips", "off", "--no-fvd")
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
-    assert "only a PokeSim store has" in result.stderr and not (tmp_path / "out").exists()
-    with pytest.raises(Exception, match="PokeSim"):
-        evaluate(Store.open(store), "test", [oracle_method("oracle")], EvalOptions(**OFFLINE))
+def test_the_poked_part_is_the_connected_region_that_moves_with_the_poked_pixel():
+    motion = np.zeros((3, 2, 32, 32))
+    motion[:, 0, 4:12, 4:12] = np.arange(1, 4)[:, None, None] * 2.0       # the poked block: 6 px right at T
+    motion[:, 0, 4:12, 12:20] = np.arange(1, 4)[:, None, None] * -2.0     # touching it, moving the other way
+    motion[:, 0, 20:28, 4:12] = np.arange(1, 4)[:, None, None] * 2.0      # moving the same way, apart from it
+    motion[-1, 1, 6, 6] = 2.5                                             # inside the block, within tolerance
+    part = poked_part(motion, (5.2, 5.4))
+    expected = np.zeros((32, 32), bool)
+    expected[4:12, 4:12] = True
+    assert np.array_equal(part, expected)
+    assert not poked_part(motion, (25.0, 25.0)).any()                     # a still pixel poked: no part
+    assert np.array_equal(poked_part(motion, (40.0, -3.0)), poked_part(motion, (31, 0)))   # clipped inside
+
+
+def test_the_poked_part_oracle_moves_only_that_part():
+    video, truth, mask, square = square_scene()
+    other = np.zeros_like(truth)
+    other[:, 1, 48:60, 40:52] = np.arange(1, 11)[:, None, None]           # a second block moving down
+    both = truth + other
+    case = EvalCase(clip=(0, 0), expected_video=video, poke_source=(20.0, 30.0), poke_target=(30.0, 30.0),
+                    true_target=(30.0, 30.0), is_background=False)
+    whole, part = (oracle_method(name).video_for(case, both) for name in ("oracle", "oracle-poked-part"))
+    assert np.array_equal(part, render_flow(video[0], truth))              # the square moves, the block stays
+    assert not np.array_equal(whole, part)
+    with pytest.raises(ValueError, match="true motion"):
+        oracle_method("oracle").video_for(case)
+
+
+def test_the_oracles_on_a_store_without_ground_truth_draw_the_tracked_real_clip(tmp_path):
+    store = Store.open(make_tiny_store(tmp_path / "flows"))
+    result = evaluate(store, "test", baseline_methods("static,oracle,oracle-poked-part"), EvalOptions(**OFFLINE))
+    summary = summarize(result)
+    for name in ("oracle", "oracle-poked-part"):
+        assert summary[name]["motion_error"]["n"] > 0
+        assert summary[name]["motion_error"]["mean"] < 0.5 * summary["static"]["motion_error"]["mean"], name
+        assert summary[name]["flow_error"]["status"] != "ok"                 # no ground truth to score a flow on
+    with pytest.raises(UserError, match="unknown oracle"):
+        oracle_method("oracle-everything")
 
 
 @pytest.mark.slow

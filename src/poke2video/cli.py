@@ -178,7 +178,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--data", required=True, help="dataset directory (from prepare or simulate)")
     p.add_argument("--split", default="test", help="split to score (default test; PokeSim also has test_unseen)")
     p.add_argument("--baselines", default="static,warp",
-                   help="comma-separated: static, warp, oracle, oracle-true-fill (the oracles: PokeSim only), or none")
+                   help="comma-separated: static, warp, oracle, oracle-true-fill, oracle-poked-part, or none")
     p.add_argument("--limit", type=positive_int, default=None, help="score only the first N clips")
     p.add_argument("--out", type=nonempty_path, required=True, help="report folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report folder")

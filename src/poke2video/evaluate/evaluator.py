@@ -45,7 +45,7 @@ from poke2video.evaluate.methods import (REAL_CLIP, Method, baseline_methods, mo
 from poke2video.evaluate.report import write_report
 from poke2video.evaluate.results import CLIP_METRICS, PER_FRAME, EvalOptions, Evaluation
 from poke2video.evaluate.sheets import Example
-from poke2video.evaluate.truth import MotionTruth, motion_scores, motion_truth
+from poke2video.evaluate.truth import MotionTruth, motion_scores, motion_truth, true_motion
 
 def load_judges(options: EvalOptions):
     """(LPIPS network or None, I3D network or None, {metric: why unavailable}).
@@ -158,13 +158,6 @@ def _check_frames(methods: list[Method], store: Store) -> None:
                             f"{store.clip_length}; evaluate on a store with the model's clip length")
 
 
-def _check_oracles(methods: list[Method], store: Store) -> None:
-    oracles = [m.name for m in methods if m.oracle is not None]
-    if oracles and not is_pokesim(store):
-        raise UserError(f"--baselines {','.join(oracles)} renders the ground-truth flow, which only a PokeSim "
-                        f"store has ({store.root} is not one)")
-
-
 def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptions = EvalOptions()) -> Evaluation:
     """Score every method on the first `options.limit` clips of `split`."""
     names = [m.name for m in methods]
@@ -172,7 +165,6 @@ def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptio
         raise UserError(f"need at least one method, each named once; got {names}")
     count = split_size(store, split, options.limit)
     _check_frames(methods, store)
-    _check_oracles(methods, store)
     lpips_model, i3d, unavailable = load_judges(options)
     tracker = get_flow_estimator(options.tracker)
     pokesim = is_pokesim(store)
@@ -199,9 +191,10 @@ def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptio
             if fvd_videos is not None:
                 expected_videos.append(case.expected_video)
             truth = motion_truth(case, tracker) if options.motion else None
+            motion = true_motion(case, truth, tracker) if result.oracle_methods else None
             for method in methods:
                 scores, video = _score_method(method, case, truth, options, lpips_model, tracker, with_structure,
-                                              bar.update)
+                                              bar.update, motion)
                 for metric in CLIP_METRICS:
                     result.per_clip[method.name][metric].append(scores.get(metric))
                 for metric in PER_FRAME:
@@ -220,9 +213,11 @@ def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptio
 
 
 def _score_method(method: Method, case: EvalCase, truth: MotionTruth | None, options: EvalOptions, lpips_model,
-                  tracker: FlowEstimator, with_structure: bool, progress) -> tuple[dict, np.ndarray]:
+                  tracker: FlowEstimator, with_structure: bool, progress,
+                  motion: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
     began = time.perf_counter()
-    video, scored_flow = method.video_and_flow(case, with_flow=case.gt_flow is not None and not case.is_background)
+    video, scored_flow = method.video_and_flow(case, with_flow=case.gt_flow is not None and not case.is_background,
+                                               true_motion=motion)
     elapsed_ms = 1000.0 * (time.perf_counter() - began)
     scores = score_clip(case, video, against_real=not method.is_real, truth=truth, lpips_model=lpips_model,
                         tracker=tracker, flow=scored_flow)
@@ -263,7 +258,6 @@ def evaluate_to_dir(checkpoint: str | None, data: str, out: str, split: str = "t
     store = Store.open(data)
     split_size(store, split, options.limit)
     methods = baseline_methods(baselines)
-    _check_oracles(methods, store)
     methods.insert(0, model_method(checkpoint))
     if is_pokesim(store):
         methods.append(real_clip_method())

@@ -4,10 +4,14 @@
   model that gives forward flows (`Poker.has_flow`) has its flow scored too, from the same run of the
   network (`Poker.animate_with_flow`).
 - baselines (`baselines.py`): `static` (zero flow) and `warp` (its Gaussian field is its flow).
-- `oracle` (PokeSim): the ground-truth flow rendered as the flow model renders its own (`render.render_video`:
-  the moving pixels drawn by backward sampling, uncovered pixels from the background plate);
-  `oracle-true-fill`: drawn the same way, uncovered pixels taken from the true frames. What the renderer
-  alone costs.
+- oracles, made from the clip's true motion (PokeSim: the ground-truth flow; real footage: the real clip
+  tracked by the metrics' tracker, `truth.true_motion`), rendered as the flow model renders its own flow
+  (`render.render_video`: moving pixels drawn by backward sampling, uncovered pixels from the background
+  plate). `oracle`: all of that motion, what the renderer alone costs. `oracle-true-fill`: drawn the same way,
+  uncovered pixels taken from the true frames. `oracle-poked-part`: the motion kept only on the part that
+  moves with the poked pixel (`poked_part`), everything else left still: the best a model that moves what
+  was poked, and nothing else, can score. On footage where much moves on its own (a camera, walkers) it is
+  the ceiling of any poke-driven row.
 - `real clip` (PokeSim): the simulated video itself; its scores are the tracker's own floor.
 """
 from __future__ import annotations
@@ -17,21 +21,28 @@ from typing import Callable
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from poke2video.errors import UserError
 from poke2video.evaluate.baselines import Baseline, FlowFunction, baseline_flow, get_baseline
 from poke2video.evaluate.cases import EvalCase
+from poke2video.metrics import MOVES_PX
 
 REAL_CLIP = "real clip"
-ORACLES = ("oracle", "oracle-true-fill")
+ORACLES = ("oracle", "oracle-true-fill", "oracle-poked-part")
+PART_TOLERANCE = 0.5  # `poked_part`: a pixel moves with the poke when its motion differs by at most this x the poke's
 ABOUT = {
     "static": "the source frame repeated: no motion (flow: zero)",
     "warp": "the source warped by a Gaussian displacement field around the poke that grows to the full poke at "
             "frame T (flow: that field)",
-    "oracle": "the ground-truth flow rendered by the flow model's renderer (backward sampling; uncovered pixels "
-              "from the background plate): what the renderer alone costs (flow: the ground truth)",
-    "oracle-true-fill": "the ground-truth flow drawn as by `oracle`, uncovered pixels taken from the true frames "
+    "oracle": "the true motion (PokeSim: the ground-truth flow; footage: the real clip, tracked) rendered by the "
+              "flow model's renderer (backward sampling; uncovered pixels from the background plate): what the "
+              "renderer alone costs (flow: the ground truth)",
+    "oracle-true-fill": "the true motion drawn as by `oracle`, uncovered pixels taken from the true frames "
                         "(flow: the ground truth)",
+    "oracle-poked-part": "the true motion drawn as by `oracle`, kept only on the part that moves with the poked "
+                         "pixel, everything else still: the ceiling of a model that moves what was poked "
+                         "(flow: the ground truth)",
     REAL_CLIP: "the simulated clip itself, tracked like every video: the tracker's own floor",
 }
 
@@ -40,7 +51,7 @@ ABOUT = {
 class Method:
     """A named way to make videos: `animate(frame, source_xy, target_xy, T)` -> uint8 [T, H, W, 3] (a case with
     several pokes or pins adds the keywords `pokes` and `pins`, `EvalCase.method_inputs`); or, for
-    an oracle, `oracle(case)` made from the case's ground truth; neither: the real clip (the tracker's floor).
+    an oracle, `oracle(case, true_motion)` made from the case's true motion float [T, 2, H, W]; neither: the real clip (the tracker's floor).
     `flow` (same arguments as `animate`) -> float32 [T, 2, H, W]: the forward flow its frames follow;
     `animate_flow` (same arguments) -> both at once, for a model whose frames and flow come from one run."""
 
@@ -48,7 +59,7 @@ class Method:
     animate: Baseline | None
     frames: int | None = None  # the T it always makes (models); None: any
     flow: FlowFunction | None = None
-    oracle: Callable[[EvalCase], np.ndarray] | None = None
+    oracle: Callable[[EvalCase, np.ndarray], np.ndarray] | None = None
     about: str = ""            # what the row is, for the report
     animate_flow: Callable | None = None
 
@@ -60,16 +71,21 @@ class Method:
     def gives_flow(self) -> bool:
         return self.flow is not None or self.oracle is not None or self.animate_flow is not None
 
-    def video_and_flow(self, case: EvalCase, with_flow: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """(`video_for(case)`, `flow_for(case)` when `with_flow`, else None), the model run once for both."""
+    def video_and_flow(self, case: EvalCase, with_flow: bool,
+                       true_motion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(`video_for(case, true_motion)`, `flow_for(case)` when `with_flow`, else None), the model run once for
+        both."""
         if with_flow and self.animate_flow is not None:
             return self.animate_flow(case.source_frame, case.poke_source, case.poke_target, case.frames,
                                      **case.method_inputs())
-        return self.video_for(case), self.flow_for(case) if with_flow else None
+        return self.video_for(case, true_motion), self.flow_for(case) if with_flow else None
 
-    def video_for(self, case: EvalCase) -> np.ndarray:
+    def video_for(self, case: EvalCase, true_motion: np.ndarray | None = None) -> np.ndarray:
+        """uint8 [T, H, W, 3]; an oracle needs the case's `true_motion` (`truth.true_motion`)."""
         if self.oracle is not None:
-            return self.oracle(case)
+            if true_motion is None:
+                raise ValueError(f"{self.name} is drawn from the clip's true motion; none was given")
+            return self.oracle(case, true_motion)
         if self.animate is None:
             return case.expected_video[1:]
         return self.animate(case.source_frame, case.poke_source, case.poke_target, case.frames, **case.method_inputs())
@@ -125,19 +141,36 @@ def _baseline_method(name: str) -> Method:
 
 
 def oracle_method(name: str = "oracle") -> Method:
-    """`oracle` or `oracle-true-fill` (see the module docstring); needs PokeSim cases (their `gt_flow`)."""
+    """`oracle`, `oracle-true-fill` or `oracle-poked-part` (see the module docstring)."""
     if name not in ORACLES:
         raise UserError(f"unknown oracle {name!r}; available: {', '.join(ORACLES)}")
-    true_fill = name == "oracle-true-fill"
 
-    def oracle(case: EvalCase) -> np.ndarray:
-        if case.gt_flow is None:
-            raise UserError(f"--baselines {name} needs a PokeSim store (ground-truth flow)")
-        if true_fill:
-            return render_true_fill(case.source_frame, case.gt_flow, case.expected_video[1:])
-        return render_flow(case.source_frame, case.gt_flow)
+    def oracle(case: EvalCase, true_motion: np.ndarray) -> np.ndarray:
+        if name == "oracle-true-fill":
+            return render_true_fill(case.source_frame, true_motion, case.expected_video[1:])
+        if name == "oracle-poked-part":
+            true_motion = true_motion * poked_part(true_motion, case.poke_source)
+        return render_flow(case.source_frame, true_motion)
 
     return Method(name, None, oracle=oracle, about=ABOUT[name])
+
+
+def poked_part(true_motion: np.ndarray, source_xy) -> np.ndarray:
+    """bool [H, W]: the part that moves with the pixel at `source_xy`, from the motion float [T, 2, H, W]: the
+    4-connected region around that pixel of pixels that move (over `metrics.MOVES_PX` at frame T) whose
+    displacement at frame T is within PART_TOLERANCE x the poked pixel's length (at least MOVES_PX) of the
+    poked pixel's. Empty when the poked pixel itself does not move."""
+    last = np.asarray(true_motion[-1], np.float64)                                        # [2, H, W]
+    height, width = last.shape[1:]
+    x = int(np.clip(round(source_xy[0]), 0, width - 1))
+    y = int(np.clip(round(source_xy[1]), 0, height - 1))
+    poked = last[:, y, x]
+    length = float(np.hypot(*poked))
+    if length <= MOVES_PX:
+        return np.zeros((height, width), bool)
+    along = np.hypot(*(last - poked[:, None, None])) <= max(PART_TOLERANCE * length, MOVES_PX)
+    regions, _ = ndimage.label(along & (np.hypot(*last) > MOVES_PX))
+    return regions == regions[y, x]
 
 
 def render_flow(frame: np.ndarray, flow: np.ndarray) -> np.ndarray:

@@ -40,6 +40,16 @@ def motion_truth(case: EvalCase, tracker: FlowEstimator | None = None) -> Motion
     return tracked_real_clip(case.expected_video, tracker)
 
 
+def true_motion(case: EvalCase, truth: MotionTruth | None, tracker: FlowEstimator | None = None) -> np.ndarray:
+    """float [T, 2, H, W]: where every frame-0 pixel of `case` really goes, for the oracles: the ground-truth
+    flow on PokeSim, else the tracked real clip (`truth`'s when it was made, tracked here when not)."""
+    if case.gt_flow is not None:
+        return case.gt_flow
+    if truth is not None and truth.source == TRACKED_REAL_CLIP:
+        return truth.displacement
+    return tracked_real_clip(case.expected_video, tracker).displacement
+
+
 def tracked_real_clip(real_video_with_source: np.ndarray, tracker: FlowEstimator | None = None) -> MotionTruth:
     """Every pixel of frame 0 of the real clip uint8 [T+1, H, W, 3] followed by `tracker` (None:
     `metrics.TRACKER`) through frames 1..T."""
