@@ -198,8 +198,11 @@ def test_the_from_video_model_loads_and_has_a_model_card():
     assert poker.metadata["train"]["poke"]["place"] == "onset"     # pokes sampled where the motion starts
     card = weights_path("from-video").with_suffix(".md").read_text()
     assert "poke2video prepare" in card and "cpu-64-video" in card and "Measured" in card
-    video = poker.animate(smooth_image(64, 64), source=(30, 30), target=(34, 27))
-    assert video.shape == (10, 64, 64, 3) and not np.array_equal(video[-1], smooth_image(64, 64))
+    bar = np.full((64, 64, 3), 200, np.uint8)
+    bar[20:44, 26:34] = (200, 40, 40)                                  # a red bar on a plain grey background
+    video = poker.animate(bar, source=(30, 24), target=(35, 22))         # its top dragged right
+    changed = np.abs(video[-1].astype(int) - bar).sum(-1) > 30
+    assert video.shape == (10, 64, 64, 3) and changed[14:50, 20:44].sum() > 20 and not changed[:, 52:].any()
 
 
 @pytest.fixture(scope="module")
