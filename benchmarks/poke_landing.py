@@ -8,7 +8,8 @@ its seed (nothing is read from the store but its flow) and each 64 px pixel is c
 parts in the first frame at the video's resolution: the pushed segment, a segment it carries (its subtree),
 another part, or background (no part covers any of its sub-pixels). Printed: the share of the pixels the
 poke sampler counts as moving (`data/pokes.foreground_mask`) in each class, and where one sampled poke per
-clip lands, as `train.poke.fastest_fraction` 0 and 0.5 would draw it. A diagnostic: training never reads
+clip lands, as `train.poke.fastest_fraction` 0 and 0.5 would draw it and, on a store with per-step flows, as
+`train.poke.place: onset` would at each `--onset-speeds` value. A diagnostic: training never reads
 any of this.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 
 import numpy as np
 
-from poke2video.data.pokes import flow_magnitude, foreground_mask, pick_pixel
+from poke2video.data.pokes import flow_magnitude, foreground_mask, motion_onset, pick_pixel
 from poke2video.data.store import Store
 from poke2video.sim.bodies import ancestors, species_for
 from poke2video.sim.generate import _scene_config
@@ -48,10 +49,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, required=True, help="the seed the videos were simulated with")
     parser.add_argument("--video-res", type=int, default=256)
     parser.add_argument("--every", type=int, default=10)
+    parser.add_argument("--onset-speeds", type=float, nargs="*", default=[0.25, 0.1],
+                        help="train.poke.onset_speed values to draw onset pokes at (store with step_flow)")
     args = parser.parse_args()
     store, rng = Store.open(args.store), np.random.default_rng(0)
     pool, config = tuple(species_for("mixed", held_out=False)), _scene_config(args.video_res)
-    share, landed = np.zeros(4), {0.0: np.zeros(4), 0.5: np.zeros(4)}
+    share = np.zeros(4)
+    landed = {f"fastest_fraction {f:g}": np.zeros(4) for f in (0.0, 0.5)}
+    onset = {f"onset, onset_speed {v:g}": np.zeros(4) for v in args.onset_speeds}
     for video in range(0, len(store.videos), args.every):
         number = int(store.videos[video]["name"].rsplit("-", 1)[1].split(".")[0])
         clip = _setup_clip(ClipSpec((args.seed, 0, number), pool, False, procedural=True), config)
@@ -59,14 +64,21 @@ def main() -> None:
         magnitude = flow_magnitude(np.asarray(store.flow(video)[0], np.float32))
         moving = foreground_mask(magnitude, 3)
         share += np.bincount(classes[moving], minlength=4) / moving.sum()
-        for fraction, counts in landed.items():
+        for fraction, counts in zip((0.0, 0.5), landed.values()):
             x, y = pick_pixel(moving & (magnitude >= fraction * magnitude[moving].max()), rng)
             counts[classes[y, x]] += 1
-    print(f"{int(landed[0.0].sum())} clips of {args.store}")
+        if store.has_array(video, "step_flow"):
+            start = np.asarray(store.array(video, "step_flow")[int(store.starts(video)[0])], np.float32)
+            for speed, counts in zip(args.onset_speeds, onset.values()):
+                leading = motion_onset(start, 3, speed)
+                x, y = pick_pixel(leading if leading.any() else moving, rng)   # as the sampler falls back
+                counts[classes[y, x]] += 1
+    print(f"{int(share.sum())} clips of {args.store}")
     print(f"{'':34s}" + "".join(f"{name:>16s}" for name in CLASSES))
     print(f"{'pixels counted as moving':34s}" + "".join(f"{v:15.1%} " for v in share / share.sum()))
-    for fraction, counts in landed.items():
-        print(f"{f'pokes, fastest_fraction {fraction:g}':34s}" + "".join(f"{v:15.1%} " for v in counts / counts.sum()))
+    for name, counts in {**landed, **onset}.items():
+        if counts.sum():
+            print(f"{'pokes, ' + name:34s}" + "".join(f"{v:15.1%} " for v in counts / counts.sum()))
 
 
 if __name__ == "__main__":
