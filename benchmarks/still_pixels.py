@@ -68,7 +68,8 @@ def main() -> None:
                     mask = still & (moved >= low) & (moved < high)
                     key = f"moved {low:g} to {high:g} px"
                     add[key] = add.get(key, 0.0) + error[mask].sum() / still.sum()
-                    add[key + " (share of pixels)"] = add.get(key + " (share of pixels)", 0.0) + mask.sum() / still.sum()
+                    share = key + " (share of pixels)"
+                    add[share] = add.get(share, 0.0) + mask.sum() / still.sum()
     print(f"{clips} object pokes of {args.data} {args.split}, still pixels: true displacement at T <= {MOVES_PX} px")
     for name, add in sums.items():
         print(f"{name}:")

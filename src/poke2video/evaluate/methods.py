@@ -51,7 +51,8 @@ ABOUT = {
 class Method:
     """A named way to make videos: `animate(frame, source_xy, target_xy, T)` -> uint8 [T, H, W, 3] (a case with
     several pokes or pins adds the keywords `pokes` and `pins`, `EvalCase.method_inputs`); or, for
-    an oracle, `oracle(case, true_motion)` made from the case's true motion float [T, 2, H, W]; neither: the real clip (the tracker's floor).
+    an oracle, `oracle(case, true_motion)` made from the case's true motion float [T, 2, H, W]; neither: the
+    real clip (the tracker's floor).
     `flow` (same arguments as `animate`) -> float32 [T, 2, H, W]: the forward flow its frames follow;
     `animate_flow` (same arguments) -> both at once, for a model whose frames and flow come from one run."""
 
@@ -149,7 +150,7 @@ def oracle_method(name: str = "oracle") -> Method:
         if name == "oracle-true-fill":
             return render_true_fill(case.source_frame, true_motion, case.expected_video[1:])
         if name == "oracle-poked-part":
-            true_motion = true_motion * poked_part(true_motion, case.poke_source)
+            true_motion = true_motion * poked_part(true_motion, case.poke_source)   # the first poke's part
         return render_flow(case.source_frame, true_motion)
 
     return Method(name, None, oracle=oracle, about=ABOUT[name])
