@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from poke2video.config import PokeConfig, poke_size_for
-from poke2video.data.pokes import (ONSET_SPEED, background_mask, foreground_mask, impulse_vector, make_poke_map,
-                                   motion_onset, sample_poke)
+from poke2video.config import poke_size_for
+from poke2video.data.pokes import (background_mask, foreground_mask, impulse_vector, make_poke_map, motion_onset,
+                                   sample_poke)
 
 
 def square_flow(size=32, box=(12, 20), vector=(2.0, -1.0)):
@@ -119,7 +119,3 @@ def test_the_onset_region_is_connected_to_the_fastest_pixel_moving_its_way_at_a_
         motion_onset(np.full((2, 16, 16), np.nan), 3)
     with pytest.raises(ValueError, match="start_flow must be a finite"):
         motion_onset(np.zeros((16, 16)), 3)
-
-
-def test_the_config_s_onset_speed_defaults_to_the_sampler_s():
-    assert PokeConfig().onset_speed == ONSET_SPEED   # one default, written in two places

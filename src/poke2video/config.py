@@ -57,6 +57,8 @@ class DataConfig:
 
 POKE_PLACES = ("moving", "onset")   # where flow pokes sit (PokeConfig.place)
 
+ONSET_SPEED = 0.25   # `place: onset` pokes: the leading part's pixels moving at least this fraction of its fastest
+
 
 @dataclass
 class PokeConfig:
@@ -73,7 +75,7 @@ class PokeConfig:
     #                                     fastest one (0: any moving pixel; 0.5 keeps the part that was pushed)
     place: str = "moving"               # flow pokes: moving: a random pixel of the moving foreground at frame T;
     #                                     onset: a random pixel of the part that leads the first frame step
-    onset_speed: float = 0.25           # onset: the part's pixels moving at least this fraction of the first
+    onset_speed: float = ONSET_SPEED    # onset: the part's pixels moving at least this fraction of the first
     #                                     step's fastest one (lower reaches nearer the part's joint)
     seed: int = 0
 

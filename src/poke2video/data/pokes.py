@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from poke2video.config import ONSET_SPEED   # the onset region's default speed fraction (PokeConfig's)
+
 
 def make_poke_map(resolution: int, source_xy, displacement_xy, poke_size: int) -> np.ndarray:
     """float32 [2, H, W] with `displacement_xy` in the square of side `poke_size` around `source_xy`.
@@ -85,8 +87,7 @@ def background_mask(magnitude: np.ndarray, margin: int, percentile: float) -> np
     return region & (magnitude <= np.percentile(magnitude[region], percentile))
 
 
-ONSET_SPEED = 0.25    # the onset region: pixels moving at least this fraction of the first step's fastest one,
-ONSET_COSINE = 0.7    # within about 45 degrees of its direction
+ONSET_COSINE = 0.7    # the onset region: pixels moving within about 45 degrees of the fastest one's direction
 
 
 def motion_onset(start_flow: np.ndarray, margin: int, speed_fraction: float = ONSET_SPEED) -> np.ndarray:
