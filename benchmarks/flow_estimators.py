@@ -32,6 +32,7 @@ import torch
 from poke2video.data.flow import chained_flows, downscale_flow, get_flow_estimator, still_where_unchanged
 from poke2video.data.video import Sampling, read_frames
 from poke2video.export import write_video
+from poke2video.metrics import endpoint_errors
 from poke2video.sim.bodies import species_for
 from poke2video.sim.generate import _scene_config
 from poke2video.sim.scene import ClipSpec, render_chunk
@@ -74,7 +75,7 @@ def score(estimator, videos: list[np.ndarray], truth: np.ndarray, res: int, mask
         seconds, pairs = seconds + time.perf_counter() - start, pairs + len(steps)
         chained = chained_flows(steps)                                    # [T, 2, res, res]
         last = np.hypot(true_flows[-1, 0], true_flows[-1, 1])
-        error = np.hypot(*(chained - true_flows).transpose(1, 0, 2, 3))   # [T, res, res]
+        error = endpoint_errors(chained, true_flows)                        # [T, res, res]
         if (last > 1).any():
             moving.append(error[:, last > 1].mean())
         still.append(error[:, last <= 0.5].mean())

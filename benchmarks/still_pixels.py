@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from poke2video.data.store import Store
 from poke2video.evaluate.cases import is_pokesim, load_cases, subtree_mask
-from poke2video.metrics import MOVES_PX
+from poke2video.metrics import MOVES_PX, endpoint_errors
 from poke2video.poker import Poker
 
 NEAR_PX = 3
@@ -54,11 +54,10 @@ def main() -> None:
         if not still.any() or not moving.any():
             continue
         clips += 1
-        flow = np.asarray(poker.forward_flow(case.source_frame, case.poke_source, case.poke_target))
-        flow = flow.reshape(truth.shape)
+        flow = poker.forward_flow(case.source_frame, case.poke_source, case.poke_target)   # [T, 2, H, W]
         moved = np.hypot(*flow[-1])
         for name, field in (("model", flow), ("static", np.zeros_like(truth))):
-            error = np.hypot(*(field - truth).transpose(1, 0, 2, 3)).mean(axis=0)  # [H, W], over frames
+            error = endpoint_errors(field, truth).mean(axis=0)                         # [H, W], over frames
             add = sums[name]
             add["still-pixel error"] = add.get("still-pixel error", 0.0) + error[still].mean()
             for region, mask in regions(case, still, moving).items():

@@ -206,13 +206,18 @@ def motion_error(
     return motion_split(tracked_motion(video, mask, indices, flow), gt_flow, mask)["all"]
 
 
+def endpoint_errors(motion: np.ndarray, true_motion: np.ndarray) -> np.ndarray:
+    """float [K, H, W]: each pixel's endpoint error (px) of displacement fields [K, 2, H, W] against the truth."""
+    return np.hypot(*np.moveaxis(np.asarray(motion) - np.asarray(true_motion), 1, 0))
+
+
 def error_per_frame(motion: np.ndarray, true_motion: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """float64 [K]: endpoint error (px) of displacement fields [K, 2, H, W] against the truth, mean over the
     `mask` pixels of each frame."""
     motion, true_motion, mask = np.asarray(motion, np.float64), np.asarray(true_motion, np.float64), np.asarray(mask, bool)
     if motion.shape != true_motion.shape or motion.ndim != 4 or mask.shape != motion.shape[2:] or not mask.any():
         raise ValueError(f"motion {motion.shape}, true motion {true_motion.shape} and mask {mask.shape} do not fit")
-    return np.hypot(*np.moveaxis(motion - true_motion, 1, 0))[:, mask].mean(axis=1)
+    return endpoint_errors(motion, true_motion)[:, mask].mean(axis=1)
 
 
 MOVES_PX = 1.0   # an object pixel "moves" when its displacement at frame T exceeds this (moving_iou, the split)
@@ -228,7 +233,7 @@ def motion_split(motion: np.ndarray, true_motion: np.ndarray, mask: np.ndarray) 
     motion, true_motion, mask = np.asarray(motion, np.float64), np.asarray(true_motion, np.float64), np.asarray(mask, bool)
     if motion.shape != true_motion.shape or motion.ndim != 4 or motion.shape[1] != 2 or mask.shape != motion.shape[2:]:
         raise ValueError(f"motion {motion.shape}, true motion {true_motion.shape} and mask {mask.shape} do not fit")
-    error = np.hypot(*np.moveaxis(motion - true_motion, 1, 0))                     # [K, H, W]
+    error = endpoint_errors(motion, true_motion)                                   # [K, H, W]
     moves = np.hypot(*true_motion[-1]) > MOVES_PX
     parts = {"all": mask, "moving": mask & moves, "still": mask & ~moves}
     return {name: float(error[:, part].mean()) if part.any() else None for name, part in parts.items()}
