@@ -7,9 +7,9 @@ clip per video, names pokesim-NNNNNN.mp4). For every `--every`-th video the clip
 its seed (nothing is read from the store but its flow) and each 64 px pixel is classed by the simulator's
 parts in the first frame at the video's resolution: the pushed segment, a segment it carries (its subtree),
 another part, or background (no part covers any of its sub-pixels). Printed: the share of the pixels the
-poke sampler counts as moving (`data/pokes.foreground_mask`) in each class, and where one sampled poke per
-clip lands, as `train.poke.fastest_fraction` 0 and 0.5 would draw it and, on a store with per-step flows, as
-`train.poke.place: onset` would at each `--onset-speeds` value. A diagnostic: training never reads
+poke sampler counts as moving (`data/pokes.foreground_mask`) in each class, and where one poke per clip drawn
+by the sampler (`data/pokes.sample_poke`) lands, with `train.poke.fastest_fraction` 0 and 0.5 and, on a store
+with per-step flows, with `train.poke.place: onset` at each `--onset-speeds` value. A diagnostic: training never reads
 any of this.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import argparse
 
 import numpy as np
 
-from poke2video.data.pokes import flow_magnitude, foreground_mask, motion_onset, pick_pixel
+from poke2video.data.pokes import flow_magnitude, foreground_mask, sample_poke
 from poke2video.data.store import Store
 from poke2video.sim.bodies import ancestors, species_for
 from poke2video.sim.generate import _scene_config
@@ -61,17 +61,16 @@ def main() -> None:
         number = int(store.videos[video]["name"].rsplit("-", 1)[1].split(".")[0])
         clip = _setup_clip(ClipSpec((args.seed, 0, number), pool, False, procedural=True), config)
         classes = part_classes(clip, store.resolution)
-        magnitude = flow_magnitude(np.asarray(store.flow(video)[0], np.float32))
-        moving = foreground_mask(magnitude, 3)
+        flow = np.asarray(store.flow(video)[0], np.float32)
+        moving = foreground_mask(flow_magnitude(flow), 3)
         share += np.bincount(classes[moving], minlength=4) / moving.sum()
         for fraction, counts in zip((0.0, 0.5), landed.values()):
-            x, y = pick_pixel(moving & (magnitude >= fraction * magnitude[moving].max()), rng)
+            (x, y), _ = sample_poke(flow, 3, rng, background=False, fastest_fraction=fraction)
             counts[classes[y, x]] += 1
         if store.has_array(video, "step_flow"):
             start = np.asarray(store.array(video, "step_flow")[int(store.starts(video)[0])], np.float32)
             for speed, counts in zip(args.onset_speeds, onset.values()):
-                leading = motion_onset(start, 3, speed)
-                x, y = pick_pixel(leading if leading.any() else moving, rng)   # as the sampler falls back
+                (x, y), _ = sample_poke(flow, 3, rng, background=False, start_flow=start, onset_speed=speed)
                 counts[classes[y, x]] += 1
     print(f"{int(share.sum())} clips of {args.store}")
     print(f"{'':34s}" + "".join(f"{name:>16s}" for name in CLASSES))
