@@ -225,7 +225,9 @@ def test_the_poked_part_is_the_connected_region_that_moves_with_the_poked_pixel(
     expected[4:12, 4:12] = True
     assert np.array_equal(part, expected)
     assert not poked_part(motion, (25.0, 25.0)).any()                     # a still pixel poked: no part
-    assert np.array_equal(poked_part(motion, (40.0, -3.0)), poked_part(motion, (31, 0)))   # clipped inside
+    edge = np.zeros((1, 2, 8, 8))
+    edge[:, 0, :, 6:] = 3.0                                               # a strip on the right edge moving right
+    assert np.array_equal(poked_part(edge, (12.0, 3.0)), edge[0, 0] > 0)   # a poke off the image: clipped onto it
 
 
 def test_the_poked_part_oracle_moves_only_that_part():

@@ -45,7 +45,7 @@ def true_motion(case: EvalCase, truth: MotionTruth | None, tracker: FlowEstimato
     flow on PokeSim, else the tracked real clip (`truth`'s when it was made, tracked here when not)."""
     if case.gt_flow is not None:
         return case.gt_flow
-    if truth is not None and truth.source == TRACKED_REAL_CLIP:
+    if truth is not None:
         return truth.displacement
     return tracked_real_clip(case.expected_video, tracker).displacement
 
