@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from poke2video.data.store import Store
 from poke2video.evaluate.cases import is_pokesim, load_cases, subtree_mask
-from poke2video.metrics import MOVES_PX, endpoint_errors
+from poke2video.metrics import MOVES_PX, endpoint_errors, moves
 from poke2video.poker import Poker
 
 NEAR_PX = 3
@@ -49,7 +49,7 @@ def main() -> None:
         if case.is_background:
             continue
         truth = case.gt_flow                                                      # [T, 2, H, W]
-        moving = case.object_mask & (np.hypot(*truth[-1]) > MOVES_PX)
+        moving = case.object_mask & moves(truth[-1])
         still = case.object_mask & ~moving
         if not still.any() or not moving.any():
             continue

@@ -223,6 +223,11 @@ def error_per_frame(motion: np.ndarray, true_motion: np.ndarray, mask: np.ndarra
 MOVES_PX = 1.0   # an object pixel "moves" when its displacement at frame T exceeds this (moving_iou, the split)
 
 
+def moves(displacement_T: np.ndarray) -> np.ndarray:
+    """bool [H, W]: the pixels whose displacement at frame T ([2, H, W], px) exceeds MOVES_PX."""
+    return np.hypot(*np.asarray(displacement_T, np.float64)) > MOVES_PX
+
+
 def motion_split(motion: np.ndarray, true_motion: np.ndarray, mask: np.ndarray) -> dict[str, float | None]:
     """Endpoint error (px) of a displacement field against the truth over object pixels, split by motion.
 
@@ -234,8 +239,8 @@ def motion_split(motion: np.ndarray, true_motion: np.ndarray, mask: np.ndarray) 
     if motion.shape != true_motion.shape or motion.ndim != 4 or motion.shape[1] != 2 or mask.shape != motion.shape[2:]:
         raise ValueError(f"motion {motion.shape}, true motion {true_motion.shape} and mask {mask.shape} do not fit")
     error = endpoint_errors(motion, true_motion)                                   # [K, H, W]
-    moves = np.hypot(*true_motion[-1]) > MOVES_PX
-    parts = {"all": mask, "moving": mask & moves, "still": mask & ~moves}
+    truly = moves(true_motion[-1])
+    parts = {"all": mask, "moving": mask & truly, "still": mask & ~truly}
     return {name: float(error[:, part].mean()) if part.any() else None for name, part in parts.items()}
 
 
@@ -243,10 +248,9 @@ def moving_iou(motion_T: np.ndarray, true_motion_T: np.ndarray, mask: np.ndarray
     """IoU, among object pixels (`mask` [H, W]), of those whose displacement at frame T ([2, H, W]) exceeds
     MOVES_PX and those whose true displacement does; 1 when neither has any."""
     mask = np.asarray(mask, bool)
-    moves = (np.hypot(*np.asarray(motion_T, np.float64)) > MOVES_PX) & mask
-    truly = (np.hypot(*np.asarray(true_motion_T, np.float64)) > MOVES_PX) & mask
-    union = (moves | truly).sum()
-    return float((moves & truly).sum() / union) if union else 1.0
+    moved, truly = moves(motion_T) & mask, moves(true_motion_T) & mask
+    union = (moved | truly).sum()
+    return float((moved & truly).sum() / union) if union else 1.0
 
 
 def background_stillness(video_with_source: np.ndarray) -> float:

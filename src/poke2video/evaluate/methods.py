@@ -26,7 +26,7 @@ from scipy import ndimage
 from poke2video.errors import UserError
 from poke2video.evaluate.baselines import Baseline, FlowFunction, baseline_flow, get_baseline
 from poke2video.evaluate.cases import EvalCase
-from poke2video.metrics import MOVES_PX
+from poke2video.metrics import MOVES_PX, moves
 
 REAL_CLIP = "real clip"
 ORACLES = ("oracle", "oracle-true-fill", "oracle-poked-part")
@@ -170,7 +170,7 @@ def poked_part(true_motion: np.ndarray, source_xy) -> np.ndarray:
     if length <= MOVES_PX:
         return np.zeros((height, width), bool)
     along = np.hypot(*(last - poked[:, None, None])) <= max(PART_TOLERANCE * length, MOVES_PX)
-    regions, _ = ndimage.label(along & (np.hypot(*last) > MOVES_PX))
+    regions, _ = ndimage.label(along & moves(last))
     return regions == regions[y, x]
 
 
