@@ -55,8 +55,9 @@ def main() -> None:
     store, rng = Store.open(args.store), np.random.default_rng(0)
     pool, config = tuple(species_for("mixed", held_out=False)), _scene_config(args.video_res)
     share = np.zeros(4)
-    landed = {f"fastest_fraction {f:g}": np.zeros(4) for f in (0.0, 0.5)}
-    onset = {f"onset, onset_speed {v:g}": np.zeros(4) for v in args.onset_speeds}
+    anywhere = {f"fastest_fraction {f:g}": {"fastest_fraction": f} for f in (0.0, 0.5)}   # sample_poke keywords
+    at_onset = {f"onset, onset_speed {v:g}": {"onset_speed": v} for v in args.onset_speeds}
+    landed = {name: np.zeros(4) for name in (*anywhere, *at_onset)}
     for video in range(0, len(store.videos), args.every):
         number = int(store.videos[video]["name"].rsplit("-", 1)[1].split(".")[0])
         clip = _setup_clip(ClipSpec((args.seed, 0, number), pool, False, procedural=True), config)
@@ -64,18 +65,17 @@ def main() -> None:
         flow = np.asarray(store.flow(video)[0], np.float32)
         moving = foreground_mask(flow_magnitude(flow), 3)
         share += np.bincount(classes[moving], minlength=4) / moving.sum()
-        for fraction, counts in zip((0.0, 0.5), landed.values()):
-            (x, y), _ = sample_poke(flow, 3, rng, background=False, fastest_fraction=fraction)
-            counts[classes[y, x]] += 1
+        draws = dict(anywhere)
         if store.has_array(video, "step_flow"):
             start = np.asarray(store.array(video, "step_flow")[int(store.starts(video)[0])], np.float32)
-            for speed, counts in zip(args.onset_speeds, onset.values()):
-                (x, y), _ = sample_poke(flow, 3, rng, background=False, start_flow=start, onset_speed=speed)
-                counts[classes[y, x]] += 1
+            draws.update({name: {**keywords, "start_flow": start} for name, keywords in at_onset.items()})
+        for name, keywords in draws.items():
+            (x, y), _ = sample_poke(flow, 3, rng, background=False, **keywords)
+            landed[name][classes[y, x]] += 1
     print(f"{int(share.sum())} clips of {args.store}")
     print(f"{'':34s}" + "".join(f"{name:>16s}" for name in CLASSES))
     print(f"{'pixels counted as moving':34s}" + "".join(f"{v:15.1%} " for v in share / share.sum()))
-    for name, counts in {**landed, **onset}.items():
+    for name, counts in landed.items():
         if counts.sum():
             print(f"{'pokes, ' + name:34s}" + "".join(f"{v:15.1%} " for v in counts / counts.sum()))
 

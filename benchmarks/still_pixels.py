@@ -13,6 +13,7 @@ seed, not the one you report on.
 from __future__ import annotations
 
 import argparse
+from collections import defaultdict
 
 import numpy as np
 from scipy import ndimage
@@ -43,7 +44,7 @@ def main() -> None:
     if not is_pokesim(store):
         parser.error(f"{args.data} is not a PokeSim store: still pixels need the simulator's flow")
     poker = Poker.load(args.checkpoint)
-    sums: dict[str, dict[str, float]] = {"model": {}, "static": {}}
+    sums = {"model": defaultdict(float), "static": defaultdict(float)}   # per-clip values, summed
     clips = 0
     for case in load_cases(store, args.split):
         if case.is_background:
@@ -55,20 +56,18 @@ def main() -> None:
             continue
         clips += 1
         flow = poker.forward_flow(case.source_frame, case.poke_source, case.poke_target)   # [T, 2, H, W]
+        errors = {"model": endpoint_errors(flow, truth).mean(axis=0),
+                  "static": endpoint_errors(np.zeros_like(truth), truth).mean(axis=0)}
+        masks = regions(case, still, moving)                                      # errors: [H, W], frame mean
+        for name, error in errors.items():
+            sums[name]["still-pixel error"] += error[still].mean()
+            for region, mask in masks.items():
+                sums[name][region] += error[mask].sum() / still.sum()
         moved = np.hypot(*flow[-1])
-        for name, field in (("model", flow), ("static", np.zeros_like(truth))):
-            error = endpoint_errors(field, truth).mean(axis=0)                         # [H, W], over frames
-            add = sums[name]
-            add["still-pixel error"] = add.get("still-pixel error", 0.0) + error[still].mean()
-            for region, mask in regions(case, still, moving).items():
-                add[region] = add.get(region, 0.0) + error[mask].sum() / still.sum()
-            if name == "model":
-                for low, high in zip(MOVED_BINS[:-1], MOVED_BINS[1:]):
-                    mask = still & (moved >= low) & (moved < high)
-                    key = f"moved {low:g} to {high:g} px"
-                    add[key] = add.get(key, 0.0) + error[mask].sum() / still.sum()
-                    share = key + " (share of pixels)"
-                    add[share] = add.get(share, 0.0) + mask.sum() / still.sum()
+        for low, high in zip(MOVED_BINS[:-1], MOVED_BINS[1:]):
+            mask = still & (moved >= low) & (moved < high)
+            sums["model"][f"moved {low:g} to {high:g} px"] += errors["model"][mask].sum() / still.sum()
+            sums["model"][f"moved {low:g} to {high:g} px (share of pixels)"] += mask.sum() / still.sum()
     print(f"{clips} object pokes of {args.data} {args.split}, still pixels: true displacement at T <= {MOVES_PX} px")
     for name, add in sums.items():
         print(f"{name}:")
