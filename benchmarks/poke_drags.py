@@ -17,25 +17,22 @@ import argparse
 
 import numpy as np
 
-from poke2video.data.flow import chained_flows
+from poke_landing import clip_number   # benchmarks/ is on sys.path when run as a script
+from poke2video.data.flow import chain_flows
 from poke2video.data.store import Store
 from poke2video.metrics import track_point
 from poke2video.sim.bodies import species_for
-from poke2video.sim.generate import _scene_config
+from poke2video.sim.generate import SimConfig, _scene_config
 from poke2video.sim.scene import ClipSpec, _setup_clip, _simulate_inside
 
 BATCH = 40    # clips simulated together
-
-
-def clip_number(store: Store, video: int) -> int:
-    return int(store.videos[video]["name"].rsplit("-", 1)[1].split(".")[0])
 
 
 def drags_at(store: Store, video: int, xy: tuple[int, int]) -> dict[str, np.ndarray]:
     """The displacement [2] of pixel xy by frame T of the video's first clip: the training drag (the store's
     flow chained) and the tracker's."""
     start, T = int(store.starts(video)[0]), store.clip_length
-    flow = chained_flows(np.asarray(store.array(video, "step_flow")[start:start + T], np.float32))[-1]
+    flow = chain_flows(np.asarray(store.array(video, "step_flow")[start:start + T], np.float32))
     clip = np.asarray(store.frames(video)[start:start + T + 1])
     return {"store's flow": flow[:, xy[1], xy[0]], "tracker": track_point(clip, xy)[-1] - np.asarray(xy, np.float64)}
 
@@ -50,7 +47,8 @@ def main() -> None:
     store = Store.open(args.store)
     pool, config = tuple(species_for("mixed", held_out=False)), _scene_config(args.video_res)
     scale = args.video_res / store.resolution
-    videos = [v for v in range(0, len(store.videos), args.every) if clip_number(store, v) % 10]   # object clips
+    background_every = SimConfig().background_every                      # every such clip pokes the background
+    videos = [v for v in range(0, len(store.videos), args.every) if clip_number(store, v) % background_every]
     true_length, lengths, projections = [], {}, {}
     for first in range(0, len(videos), BATCH):
         batch = videos[first:first + BATCH]

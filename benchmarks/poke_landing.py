@@ -27,6 +27,11 @@ from poke2video.sim.scene import ClipSpec, _setup_clip
 CLASSES = ("pushed segment", "its subtree", "another part", "background")
 
 
+def clip_number(store: Store, video: int) -> int:
+    """The simulator's clip number j of a `simulate --as-videos` video (its name pokesim-NNNNNN.mp4)."""
+    return int(store.videos[video]["name"].rsplit("-", 1)[1].split(".")[0])
+
+
 def part_classes(clip, res: int) -> np.ndarray:
     """int [res, res]: the class (index into CLASSES) of each store pixel."""
     segments = clip.first_segments[0].astype(int) - 1                   # [V, V], -1 background
@@ -59,8 +64,7 @@ def main() -> None:
     at_onset = {f"onset, onset_speed {v:g}": {"onset_speed": v} for v in args.onset_speeds}
     landed = {name: np.zeros(4) for name in (*anywhere, *at_onset)}
     for video in range(0, len(store.videos), args.every):
-        number = int(store.videos[video]["name"].rsplit("-", 1)[1].split(".")[0])
-        clip = _setup_clip(ClipSpec((args.seed, 0, number), pool, False, procedural=True), config)
+        clip = _setup_clip(ClipSpec((args.seed, 0, clip_number(store, video)), pool, False, procedural=True), config)
         classes = part_classes(clip, store.resolution)
         flow = np.asarray(store.flow(video)[0], np.float32)
         moving = foreground_mask(flow_magnitude(flow), 3)
