@@ -1,6 +1,6 @@
 """Optical flow estimators scored against PokeSim's exact flow, through the path a video takes in `prepare`.
 
-    python benchmarks/flow_estimators.py --clips 60 --seed 777 dis-fine@1 dis@4 dis@4+changed net@2
+    python benchmarks/flow_estimators.py --clips 60 --seed 777 dis-fine@1 dis@4 dis@4+changed
 
 Each clip is a made-up-species object of the train split, rendered at --video-res, written as an H.264 file
 (what `simulate --as-videos` writes) and read back at the store's resolution times the estimator's scale
@@ -32,7 +32,6 @@ import torch
 from poke2video.data.flow import chained_flows, downscale_flow, get_flow_estimator, still_where_unchanged
 from poke2video.data.video import Sampling, read_frames
 from poke2video.export import write_video
-from poke2video.flownet.estimator import NetFlow
 from poke2video.metrics import endpoint_errors
 from poke2video.sim.bodies import species_for
 from poke2video.sim.generate import _scene_config
@@ -95,8 +94,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=777, help="PokeSim seed of the clips (default 777)")
     parser.add_argument("--res", type=int, default=64, help="the store's resolution")
     parser.add_argument("--video-res", type=int, default=256, help="the resolution the clips are rendered at")
-    parser.add_argument("--flow-net", type=Path, default=None,
-                        help="weights for `net` (default: the bundled flow network)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -110,8 +107,7 @@ def main() -> None:
         method, _, scale = flow.partition("@")
         size = args.res * int(scale or 1)
         videos = [through_h264(clip, size) for clip in frames]
-        estimator = NetFlow(args.flow_net) if method == "net" and args.flow_net else get_flow_estimator(method)
-        result = score(estimator, videos, truth, args.res, mask == "changed")
+        result = score(get_flow_estimator(method), videos, truth, args.res, mask == "changed")
         print(f"{spec:20s} {result['moving']:7.3f} {result['still']:6.3f} {100 * result['false']:5.1f}% "
               f"{result['iou']:6.3f} {result['area']:5.2f} {result['flows_per_s']:8.0f}", flush=True)
 

@@ -13,7 +13,7 @@ from poke2video.errors import UserError, print_line
 
 TRACKERS = ["farneback-fine", "dis-fine", "dis"]  # data/flow.py ESTIMATORS, the metrics' default first
 # Commands that write --out, and whether it is a folder: checked before any work (fsutil.check_output).
-OUT_IS_FOLDER = {"demo": True, "simulate": True, "prepare": True, "merge": True, "train": True, "train-flow": True, "evaluate": True,
+OUT_IS_FOLDER = {"demo": True, "simulate": True, "prepare": True, "merge": True, "train": True, "evaluate": True,
                  "poke": False, "correlate": False}
 # Options naming a file to read: a FIFO, folder or device there is refused before anything opens it.
 INPUT_FILES = ("checkpoint", "image", "vgg_weights", "vgg16_weights", "alexnet_weights", "lpips_vgg_heads",
@@ -91,8 +91,7 @@ def _add_prepare(sub) -> None:
     p.add_argument("--start-step", type=positive_int, default=1, help="frames between clip starts")
     p.add_argument("--seed", type=seed_number, default=0, help="seed of the generic 80/20 split")
     p.add_argument("--flow", dest="flow_method", default=None, metavar="METHOD",
-                   help="optical flow estimator: dis, dis-fine, farneback-fine or net (the bundled flow "
-                        "network; default: dis)")
+                   help="optical flow estimator: dis, dis-fine or farneback-fine (default: dis)")
     p.add_argument("--flow-scale", type=positive_int, default=None, metavar="K",
                    help="estimate the flow on frames K times the resolution, then average it down (default 2)")
     p.add_argument("--flow-mask", choices=FLOW_MASKS, default=None,
@@ -150,19 +149,6 @@ def _add_train(sub) -> None:
                    help="read the training clips into RAM first (about 0.35 MB per 64 px PokeSim clip): for a "
                         "machine whose page cache does not keep the store, where training waits on the disk")
     p.set_defaults(func=_cmd_train)
-
-
-def _add_train_flow(sub) -> None:
-    p = sub.add_parser("train-flow", help="train the optical flow network behind prepare --flow net",
-                       description="Train the small flow network on generated scenes of shapes that move, with "
-                                   "exact flow. Kill it at any time; --resume continues.")
-    p.add_argument("--out", type=nonempty_path, required=True, help="run directory (pairs, weights, resume state)")
-    p.add_argument("--pairs", type=positive_int, default=12000, help="generated training pairs (default 12000)")
-    p.add_argument("--steps", type=positive_int, default=12000, help="training steps of 8 pairs (default 12000)")
-    p.add_argument("--seed", type=seed_number, default=0, help="seed of the pairs and the weights (default 0)")
-    p.add_argument("--max-minutes", type=float, help="wall-clock budget of this invocation in minutes")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
-    p.set_defaults(func=_cmd_train_flow)
 
 
 def _add_poke(sub) -> None:
@@ -249,8 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="poke2video", description="Poke one pixel of a still image and get a video of how the object responds.")
     parser.add_argument("--version", action="version", version=f"poke2video {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_demo, _add_simulate, _add_prepare, _add_merge_verify, _add_train, _add_train_flow, _add_poke,
-                _add_evaluate,
+    for add in (_add_demo, _add_simulate, _add_prepare, _add_merge_verify, _add_train, _add_poke, _add_evaluate,
                 _add_correlate, _add_app):
         add(sub)
     return parser
@@ -308,13 +293,6 @@ def _cmd_train(args) -> None:
     train_run(data=args.data, out=args.out, preset=args.preset, steps=args.steps,
               max_minutes=args.max_minutes, resume=args.resume, seed=args.seed, vgg_weights=args.vgg_weights,
               workers=args.workers, val_data=args.val_data, in_memory=args.in_memory)
-
-
-def _cmd_train_flow(args) -> None:
-    from poke2video.flownet.train import FlowTrainOptions, train_flow_net
-
-    options = FlowTrainOptions(pairs=args.pairs, steps=args.steps, seed=args.seed)
-    print(train_flow_net(args.out, options, resume=args.resume, max_minutes=args.max_minutes))
 
 
 def _cmd_poke(args) -> None:

@@ -97,13 +97,7 @@ class FineFarneback:
         return np.stack(flow) / self.scale
 
 
-def _flow_net() -> FlowEstimator:
-    from poke2video.flownet.estimator import NetFlow   # imports torch: only when asked for
-
-    return NetFlow()
-
-
-ESTIMATORS = {"dis": DISFlow, "dis-fine": FineDIS, "farneback-fine": FineFarneback, "net": _flow_net}
+ESTIMATORS = {"dis": DISFlow, "dis-fine": FineDIS, "farneback-fine": FineFarneback}
 
 
 def chain_flows(step_flows: np.ndarray) -> np.ndarray:
@@ -170,10 +164,10 @@ def still_where_unchanged(flow: np.ndarray, frame_a: np.ndarray, frame_b: np.nda
 
 def check_trackable(where, width: int, height: int, estimator: FlowEstimator, purpose: str = "tracking") -> None:
     """Refuse, in one line naming `where`, a frame of width x height that `estimator` cannot follow (OpenCV
-    fails on it, or the network's memory would not fit: `max_side`), before any work is spent on it."""
+    fails on it: `max_side`), before any work is spent on it."""
     if max(width, height) > estimator.max_side:
-        raise UserError(f"{where}: {width}x{height} pixels; {purpose} follows every pixel with "
-                        f"{estimator.name}, which takes at most {estimator.max_side} pixels a side; "
+        raise UserError(f"{where}: {width}x{height} pixels; {purpose} follows every pixel with OpenCV "
+                        f"({estimator.name}), which takes at most {estimator.max_side} pixels a side; "
                         "scale it down first")
 
 
