@@ -17,7 +17,7 @@ import argparse
 
 import numpy as np
 
-from poke_landing import clip_number   # benchmarks/ is on sys.path when run as a script
+from poke_landing import add_store_arguments, clip_number   # benchmarks/ is on sys.path as a script
 from poke2video.data.flow import chain_flows
 from poke2video.data.store import Store
 from poke2video.metrics import track_point
@@ -39,10 +39,7 @@ def drags_at(store: Store, video: int, xy: tuple[int, int]) -> dict[str, np.ndar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("store")
-    parser.add_argument("--seed", type=int, required=True, help="the seed the videos were simulated with")
-    parser.add_argument("--video-res", type=int, default=256)
-    parser.add_argument("--every", type=int, default=7)
+    add_store_arguments(parser, every=7)
     args = parser.parse_args()
     store = Store.open(args.store)
     pool, config = tuple(species_for("mixed", held_out=False)), _scene_config(args.video_res)

@@ -32,6 +32,14 @@ def clip_number(store: Store, video: int) -> int:
     return int(store.videos[video]["name"].rsplit("-", 1)[1].split(".")[0])
 
 
+def add_store_arguments(parser: argparse.ArgumentParser, every: int) -> None:
+    """The arguments every benchmark on a store of `simulate --as-videos` clips takes."""
+    parser.add_argument("store")
+    parser.add_argument("--seed", type=int, required=True, help="the seed the videos were simulated with")
+    parser.add_argument("--video-res", type=int, default=256)
+    parser.add_argument("--every", type=int, default=every)
+
+
 def part_classes(clip, res: int) -> np.ndarray:
     """int [res, res]: the class (index into CLASSES) of each store pixel."""
     segments = clip.first_segments[0].astype(int) - 1                   # [V, V], -1 background
@@ -50,10 +58,7 @@ def part_classes(clip, res: int) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("store")
-    parser.add_argument("--seed", type=int, required=True, help="the seed the videos were simulated with")
-    parser.add_argument("--video-res", type=int, default=256)
-    parser.add_argument("--every", type=int, default=10)
+    add_store_arguments(parser, every=10)
     parser.add_argument("--onset-speeds", type=float, nargs="*", default=[0.25, 0.1],
                         help="train.poke.onset_speed values to draw onset pokes at (store with step_flow)")
     args = parser.parse_args()
