@@ -1,0 +1,119 @@
+"""How models answer different kinds of poke on the same PokeSim clips.
+
+    python benchmarks/poke_kinds.py --data data/val606 --checkpoint from-video --checkpoint default \
+        [--drag-scales 1 0.8] [--split test] [--limit 200]
+
+Every object clip of the split is poked three ways: with the simulator's own poke (its pushed pixel, dragged to
+where that pixel is at frame T: what `evaluate` hands a model on a PokeSim store), and with one poke drawn from
+the clip's exact flow the way training draws pokes from a video's flow (`train.poke.place` onset and moving,
+seed 0, epoch 0), dragged by that flow. Each drag can be scaled before the model reads it. Every video is
+tracked and scored against the exact flow over the object's pixels (`truth.motion_scores`, as `evaluate`
+does). Printed: the mean motion error, on moving and on still pixels, per model, kind of poke and scale, with
+static's for reference; then, for the simulator's pokes at scale 1, the same by the poke's reach: its drag over
+the object's largest displacement at frame T (low: a poke near a joint that swings a longer part; near 1: the
+poked pixel is the one that moves most). A diagnostic of a model: use a store of your own seed, not the one you report on.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections import defaultdict
+
+import numpy as np
+from tqdm import tqdm
+
+from poke2video.config import PokeConfig, poke_size_for
+from poke2video.data.dataset import PokeDataset
+from poke2video.data.store import Store
+from poke2video.evaluate.cases import EvalCase, is_pokesim, pokesim_case
+from poke2video.evaluate.methods import model_method
+from poke2video.evaluate.truth import motion_scores, motion_truth
+
+SAMPLED = ("onset", "moving")   # train.poke.place values: pokes drawn from the clip's (exact) flow
+METRICS = ("motion_error", "motion_error_moving", "motion_error_still")
+REACH_BINS = (0.0, 0.3, 0.6, np.inf)
+
+
+def poked_cases(store: Store, split: str, limit: int):
+    """Yield {kind: EvalCase} per object clip: the simulator's poke and each SAMPLED kind, same clip."""
+    samplers = {place: PokeDataset(store, split, PokeConfig(poke_size=poke_size_for(store.resolution),
+                                                            source="flow", place=place, background_fraction=0.0))
+                for place in SAMPLED}
+    for index, (video, row) in enumerate(store.clips(split)[:limit]):
+        case = pokesim_case(store, int(video), int(row))
+        if case.is_background:
+            continue
+        cases = {"simulator": case}
+        for place, sampler in samplers.items():
+            sampler.set_epoch(0)
+            (x, y), (dx, dy), _ = sampler.sample(index)
+            source, target = (float(x), float(y)), (float(x + dx), float(y + dy))
+            cases[place] = dataclasses.replace(case, poke_source=source, poke_target=target, true_target=target)
+        yield cases
+
+
+def scaled_target(case: EvalCase, scale: float) -> tuple[float, float]:
+    """The case's drag times `scale`, kept inside the image."""
+    (x, y), (tx, ty) = case.poke_source, case.poke_target
+    height, width = case.source_frame.shape[:2]
+    return (float(np.clip(x + scale * (tx - x), 0, width - 1)), float(np.clip(y + scale * (ty - y), 0, height - 1)))
+
+
+def reach(case: EvalCase) -> float:
+    """The poke's drag over the largest displacement at frame T of the object's pixels."""
+    largest = np.hypot(*case.gt_flow[-1])[case.object_mask].max()
+    return case.poke_length / max(float(largest), 1e-6)
+
+
+def print_table(title: str, rows: dict[tuple, dict[str, list]], columns: tuple[str, ...]) -> None:
+    print(f"\n{title}\n| {' | '.join(columns)} | clips | all | moving | still |")
+    print("|" + "---|" * (len(columns) + 4))
+    for key, scores in rows.items():
+        values = " | ".join(f"{np.nanmean(scores[m]):.3f}" for m in METRICS)
+        names = " | ".join(f"{k:g}" if isinstance(k, float) else k for k in key)
+        print(f"| {names} | {len(scores[METRICS[0]])} | {values} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="a PokeSim store (poke2video simulate)")
+    parser.add_argument("--checkpoint", action="append", required=True,
+                        help="a weights file or bundled name; repeat for several models")
+    parser.add_argument("--drag-scales", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=200, help="first clips of the split (default 200)")
+    args = parser.parse_args()
+    store = Store.open(args.data)
+    if not is_pokesim(store):
+        parser.error(f"{args.data} is not a PokeSim store: the scores need the simulator's flow and pokes")
+    models = {name: model_method(name) for name in args.checkpoint}
+    scores_of: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))   # per clip, nan: none
+    by_reach: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for cases in tqdm(poked_cases(store, args.split, args.limit), desc="clips", unit="clip"):
+        truth = motion_truth(cases["simulator"])
+        if truth is None:
+            continue
+        static = np.repeat(cases["simulator"].source_frame[None], cases["simulator"].frames + 1, axis=0)
+        rows = [(("static", "any", 1.0), static, cases["simulator"])]
+        for kind, case in cases.items():
+            for scale in args.drag_scales:
+                target = scaled_target(case, scale)
+                for name, method in models.items():
+                    video = method.animate(case.source_frame, case.poke_source, target, case.frames)
+                    rows.append(((name, kind, scale), np.concatenate([case.source_frame[None], video]), case))
+        for key, video, case in rows:
+            scores = motion_scores(truth, video, case.poke_source, case.true_target)
+            for metric in METRICS:
+                scores_of[key][metric].append(np.nan if scores[metric] is None else scores[metric])
+            if key[1] in ("simulator", "any") and key[2] == 1.0:
+                low = REACH_BINS[np.searchsorted(REACH_BINS, reach(cases["simulator"]), side="right") - 1]
+                for metric in METRICS:
+                    by_reach[(key[0], f"{low:g}+")][metric].append(np.nan if scores[metric] is None else scores[metric])
+    print(f"Object pokes of {args.data} {args.split}: motion error against the exact flow over object pixels, px")
+    print_table("By kind of poke", scores_of, ("model", "pokes", "drag x"))
+    print_table("The simulator's pokes by reach (drag over the object's largest displacement)",
+                dict(sorted(by_reach.items())), ("model", "reach"))
+
+
+if __name__ == "__main__":
+    main()
