@@ -1,11 +1,13 @@
 """Paired comparison of two evaluation reports on the same clips: B - A with a bootstrap interval.
 
-    python benchmarks/compare_reports.py reports/a reports/b [--row model] [--metrics motion_error moving_iou]
+    python benchmarks/compare_reports.py reports/a reports/b [--and reports/a2 reports/b2] [--row model]
+        [--metrics motion_error moving_iou]
 
 Both folders are `poke2video evaluate --out` folders of the same store, split and clips (checked). For each
 metric it prints A's and B's means and the mean of the per-clip differences B - A with a seeded 95%
 percentile-bootstrap interval over clips (2,000 resamples): the clips are the same, so the interval of the
-difference is far narrower than the two means' own intervals suggest.
+difference is far narrower than the two means' own intervals suggest. Each `--and A2 B2` adds another pair
+of reports of the same two methods (another split, say): their clips are pooled with the first pair's.
 """
 from __future__ import annotations
 
@@ -38,6 +40,20 @@ def paired_difference(a: np.ndarray, b: np.ndarray, seed: int = 0, resamples: in
     return float(difference.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def pooled_clips(pairs: list[tuple[Path, Path]], row_a: str, row_b: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """A's and B's per-clip values of `metric` over every pair of reports, each pair checked to be the same clips."""
+    a_values, b_values = [], []
+    for report_a, report_b in pairs:
+        clips_a, a = per_clip(report_a, row_a, metric)
+        clips_b, b = per_clip(report_b, row_b, metric)
+        if clips_a != clips_b:
+            raise SystemExit(f"{report_a} and {report_b} scored different clips; compare reports of the same store "
+                             "and split")
+        a_values.append(a)
+        b_values.append(b)
+    return np.concatenate(a_values), np.concatenate(b_values)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("a", type=Path)
@@ -45,14 +61,14 @@ def main() -> None:
     parser.add_argument("--row", default="model", help="the row compared in both reports (default model)")
     parser.add_argument("--row-b", default=None, help="B's row when it differs (default: --row)")
     parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS))
+    parser.add_argument("--and", dest="more", nargs=2, type=Path, action="append", default=[], metavar=("A2", "B2"),
+                        help="another pair of reports of the same methods, pooled with the first; repeatable")
     args = parser.parse_args()
-    print(f"A = {args.a} ({args.row}), B = {args.b} ({args.row_b or args.row})")
+    pairs = [(args.a, args.b), *(tuple(pair) for pair in args.more)]
+    print(" + ".join(f"A = {a} ({args.row}), B = {b} ({args.row_b or args.row})" for a, b in pairs))
     print(f"{'metric':22s} {'A':>8s} {'B':>8s} {'B - A':>8s}  95% interval   clips")
     for metric in args.metrics:
-        clips_a, a = per_clip(args.a, args.row, metric)
-        clips_b, b = per_clip(args.b, args.row_b or args.row, metric)
-        if clips_a != clips_b:
-            raise SystemExit("the two reports scored different clips; compare reports of the same store and split")
+        a, b = pooled_clips(pairs, args.row, args.row_b or args.row, metric)
         mean, low, high = paired_difference(a, b)
         scored = int((~(np.isnan(a) | np.isnan(b))).sum())
         print(f"{metric:22s} {np.nanmean(a):8.3f} {np.nanmean(b):8.3f} {mean:+8.3f}  {low:+.3f} to {high:+.3f}  {scored}")
