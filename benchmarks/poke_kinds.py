@@ -74,12 +74,27 @@ def print_table(title: str, rows: dict[tuple, dict[str, list]], columns: tuple[s
         print(f"| {names} | {len(scores[METRICS[0]])} | {values} |")
 
 
+def clip_scores(cases: dict[str, EvalCase], truth, models: dict, scales: list[float]):
+    """Yield ((model, kind, scale), motion scores) for static and every model, kind of poke and drag scale."""
+    simulator = cases["simulator"]
+    static = np.repeat(simulator.source_frame[None], simulator.frames + 1, axis=0)
+    yield ("static", "any", 1.0), motion_scores(truth, static, simulator.poke_source, simulator.true_target)
+    for kind, case in cases.items():
+        for scale in scales:
+            target = scaled_target(case, scale)
+            for name, method in models.items():
+                video = method.animate(case.source_frame, case.poke_source, target, case.frames)
+                with_source = np.concatenate([case.source_frame[None], video])
+                yield (name, kind, scale), motion_scores(truth, with_source, case.poke_source, case.true_target)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="a PokeSim store (poke2video simulate)")
     parser.add_argument("--checkpoint", action="append", required=True,
                         help="a weights file or bundled name; repeat for several models")
-    parser.add_argument("--drag-scales", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--drag-scales", type=float, nargs="+", default=[1.0],
+                        help="factors on every drag (default 1; the table by reach shows scale 1 only)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=200, help="first clips of the split (default 200)")
     args = parser.parse_args()
@@ -93,22 +108,14 @@ def main() -> None:
         truth = motion_truth(cases["simulator"])
         if truth is None:
             continue
-        static = np.repeat(cases["simulator"].source_frame[None], cases["simulator"].frames + 1, axis=0)
-        rows = [(("static", "any", 1.0), static, cases["simulator"])]
-        for kind, case in cases.items():
-            for scale in args.drag_scales:
-                target = scaled_target(case, scale)
-                for name, method in models.items():
-                    video = method.animate(case.source_frame, case.poke_source, target, case.frames)
-                    rows.append(((name, kind, scale), np.concatenate([case.source_frame[None], video]), case))
-        for key, video, case in rows:
-            scores = motion_scores(truth, video, case.poke_source, case.true_target)
-            for metric in METRICS:
-                scores_of[key][metric].append(np.nan if scores[metric] is None else scores[metric])
-            if key[1] in ("simulator", "any") and key[2] == 1.0:
-                low = REACH_BINS[np.searchsorted(REACH_BINS, reach(cases["simulator"]), side="right") - 1]
-                for metric in METRICS:
-                    by_reach[(key[0], f"{low:g}+")][metric].append(np.nan if scores[metric] is None else scores[metric])
+        low = REACH_BINS[np.searchsorted(REACH_BINS, reach(cases["simulator"]), side="right") - 1]
+        for key, scores in clip_scores(cases, truth, models, args.drag_scales):
+            values = {metric: np.nan if scores[metric] is None else scores[metric] for metric in METRICS}
+            targets = [scores_of[key]] + ([by_reach[(key[0], f"{low:g}+")]]
+                                          if key[1] in ("simulator", "any") and key[2] == 1.0 else [])
+            for target in targets:
+                for metric, value in values.items():
+                    target[metric].append(value)
     print(f"Object pokes of {args.data} {args.split}: motion error against the exact flow over object pixels, px")
     print_table("By kind of poke", scores_of, ("model", "pokes", "drag x"))
     print_table("The simulator's pokes by reach (drag over the object's largest displacement)",
