@@ -11,7 +11,8 @@ tracked and scored against the exact flow over the object's pixels (`truth.motio
 does). Printed: the mean motion error, on moving and on still pixels, per model, kind of poke and scale, with
 static's for reference; then, for the simulator's pokes at scale 1, the same by the poke's reach: its drag over
 the object's largest displacement at frame T (low: a poke near a joint that swings a longer part; near 1: the
-poked pixel is the one that moves most). A diagnostic of a model: use a store of your own seed, not the one you report on.
+poked pixel is the one that moves most). A diagnostic of a model: use a store of your own seed, not the one
+you report on.
 """
 from __future__ import annotations
 
