@@ -1,0 +1,113 @@
+"""Models compared on a prepared video store with pokes placed as a user places them.
+
+    python benchmarks/video_pokes.py --data data/v106 --checkpoint from-video --checkpoint runs/x/best.safetensors \
+        [--place onset] [--drag tracked] [--drag-scales 1 0.9] [--near 6] [--splits test train] [--limit 200]
+
+`evaluate` pokes a prepared store the way training does by default: a pixel anywhere on the moving
+foreground, dragged by the store's flow. Here the pixel can instead be drawn where the clip's motion starts
+(`--place onset`, `train.poke.place`), and the drag can be where the metrics' tracker takes that pixel
+through the real clip (`--drag tracked`) rather than the store's flow, which falls short of it. The videos
+are scored as `evaluate` scores them (every pixel tracked against the real clip tracked the same way) and
+also over the pixels within `--near` px of those that move over 1 px at frame T in the real clip: a stand-in
+for an object mask, so that pixels that should stay near the moving part count as much as on PokeSim.
+A `--checkpoint` of the form A+B averages the forward flows of A and B before one render. Printed: each
+model's means (pooled over the splits, object pokes only) and its paired difference from the first model
+with a 95% bootstrap interval (`compare_reports.paired_difference`).
+"""
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+import numpy as np
+import torch
+from scipy import ndimage
+from tqdm import tqdm
+
+from compare_reports import paired_difference   # benchmarks/ is on sys.path as a script
+from poke2video.config import PokeConfig, poke_size_for
+from poke2video.data.dataset import PokeDataset
+from poke2video.data.store import Store
+from poke2video.evaluate.cases import dataset_case, is_pokesim
+from poke2video.evaluate.truth import TRACKED_REAL_CLIP, MotionTruth, motion_scores, tracked_real_clip
+from poke2video.metrics import MOVES_PX
+from poke2video.poker import Poker
+from poke2video.poking.flow import STILL_PX, render_uint8
+
+METRICS = ("motion_error", "motion_error_moving", "motion_error_still", "moving_iou", "near_motion_error",
+           "near_motion_error_still")
+
+
+def animator(checkpoint: str):
+    """(frame, source, target) -> uint8 video [T, H, W, 3]: one model, or the mean flow of several (A+B)."""
+    pokers = [Poker.load(name) for name in checkpoint.split("+")]
+    if len(pokers) == 1:
+        return lambda frame, source, target: pokers[0].animate(frame, source, target)
+
+    def averaged(frame, source, target):
+        flows = np.mean([poker.forward_flow(frame, source, target) for poker in pokers], axis=0)
+        return render_uint8(frame, torch.from_numpy(flows), STILL_PX)
+
+    return averaged
+
+
+def scores_near(truth: MotionTruth, video: np.ndarray, source, target, near_px: int) -> dict:
+    """`evaluate`'s motion scores, and motion error (all, still) over the pixels within `near_px` of motion."""
+    scores = motion_scores(truth, video, source, target)
+    moving = np.hypot(*truth.displacement[-1]) > MOVES_PX
+    near = ndimage.binary_dilation(moving, structure=np.ones((3, 3), bool), iterations=near_px)
+    close = motion_scores(MotionTruth(truth.displacement, near, TRACKED_REAL_CLIP), video, source, target)
+    return {**scores, "near_motion_error": close["motion_error"],
+            "near_motion_error_still": close["motion_error_still"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="a store made by `poke2video prepare`")
+    parser.add_argument("--checkpoint", action="append", required=True,
+                        help="weights file, bundled name, or A+B (flows averaged); the first is the reference")
+    parser.add_argument("--place", choices=("moving", "onset"), default="onset")
+    parser.add_argument("--drag", choices=("flow", "tracked"), default="tracked")
+    parser.add_argument("--drag-scales", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--near", type=int, default=6, help="px around the real clip's moving pixels (default 6)")
+    parser.add_argument("--splits", nargs="+", default=["test", "train"])
+    parser.add_argument("--limit", type=int, default=200, help="first clips of each split (default 200)")
+    args = parser.parse_args()
+    store = Store.open(args.data)
+    if is_pokesim(store):
+        parser.error(f"{args.data} is a PokeSim store; this compares models on videos (use poke_kinds.py there)")
+    models = {name: animator(name) for name in args.checkpoint}
+    rows = [(name, scale) for scale in args.drag_scales for name in models]
+    values: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for split in args.splits:
+        sampler = PokeDataset(store, split, PokeConfig(poke_size=poke_size_for(store.resolution), place=args.place))
+        for index in tqdm(range(min(args.limit, len(sampler))), desc=split, unit="clip"):
+            case = dataset_case(sampler, index)
+            if case.is_background:
+                continue
+            truth = tracked_real_clip(case.expected_video)
+            (x, y), height, width = case.poke_source, *case.source_frame.shape[:2]
+            drag = (truth.displacement[-1, :, int(round(y)), int(round(x))] if args.drag == "tracked"
+                    else np.subtract(case.poke_target, case.poke_source))
+            true_target = (x + drag[0], y + drag[1])
+            for name, scale in rows:
+                target = (float(np.clip(x + scale * drag[0], 0, width - 1)),
+                          float(np.clip(y + scale * drag[1], 0, height - 1)))
+                video = models[name](case.source_frame, case.poke_source, target)
+                video = np.concatenate([case.source_frame[None], video])
+                scores = scores_near(truth, video, case.poke_source, true_target, args.near)
+                for metric in METRICS:
+                    values[(name, scale)][metric].append(np.nan if scores.get(metric) is None else scores[metric])
+    print(f"{args.data} {'+'.join(args.splits)}: pokes placed {args.place}, drags {args.drag}; near = within "
+          f"{args.near} px of the real clip's motion; B - A against {rows[0][0]} at scale {rows[0][1]:g}")
+    reference = values[rows[0]]
+    for name, scale in rows:
+        print(f"{name} (drag x {scale:g}), {len(values[(name, scale)]['motion_error'])} object pokes")
+        for metric in METRICS:
+            mine = np.asarray(values[(name, scale)][metric])
+            mean, low, high = paired_difference(np.asarray(reference[metric]), mine)
+            print(f"  {metric:24s} {np.nanmean(mine):8.3f}  {mean:+.4f} ({low:+.4f} to {high:+.4f})")
+
+
+if __name__ == "__main__":
+    main()
