@@ -9,9 +9,10 @@ the clip's exact flow the way training draws pokes from a video's flow (`train.p
 seed 0, epoch 0), dragged by that flow. Each drag can be scaled before the model reads it. Every video is
 tracked and scored against the exact flow over the object's pixels (`truth.motion_scores`, as `evaluate`
 does). Printed: the mean motion error, on moving and on still pixels, per model, kind of poke and scale, with
-static's for reference; then, for the simulator's pokes at scale 1, the same by the poke's reach: its drag over
-the object's largest displacement at frame T (low: a poke near a joint that swings a longer part; near 1: the
-poked pixel is the one that moves most). A diagnostic of a model: use a store of your own seed, not the one
+the Gaussian warp poked alike and static and the real clip (the tracker's floor) for reference; then, for the
+simulator's pokes at scale 1, the same by the poke's reach: its drag over the object's largest displacement
+at frame T (low: a poke near a joint that swings a longer part; near 1: the poked pixel is the one that moves
+most). A diagnostic of a model: use a store of your own seed, not the one
 you report on.
 """
 from __future__ import annotations
@@ -26,8 +27,8 @@ from tqdm import tqdm
 from poke2video.config import PokeConfig, poke_size_for
 from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
-from poke2video.evaluate.cases import EvalCase, is_pokesim, pokesim_case
-from poke2video.evaluate.methods import model_method
+from poke2video.evaluate.cases import EvalCase, _inside, is_pokesim, pokesim_case
+from poke2video.evaluate.methods import Method, baseline_methods, model_method, real_clip_method
 from poke2video.evaluate.truth import motion_scores, motion_truth
 
 SAMPLED = ("onset", "moving")   # train.poke.place values: pokes drawn from the clip's (exact) flow
@@ -40,24 +41,30 @@ def poked_cases(store: Store, split: str, limit: int):
     samplers = {place: PokeDataset(store, split, PokeConfig(poke_size=poke_size_for(store.resolution),
                                                             source="flow", place=place, background_fraction=0.0))
                 for place in SAMPLED}
+    for sampler in samplers.values():
+        sampler.set_epoch(0)
     for index, (video, row) in enumerate(store.clips(split)[:limit]):
         case = pokesim_case(store, int(video), int(row))
         if case.is_background:
             continue
         cases = {"simulator": case}
         for place, sampler in samplers.items():
-            sampler.set_epoch(0)
             (x, y), (dx, dy), _ = sampler.sample(index)
             source, target = (float(x), float(y)), (float(x + dx), float(y + dy))
             cases[place] = dataclasses.replace(case, poke_source=source, poke_target=target, true_target=target)
         yield cases
 
 
-def scaled_target(case: EvalCase, scale: float) -> tuple[float, float]:
-    """The case's drag times `scale`, kept inside the image."""
-    (x, y), (tx, ty) = case.poke_source, case.poke_target
+def scaled_target(source, drag, scale: float, width: int, height: int) -> tuple[float, float]:
+    """source + scale x drag, kept inside a width x height image."""
+    return _inside((source[0] + scale * drag[0], source[1] + scale * drag[1]), width, height)
+
+
+def scaled_case(case: EvalCase, scale: float) -> EvalCase:
+    """`case` with the drag handed to the model times `scale` (where the pixel really goes unchanged)."""
+    drag = np.subtract(case.poke_target, case.poke_source)
     height, width = case.source_frame.shape[:2]
-    return (float(np.clip(x + scale * (tx - x), 0, width - 1)), float(np.clip(y + scale * (ty - y), 0, height - 1)))
+    return dataclasses.replace(case, poke_target=scaled_target(case.poke_source, drag, scale, width, height))
 
 
 def reach(case: EvalCase) -> float:
@@ -75,18 +82,17 @@ def print_table(title: str, rows: dict[tuple, dict[str, list]], columns: tuple[s
         print(f"| {names} | {len(scores[METRICS[0]])} | {values} |")
 
 
-def clip_scores(cases: dict[str, EvalCase], truth, models: dict, scales: list[float]):
-    """Yield ((model, kind, scale), motion scores) for static and every model, kind of poke and drag scale."""
+def clip_scores(cases: dict[str, EvalCase], truth, poked: list[Method], unpoked: list[Method],
+                scales: list[float]):
+    """Yield ((row, kind, scale), motion scores): the `unpoked` rows (static, the real clip) once, kind "any";
+    every `poked` row for every kind of poke and drag scale."""
     simulator = cases["simulator"]
-    static = np.repeat(simulator.source_frame[None], simulator.frames + 1, axis=0)
-    yield ("static", "any", 1.0), motion_scores(truth, static, simulator.poke_source, simulator.true_target)
-    for kind, case in cases.items():
-        for scale in scales:
-            target = scaled_target(case, scale)
-            for name, method in models.items():
-                video = method.animate(case.source_frame, case.poke_source, target, case.frames)
-                with_source = np.concatenate([case.source_frame[None], video])
-                yield (name, kind, scale), motion_scores(truth, with_source, case.poke_source, case.true_target)
+    jobs = [(method, simulator, ("any", 1.0)) for method in unpoked]
+    jobs += [(method, scaled_case(case, scale), (kind, scale))
+             for kind, case in cases.items() for scale in scales for method in poked]
+    for method, case, (kind, scale) in jobs:
+        video = np.concatenate([case.source_frame[None], method.video_for(case)])
+        yield (method.name, kind, scale), motion_scores(truth, video, case.poke_source, case.true_target)
 
 
 def main() -> None:
@@ -102,7 +108,8 @@ def main() -> None:
     store = Store.open(args.data)
     if not is_pokesim(store):
         parser.error(f"{args.data} is not a PokeSim store: the scores need the simulator's flow and pokes")
-    models = {name: model_method(name) for name in args.checkpoint}
+    poked = [model_method(name, name=name) for name in args.checkpoint] + baseline_methods("warp")
+    unpoked = baseline_methods("static") + [real_clip_method()]
     scores_of: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))   # per clip, nan: none
     by_reach: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for cases in tqdm(poked_cases(store, args.split, args.limit), desc="clips", unit="clip"):
@@ -110,7 +117,7 @@ def main() -> None:
         if truth is None:
             continue
         low = REACH_BINS[np.searchsorted(REACH_BINS, reach(cases["simulator"]), side="right") - 1]
-        for key, scores in clip_scores(cases, truth, models, args.drag_scales):
+        for key, scores in clip_scores(cases, truth, poked, unpoked, args.drag_scales):
             values = {metric: np.nan if scores[metric] is None else scores[metric] for metric in METRICS}
             targets = [scores_of[key]] + ([by_reach[(key[0], f"{low:g}+")]]
                                           if key[1] in ("simulator", "any") and key[2] == 1.0 else [])

@@ -10,9 +10,10 @@ through the real clip (`--drag tracked`) rather than the store's flow, which fal
 are scored as `evaluate` scores them (every pixel tracked against the real clip tracked the same way) and
 also over the pixels within `--near` px of those that move over 1 px at frame T in the real clip: a stand-in
 for an object mask, so that pixels that should stay near the moving part count as much as on PokeSim.
-A `--checkpoint` of the form A+B averages the forward flows of A and B before one render. Printed: each
-model's means (pooled over the splits, object pokes only) and its paired difference from the first model
-with a 95% bootstrap interval (`compare_reports.paired_difference`).
+A `--checkpoint` of the form A+B averages the forward flows of A and B before one render; static and the
+Gaussian warp are poked alike for reference (the real clip is the truth here). Printed: each row's means
+(pooled over the splits, object pokes only) and its paired difference from the first model with a 95%
+bootstrap interval (`compare_reports.paired_difference`).
 """
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from compare_reports import paired_difference   # benchmarks/ is on sys.path as a script
+from poke_kinds import scaled_target
 from poke2video.config import PokeConfig, poke_size_for
 from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
+from poke2video.evaluate.baselines import get_baseline
 from poke2video.evaluate.cases import dataset_case, is_pokesim
 from poke2video.evaluate.truth import TRACKED_REAL_CLIP, MotionTruth, motion_scores, tracked_real_clip
 from poke2video.metrics import MOVES_PX
@@ -38,13 +41,19 @@ METRICS = ("motion_error", "motion_error_moving", "motion_error_still", "moving_
            "near_motion_error_still")
 
 
+BASELINES = ("static", "warp")   # reference rows, poked like the models
+
+
 def animator(checkpoint: str):
-    """(frame, source, target) -> uint8 video [T, H, W, 3]: one model, or the mean flow of several (A+B)."""
+    """(frame, source, target, frames) -> uint8 video [T, H, W, 3]: a baseline (BASELINES), one model, or the
+    mean flow of several (A+B)."""
+    if checkpoint in BASELINES:
+        return get_baseline(checkpoint)
     pokers = [Poker.load(name) for name in checkpoint.split("+")]
     if len(pokers) == 1:
-        return lambda frame, source, target: pokers[0].animate(frame, source, target)
+        return lambda frame, source, target, frames: pokers[0].animate(frame, source, target)
 
-    def averaged(frame, source, target):
+    def averaged(frame, source, target, frames):
         flows = np.mean([poker.forward_flow(frame, source, target) for poker in pokers], axis=0)
         return render_uint8(frame, torch.from_numpy(flows), STILL_PX)
 
@@ -76,7 +85,7 @@ def main() -> None:
     store = Store.open(args.data)
     if is_pokesim(store):
         parser.error(f"{args.data} is a PokeSim store; this compares models on videos (use poke_kinds.py there)")
-    models = {name: animator(name) for name in args.checkpoint}
+    models = {name: animator(name) for name in [*args.checkpoint, *BASELINES]}
     rows = [(name, scale) for scale in args.drag_scales for name in models]
     values: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for split in args.splits:
@@ -91,9 +100,8 @@ def main() -> None:
                     else np.subtract(case.poke_target, case.poke_source))
             true_target = (x + drag[0], y + drag[1])
             for name, scale in rows:
-                target = (float(np.clip(x + scale * drag[0], 0, width - 1)),
-                          float(np.clip(y + scale * drag[1], 0, height - 1)))
-                video = models[name](case.source_frame, case.poke_source, target)
+                target = scaled_target(case.poke_source, drag, scale, width, height)
+                video = models[name](case.source_frame, case.poke_source, target, case.frames)
                 video = np.concatenate([case.source_frame[None], video])
                 scores = scores_near(truth, video, case.poke_source, true_target, args.near)
                 for metric in METRICS:
