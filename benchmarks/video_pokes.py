@@ -18,6 +18,7 @@ bootstrap interval (`compare_reports.paired_difference`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections import defaultdict
 
 import numpy as np
@@ -26,13 +27,13 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from compare_reports import paired_difference   # benchmarks/ is on sys.path as a script
-from poke_kinds import scaled_target
+from poke_kinds import scaled_case
 from poke2video.config import PokeConfig, poke_size_for
 from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
-from poke2video.evaluate.baselines import get_baseline
 from poke2video.evaluate.cases import dataset_case, is_pokesim
-from poke2video.evaluate.truth import TRACKED_REAL_CLIP, MotionTruth, motion_scores, tracked_real_clip
+from poke2video.evaluate.methods import Method, baseline_methods, model_method
+from poke2video.evaluate.truth import TRACKED_REAL_CLIP, MotionTruth, scores_of_motion, tracked_real_clip, tracked_video
 from poke2video.metrics import MOVES_PX
 from poke2video.poker import Poker
 from poke2video.poking.flow import STILL_PX, render_uint8
@@ -41,31 +42,30 @@ METRICS = ("motion_error", "motion_error_moving", "motion_error_still", "moving_
            "near_motion_error_still")
 
 
-BASELINES = ("static", "warp")   # reference rows, poked like the models
+def averaged_method(checkpoints: list[str]) -> Method:
+    """A row whose video is one render of the mean forward flow of several models (`A+B`)."""
+    pokers = [Poker.load(name) for name in checkpoints]
 
-
-def animator(checkpoint: str):
-    """(frame, source, target, frames) -> uint8 video [T, H, W, 3]: a baseline (BASELINES), one model, or the
-    mean flow of several (A+B)."""
-    if checkpoint in BASELINES:
-        return get_baseline(checkpoint)
-    pokers = [Poker.load(name) for name in checkpoint.split("+")]
-    if len(pokers) == 1:
-        return lambda frame, source, target, frames: pokers[0].animate(frame, source, target)
-
-    def averaged(frame, source, target, frames):
+    def animate(frame, source, target, frames):
         flows = np.mean([poker.forward_flow(frame, source, target) for poker in pokers], axis=0)
         return render_uint8(frame, torch.from_numpy(flows), STILL_PX)
 
-    return averaged
+    return Method("+".join(checkpoints), animate)
+
+
+def row_method(checkpoint: str) -> Method:
+    names = checkpoint.split("+")
+    return model_method(checkpoint, name=checkpoint) if len(names) == 1 else averaged_method(names)
 
 
 def scores_near(truth: MotionTruth, video: np.ndarray, source, target, near_px: int) -> dict:
-    """`evaluate`'s motion scores, and motion error (all, still) over the pixels within `near_px` of motion."""
-    scores = motion_scores(truth, video, source, target)
+    """`evaluate`'s motion scores, and motion error (all, still) over the pixels within `near_px` of motion,
+    from one tracking pass of the video."""
+    poked_end, motion = tracked_video(truth, video, source)
+    scores = scores_of_motion(truth, motion, poked_end, target)
     moving = np.hypot(*truth.displacement[-1]) > MOVES_PX
     near = ndimage.binary_dilation(moving, structure=np.ones((3, 3), bool), iterations=near_px)
-    close = motion_scores(MotionTruth(truth.displacement, near, TRACKED_REAL_CLIP), video, source, target)
+    close = scores_of_motion(MotionTruth(truth.displacement, near, TRACKED_REAL_CLIP), motion, poked_end, target)
     return {**scores, "near_motion_error": close["motion_error"],
             "near_motion_error_still": close["motion_error_still"]}
 
@@ -85,8 +85,8 @@ def main() -> None:
     store = Store.open(args.data)
     if is_pokesim(store):
         parser.error(f"{args.data} is a PokeSim store; this compares models on videos (use poke_kinds.py there)")
-    models = {name: animator(name) for name in [*args.checkpoint, *BASELINES]}
-    rows = [(name, scale) for scale in args.drag_scales for name in models]
+    methods = {method.name: method for method in [*map(row_method, args.checkpoint), *baseline_methods("static,warp")]}
+    rows = [(name, scale) for scale in args.drag_scales for name in methods]
     values: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for split in args.splits:
         sampler = PokeDataset(store, split, PokeConfig(poke_size=poke_size_for(store.resolution), place=args.place))
@@ -95,13 +95,13 @@ def main() -> None:
             if case.is_background:
                 continue
             truth = tracked_real_clip(case.expected_video)
-            (x, y), height, width = case.poke_source, *case.source_frame.shape[:2]
+            x, y = case.poke_source
             drag = (truth.displacement[-1, :, int(round(y)), int(round(x))] if args.drag == "tracked"
                     else np.subtract(case.poke_target, case.poke_source))
             true_target = (x + drag[0], y + drag[1])
+            dragged = dataclasses.replace(case, poke_target=true_target)
             for name, scale in rows:
-                target = scaled_target(case.poke_source, drag, scale, width, height)
-                video = models[name](case.source_frame, case.poke_source, target, case.frames)
+                video = methods[name].video_for(scaled_case(dragged, scale))
                 video = np.concatenate([case.source_frame[None], video])
                 scores = scores_near(truth, video, case.poke_source, true_target, args.near)
                 for metric in METRICS:

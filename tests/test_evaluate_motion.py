@@ -19,6 +19,8 @@ from poke2video.evaluate.cases import EvalCase, load_cases
 from poke2video.evaluate.evaluator import EvalOptions, Method, baseline_methods, evaluate, real_clip_method
 from poke2video.evaluate.methods import model_method, oracle_method, poked_part, render_flow, render_true_fill
 from poke2video.evaluate.report import summarize, write_report
+from poke2video.evaluate.truth import (TRACKED_REAL_CLIP, MotionTruth, motion_scores, scores_of_motion,
+                                       tracked_video)
 from poke2video.flow_config import FlowModelConfig
 from train_support import make_tiny_store
 
@@ -65,6 +67,18 @@ def test_moving_everything_shows_in_the_still_error_and_the_iou():
     split = metrics.motion_split(everything, truth, mask)
     assert split["moving"] == 0.0 and split["still"] == pytest.approx(5.5)
     assert metrics.moving_iou(everything[-1], truth[-1], mask) == pytest.approx(square.sum() / mask.sum())
+
+
+def test_a_video_tracked_once_scores_any_subset_of_its_pixels_as_tracking_that_subset_does():
+    video, truth, mask, square = square_scene()
+    everywhere = MotionTruth(truth, np.ones(mask.shape, bool), TRACKED_REAL_CLIP)
+    poked_end, motion = tracked_video(everywhere, video, (20.0, 30.0))
+    subset = MotionTruth(truth, mask, TRACKED_REAL_CLIP)
+    once = scores_of_motion(subset, motion, poked_end, (30.0, 30.0))
+    again = motion_scores(subset, video, (20.0, 30.0), (30.0, 30.0))
+    assert once == again                     # tracking is per pixel: the same numbers, to the bit
+    assert once["motion_error_moving"] < 1.0 and once["endpoint_error"] < 1.0   # the square is followed
+    assert once["motion_error"] != scores_of_motion(everywhere, motion, poked_end, (30.0, 30.0))["motion_error"]
 
 
 def test_motion_field_places_displacements_on_the_mask():

@@ -58,17 +58,30 @@ def tracked_real_clip(real_video_with_source: np.ndarray, tracker: FlowEstimator
     return MotionTruth(displacement, every_pixel, TRACKED_REAL_CLIP)
 
 
-def motion_scores(truth: MotionTruth, video_with_source: np.ndarray, poke_source, true_target,
-                  tracker: FlowEstimator | None = None) -> dict:
-    """Endpoint error, motion error (all, moving, still, per frame) and moving IoU of one video uint8
-    [T+1, H, W, 3] (frame 0 the source), from one tracking pass of the poked pixel and every scored pixel."""
+def tracked_video(truth: MotionTruth, video_with_source: np.ndarray, poke_source,
+                  tracker: FlowEstimator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One tracking pass of a video uint8 [T+1, H, W, 3] (frame 0 the source): (where the poked pixel is at
+    frame T [2], the motion of every scored pixel [T, 2, H, W], zero elsewhere)."""
     scored_y, scored_x = np.nonzero(truth.scored)
     start_xy = np.stack([scored_x, scored_y], axis=1).astype(np.float64)                        # [N, 2]
     positions = metrics.track_points(video_with_source, np.concatenate([[poke_source], start_xy]), tracker)
-    motion = metrics.motion_field(positions[1:, 1:] - start_xy, truth.scored)                   # [T, 2, H, W]
+    return positions[-1, 0], metrics.motion_field(positions[1:, 1:] - start_xy, truth.scored)
+
+
+def scores_of_motion(truth: MotionTruth, motion: np.ndarray, poked_end, true_target) -> dict:
+    """The motion scores of a tracked video (`tracked_video`): its motion [T, 2, H, W] is read on
+    `truth.scored` only, so a truth scoring a subset of the pixels it was tracked on scores that subset."""
     split = metrics.motion_split(motion, truth.displacement, truth.scored)
-    return {"endpoint_error": float(np.hypot(*(positions[-1, 0] - np.asarray(true_target, np.float64)))),
+    return {"endpoint_error": float(np.hypot(*(np.asarray(poked_end) - np.asarray(true_target, np.float64)))),
             "motion_error": split["all"], "motion_error_moving": split["moving"],
             "motion_error_still": split["still"],
             "moving_iou": metrics.moving_iou(motion[-1], truth.displacement[-1], truth.scored),
             "motion_error_per_frame": metrics.error_per_frame(motion, truth.displacement, truth.scored).tolist()}
+
+
+def motion_scores(truth: MotionTruth, video_with_source: np.ndarray, poke_source, true_target,
+                  tracker: FlowEstimator | None = None) -> dict:
+    """Endpoint error, motion error (all, moving, still, per frame) and moving IoU of one video uint8
+    [T+1, H, W, 3] (frame 0 the source), from one tracking pass of the poked pixel and every scored pixel."""
+    poked_end, motion = tracked_video(truth, video_with_source, poke_source, tracker)
+    return scores_of_motion(truth, motion, poked_end, true_target)
