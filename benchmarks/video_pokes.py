@@ -5,11 +5,12 @@
 
 `evaluate` pokes a prepared store the way training does by default: a pixel anywhere on the moving
 foreground, dragged by the store's flow. Here the pixel can instead be drawn where the clip's motion starts
-(`--place onset`, `train.poke.place`), and the drag can be where the metrics' tracker takes that pixel
-through the real clip (`--drag tracked`) rather than the store's flow, which falls short of it. The videos
-are scored as `evaluate` scores them (every pixel tracked against the real clip tracked the same way) and
-also over the pixels within `--near` px of those that move over 1 px at frame T in the real clip: a stand-in
-for an object mask, so that pixels that should stay near the moving part count as much as on PokeSim.
+(`--place onset`, `train.poke.place`), and the drag can be where the real clip's motion truth takes that
+pixel (`--drag tracked`) rather than the store's flow, which falls short of it. The truth is the real clip
+tracked by the metrics' tracker, on the store's frames or, in a store made with `prepare --tracked-truth`,
+on the larger frames its flow was estimated on. The videos are scored as `evaluate` scores them (every
+pixel) and also over the pixels within `--near` px of those that move over 1 px at frame T in the truth: a
+stand-in for an object mask, so that pixels that should stay near the moving part count as much as on PokeSim.
 A `--checkpoint` of the form A+B averages the forward flows of A and B before one render; static and the
 Gaussian warp are poked alike for reference (the real clip is the truth here). Printed: each row's means
 (pooled over the splits, object pokes only) and its paired difference from the first model with a 95%
@@ -33,7 +34,7 @@ from poke2video.data.dataset import PokeDataset
 from poke2video.data.store import Store
 from poke2video.evaluate.cases import dataset_case, is_pokesim
 from poke2video.evaluate.methods import Method, baseline_methods, model_method
-from poke2video.evaluate.truth import TRACKED_REAL_CLIP, MotionTruth, scores_of_motion, tracked_real_clip, tracked_video
+from poke2video.evaluate.truth import TRACKED_REAL_CLIP, MotionTruth, motion_truth, scores_of_motion, tracked_video
 from poke2video.metrics import MOVES_PX
 from poke2video.poker import Poker
 from poke2video.poking.flow import STILL_PX, render_uint8
@@ -94,7 +95,7 @@ def main() -> None:
             case = dataset_case(sampler, index)
             if case.is_background:
                 continue
-            truth = tracked_real_clip(case.expected_video)
+            truth = motion_truth(case)
             x, y = case.poke_source
             drag = (truth.displacement[-1, :, int(round(y)), int(round(x))] if args.drag == "tracked"
                     else np.subtract(case.poke_target, case.poke_source))

@@ -1,4 +1,5 @@
 """Poker and `poke2video poke` end to end on tiny models: shapes, coordinate scaling, inputs, errors."""
+import dataclasses
 import subprocess
 from pathlib import Path
 import sys
@@ -237,6 +238,25 @@ def test_a_flow_model_reads_a_drag_as_a_displacement_only(flow_checkpoint, mode)
             poker.animate(smooth_image(16, 16), (8, 8), (8, 10), mode=mode)
     assert np.array_equal(poker.animate(smooth_image(16, 16), (8, 8), (8, 10), mode="displacement"),
                           poker.animate(smooth_image(16, 16), (8, 8), (8, 10)))
+
+
+def test_a_models_drag_scale_hands_the_network_each_drag_times_it(flow_checkpoint, tmp_path):
+    plain = Poker.load(flow_checkpoint, trace=False)
+    scaled_model = build_model(dataclasses.replace(plain.model.cfg, drag_scale=0.5))
+    scaled_model.load_state_dict(plain.model.state_dict())
+    save_model(tmp_path / "scaled.safetensors", scaled_model, {"step": 1})
+    scaled = Poker.load(tmp_path / "scaled.safetensors")
+    assert scaled.model.cfg.drag_scale == 0.5
+    image, source = smooth_image(16, 16), (8.0, 6.0)
+    for drag in ((4.0, -2.0), (0.0, 6.0)):
+        whole = scaled.forward_flow(image, source=source, target=(source[0] + drag[0], source[1] + drag[1]))
+        half = plain.forward_flow(image, source=source, target=(source[0] + drag[0] / 2, source[1] + drag[1] / 2))
+        assert np.allclose(whole, half, atol=1e-5)
+        assert not np.allclose(whole, plain.forward_flow(image, source=source,
+                                                         target=(source[0] + drag[0], source[1] + drag[1])), atol=1e-3)
+    for bad in (0.0, -1.0, 11.0, True, "0.8"):
+        with pytest.raises(UserError, match="model.drag_scale"):
+            dataclasses.replace(plain.model.cfg, drag_scale=bad).validate()
 
 
 def test_pixels_the_flow_leaves_still_are_the_users_own(flow_checkpoint):

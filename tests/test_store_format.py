@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import moving_square_frames, write_video
+from poke2video.data.prepare import prepare_dataset
 from poke2video.data.store import Store, file_sha256
 from poke2video.data.store_format import ARRAY_FORMAT, expected_shape, shape_fits
 from poke2video.errors import UserError
@@ -76,11 +78,16 @@ def test_every_array_the_writers_make_is_in_the_table(tmp_path):
 
     store = Store.open(simulate_dataset(tmp_path / "sim", clips=3, resolution=32, max_pokes=2, max_pins=1))
     names = set(store.videos[0]["arrays"])
-    assert names == set(ARRAY_FORMAT) - {"step_flow"}
-    record = store.videos[0]
-    for name, info in record["arrays"].items():
-        wanted = expected_shape(name, record["num_frames"], record["num_clips"], 32, store.clip_length)
-        assert shape_fits(info["shape"], wanted)
+    assert names == set(ARRAY_FORMAT) - {"step_flow", "tracked_motion"}
+    write_video(tmp_path / "in" / "v.mp4", moving_square_frames(count=8, size=64))
+    prepared = Store.open(prepare_dataset([tmp_path / "in"], tmp_path / "p", resolution=32, clip_length=4,
+                                          flow_scale=2, tracked_truth=True))
+    assert {"step_flow", "tracked_motion"} <= set(prepared.videos[0]["arrays"])
+    for made in (store, prepared):
+        record = made.videos[0]
+        for name, info in record["arrays"].items():
+            wanted = expected_shape(name, record["num_frames"], record["num_clips"], 32, made.clip_length)
+            assert wanted is not None and shape_fits(info["shape"], wanted), name
 
 
 def error_lines(err: str) -> list[str]:

@@ -96,6 +96,9 @@ def _add_prepare(sub) -> None:
                    help="estimate the flow on frames K times the resolution, then average it down (default 2)")
     p.add_argument("--flow-mask", choices=FLOW_MASKS, default=None,
                    help="changed: no motion where two frames' colours do not change (default: none)")
+    p.add_argument("--tracked-truth", action="store_true",
+                   help="also store each clip's motion truth, tracked on the frames the flow is estimated on "
+                        "(--flow-scale times the resolution); evaluate scores motion against it (slower)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable videos and list them")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.add_argument("--shard", type=shard_spec, default=None, metavar="I/N",
@@ -272,7 +275,7 @@ def _cmd_prepare(args) -> None:
                     stride=args.stride, clip_length=args.clip_length, start_step=args.start_step,
                     seed=args.seed, skip_bad=args.skip_bad, overwrite=args.overwrite, shard=args.shard,
                     flow_method=args.flow_method, flow_scale=args.flow_scale,
-                    flow_mask=args.flow_mask)
+                    flow_mask=args.flow_mask, tracked_truth=args.tracked_truth)
 
 
 def _cmd_merge(args) -> None:

@@ -25,11 +25,17 @@ class FlowModelConfig:
     time_basis: int = 3           # curves over time that every pixel's flow combines
     frames: int = 10              # T: default number of generated frames
     pin_input: bool = False       # read pins as one more drawn channel (weights without it have none)
+    drag_scale: float = 1.0       # `Poker` hands the network each drag times this (training never reads it): a
+    #                               model that learned from drags shorter than where the pixel goes (the
+    #                               estimated flow's) hears a user's whole drag as the drag it learned from
 
     def validate(self) -> None:
         check_bounds("model", self, FLOW_MODEL_BOUNDS)
         if not isinstance(self.pin_input, bool):
             raise UserError(f"model.pin_input must be true or false, got {self.pin_input!r}")
+        if isinstance(self.drag_scale, bool) or not isinstance(self.drag_scale, (int, float)) \
+                or not 0.1 <= self.drag_scale <= 10:
+            raise UserError(f"model.drag_scale must be a number between 0.1 and 10, got {self.drag_scale!r}")
         if not 1 <= len(self.unet_channels) <= 8 or not 1 <= min(self.unet_channels) <= max(self.unet_channels) <= 4096:
             raise UserError(f"model.unet_channels must hold 1 to 8 widths between 1 and 4096, got {self.unet_channels}")
         if self.resolution % (2 ** (len(self.unet_channels) - 1)):

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from poke2video.data.flow import FlowEstimator, check_trackable, get_flow_estimator
+from poke2video.data.flow import FlowEstimator, check_trackable, downscale_flow, get_flow_estimator
 
 TRACKER = "farneback-fine"  # the flow that tracks pixels for every metric unless one is named
 
@@ -130,14 +130,34 @@ def track_points(video: np.ndarray, points, flow: FlowEstimator | None = None) -
     video = _check_video(video, "video")
     estimator = flow if flow is not None else get_flow_estimator(TRACKER)
     check_trackable("the video", video.shape[2], video.shape[1], estimator)
-    limits = np.array([video.shape[2] - 1.0, video.shape[1] - 1.0])  # (x, y) maxima
-    positions = np.zeros((len(video), len(points), 2), np.float64)
+    step_flows = [estimator(video[t - 1], video[t]) for t in range(1, len(video))]
+    return follow_points(step_flows, points, video.shape[1:3])
+
+
+def follow_points(step_flows, points, frame_size: tuple[int, int]) -> np.ndarray:
+    """Carry points [N, 2] = (x, y) along the per-step flows [T][2, H, W] F(t -> t+1) of frames of
+    `frame_size` (H, W), each read bilinearly at the points' current positions; -> float64 [T+1, N, 2], row 0
+    the start. Positions stay in the image."""
+    height, width = frame_size
+    limits = np.array([width - 1.0, height - 1.0])  # (x, y) maxima
+    positions = np.zeros((len(step_flows) + 1, len(points), 2), np.float64)
     positions[0] = np.clip(np.asarray(points, np.float64).reshape(-1, 2), 0.0, limits)
-    for t in range(1, len(video)):
-        step_flow = estimator(video[t - 1], video[t])  # [2, H, W]
-        moved = positions[t - 1] + _bilinear(step_flow, positions[t - 1])
-        positions[t] = np.clip(moved, 0.0, limits)
+    for t, step_flow in enumerate(step_flows, start=1):
+        positions[t] = np.clip(positions[t - 1] + _bilinear(step_flow, positions[t - 1]), 0.0, limits)
     return positions
+
+
+def tracked_grid_motion(step_flows: np.ndarray, resolution: int) -> np.ndarray:
+    """Every pixel of a large frame followed along its step flows float [T, 2, L, L] (`follow_points`), its
+    displacement from frame 0 at frames 1..T area-averaged down to `resolution` and scaled to its pixels:
+    float32 [T, 2, resolution, resolution]. Tracking frames larger than a store's keeps a thin moving part
+    from smearing into what is around it."""
+    size = step_flows.shape[-1]
+    grid_y, grid_x = np.mgrid[0:size, 0:size]
+    start_xy = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1).astype(np.float64)     # [L*L, 2]
+    positions = follow_points(step_flows, start_xy, (size, size))                                # [T+1, L*L, 2]
+    displacement = (positions[1:] - start_xy).transpose(0, 2, 1).reshape(-1, 2, size, size)
+    return np.stack([downscale_flow(frame, resolution) for frame in displacement])
 
 
 def track_point(video: np.ndarray, xy, flow: FlowEstimator | None = None) -> np.ndarray:

@@ -72,9 +72,10 @@ class FineFarneback:
     """
 
     name = "farneback-fine"
+    LEVELS = 3   # pyramid levels below the enlarged frame: a step of up to about 20 px at 64 px is followed
 
-    def __init__(self, scale: int = 2, window: int = 5):
-        self.scale, self.window = scale, window
+    def __init__(self, scale: int = 2, window: int = 5, levels: int = LEVELS):
+        self.scale, self.window, self.levels = scale, window, levels
         self.max_side = OPENCV_MAX_SIDE // scale   # it matches the frames enlarged `scale` times
 
     def __call__(self, frame_a: np.ndarray, frame_b: np.ndarray) -> np.ndarray:
@@ -86,7 +87,7 @@ class FineFarneback:
         big_b = cv2.resize(np.ascontiguousarray(frame_b), size, interpolation=cv2.INTER_CUBIC)
         channel_flows = [cv2.calcOpticalFlowFarneback(np.ascontiguousarray(big_a[..., c]),
                                                       np.ascontiguousarray(big_b[..., c]), None,
-                                                      0.5, 3, self.window, 3, 5, 1.1, 0)
+                                                      0.5, self.levels, self.window, 3, 5, 1.1, 0)
                          for c in range(big_a.shape[2])]  # each [sH, sW, 2]
         big_flow = np.median(np.stack(channel_flows), axis=0).astype(np.float32)
         # the centre of pixel x sits at (x + 0.5) * scale - 0.5 in the enlarged frame
@@ -169,6 +170,12 @@ def check_trackable(where, width: int, height: int, estimator: FlowEstimator, pu
         raise UserError(f"{where}: {width}x{height} pixels; {purpose} follows every pixel with OpenCV "
                         f"({estimator.name}), which takes at most {estimator.max_side} pixels a side; "
                         "scale it down first")
+
+
+def tracker_for_larger_frames(scale: int) -> FineFarneback:
+    """The metrics' tracker for frames `scale` times a store's size: its pyramid deeper by log2(scale) levels,
+    so that it follows a frame step as long, in the store's pixels, as it does at the store's size."""
+    return FineFarneback(levels=FineFarneback.LEVELS + int(np.ceil(np.log2(scale))))
 
 
 def get_flow_estimator(name: str = "dis") -> FlowEstimator:

@@ -4,6 +4,9 @@ Each input video, in a fixed order, is read at the store's resolution, then:
     motion[t] = mean over pixels of |F(t -> t+1)|            float32 [N-1]  (impulse mode, appendix B)
     flow[k]   = F(s -> s+T) for s = starts[k] = k * start_step  float16 [K, 2, H, W]  (pokes are drawn here),
                 the per-step flows F(t -> t+1) chained over the clip (data/flow.py, chain_flows)
+    tracked_motion[k]  float16 [K, T, 2, H, W], only with `tracked_truth`: where each pixel of clip k's first
+                frame is at its frames 1..T, followed by the metrics' tracker on the frames the flow is
+                estimated on and averaged down; `evaluate` scores motion against it
 streamed (one frame and the last T step flows in memory, whatever the video's length) into one atomic
 video directory by StoreWriter. A re-run resumes after the last finished video and ends with the same
 bytes as an uninterrupted run. Bad videos stop the run (finished work stays in OUT.partial)
@@ -23,8 +26,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from poke2video import metrics
 from poke2video.config import DataConfig, to_dict
-from poke2video.data.flow import FlowEstimator, chain_flows, downscale_flow, get_flow_estimator, still_where_unchanged
+from poke2video.data.flow import (FlowEstimator, chain_flows, downscale_flow, get_flow_estimator, still_where_unchanged,
+                                  tracker_for_larger_frames)
 from poke2video.data.layouts import DatasetLayout, VideoSource, collect_sources, get_layout, make_splits
 from poke2video.data.listing import Listing
 from poke2video.data.shards import shard_header, shard_indices
@@ -43,21 +48,28 @@ class PrepareOptions:
     layout: DatasetLayout
     data: DataConfig
     seed: int = 0
+    tracked_truth: bool = False
 
     def header(self) -> dict[str, Any]:
         # "preset" names the layout in a store's header (the old word, kept so existing stores still resume)
-        return {"resolution": self.data.resolution, "clip_length": self.data.clip_length,
-                "flow_method": self.data.flow_method, "preset": self.layout.name,
-                "data_config": to_dict(self.data), "split_seed": self.seed}
+        header = {"resolution": self.data.resolution, "clip_length": self.data.clip_length,
+                  "flow_method": self.data.flow_method, "preset": self.layout.name,
+                  "data_config": to_dict(self.data), "split_seed": self.seed}
+        if self.tracked_truth:   # named only when set, so stores made before the option still resume
+            tracker = tracker_for_larger_frames(self.data.flow_scale)
+            header["tracked_truth"] = {"tracker": tracker.name, "scale": self.data.flow_scale,
+                                       "levels": tracker.levels}
+        return header
 
 
 def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, stride: int | None = None,
                     clip_length: int = 10, start_step: int = 1, seed: int = 0, skip_bad: bool = False,
                     overwrite: bool = False, shard: tuple[int, int] | None = None, flow_method: str | None = None,
-                    flow_scale: int | None = None, flow_mask: str | None = None) -> Path:
+                    flow_scale: int | None = None, flow_mask: str | None = None, tracked_truth: bool = False) -> Path:
     """Build the store at `out` from `inputs` (video files / folders); returns its path.
 
     `shard=(i, n)` prepares only the inputs at positions g with g mod n = i (see data/shards.py).
+    `tracked_truth` also stores each clip's motion truth tracked on the flow's frames (`tracked_motion`).
     """
     dataset_layout = get_layout(layout)
     flow = {name: value for name, value in (("flow_method", flow_method), ("flow_scale", flow_scale),
@@ -67,7 +79,7 @@ def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, 
                       target_fps=None if stride else dataset_layout.target_fps, start_step=start_step, **flow)
     data.validate()
     get_flow_estimator(data.flow_method)   # an unknown method is refused before any video is read
-    options = PrepareOptions(dataset_layout, data, seed)
+    options = PrepareOptions(dataset_layout, data, seed, tracked_truth)
     listing = Listing()
     sources = collect_sources(dataset_layout, [str(p) for p in inputs], listing)
     header, indices = options.header(), list(range(len(sources)))
@@ -103,7 +115,7 @@ def _prepare_videos(writer: StoreWriter, jobs: list[tuple[int, VideoSource]], op
         record = _still_valid(writer.completed(index), source)
         if record is None:
             try:
-                record = _prepare_one(writer, index, source, options.data, estimator)
+                record = _prepare_one(writer, index, source, options, estimator)
             except DiskFull:
                 raise
             except UserError as exc:
@@ -119,11 +131,11 @@ def _prepare_videos(writer: StoreWriter, jobs: list[tuple[int, VideoSource]], op
     return done
 
 
-def _prepare_one(writer: StoreWriter, index: int, source: VideoSource, data: DataConfig,
+def _prepare_one(writer: StoreWriter, index: int, source: VideoSource, options: PrepareOptions,
                  estimator: FlowEstimator) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     with writer.video(index, meta) as files:
-        write_video_arrays(files, source.path, data, estimator)
+        write_video_arrays(files, source.path, options.data, estimator, options.tracked_truth)
         meta.update(source_meta(source))  # hash the input only once it proved readable
     return files.record
 
@@ -161,10 +173,12 @@ def _sha256_of_lines(lines) -> str:
     return h.hexdigest()
 
 
-def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimator: FlowEstimator) -> None:
-    """Stream one video into `files` (frames, starts, flow, step_flow, motion); UserError if it is too short or
-    still. `step_flow` [N-1, 2, H, W] holds every F(t -> t+1), from which a clip's flow to each of its frames
-    is chained when a model trains on every frame (data/dataset.py).
+def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimator: FlowEstimator,
+                       tracked_truth: bool = False) -> None:
+    """Stream one video into `files` (frames, starts, flow, step_flow, motion and, with `tracked_truth`,
+    tracked_motion); UserError if it is too short or still. `step_flow` [N-1, 2, H, W] holds every
+    F(t -> t+1), from which a clip's flow to each of its frames is chained when a model trains on every frame
+    (data/dataset.py).
 
     Frames are decoded, written and forgotten one at a time; only the last T per-step flows are kept, to
     chain each clip's flow as soon as its last frame has arrived. Memory does not grow with the video.
@@ -175,6 +189,7 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
     step_flow = files.stream("step_flow", np.float16, (2, res, res))   # [N-1, 2, H, W]
     motion = files.stream("motion", np.float32, ())              # [N-1]
     window: deque[np.ndarray] = deque(maxlen=T)                   # F(t -> t+1) for the last T steps
+    truth = _TrackedTruth(files, data) if tracked_truth else None
     previous, previous_frame, fastest = None, None, 0.0
     sampling = Sampling(res, data.frame_stride, data.target_fps)
     pairs = prefetched(iter_frame_pairs(path, sampling, res * data.flow_scale))   # decoded while flow runs
@@ -188,16 +203,39 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
                 motion.append(np.hypot(step[0], step[1])[None].mean(axis=(1, 2)))
                 step_flow.append(step.astype(np.float16)[None])
                 window.append(step)
+                if truth is not None:
+                    truth.step(previous, large)
                 start = frames.rows - 1 - T
                 if len(window) == T and start % data.start_step == 0:
                     clip = chain_flows(np.stack(window)).astype(np.float16)
                     flow.append(clip[None])
+                    if truth is not None:
+                        truth.add_clip()
                     fastest = max(fastest, float(np.hypot(clip[0], clip[1], dtype=np.float32).max()))
             previous, previous_frame = large, frame
     _check_length(path, frames.rows, T)
     files.save("starts", np.arange(0, frames.rows - T, data.start_step, dtype=np.int32))
     if fastest < STILL_FLOW_PX:
         raise UserError(f"{path}: still video (no pixel moves {STILL_FLOW_PX} px within a clip): nothing to poke")
+
+
+class _TrackedTruth:
+    """A video's `tracked_motion`: the tracker's step flows on the large frames (its pyramid deepened to reach as
+    far as at the store's size), the last T of them kept, and every clip's pixels followed along them and
+    averaged down to the store's size as its last frame arrives."""
+
+    def __init__(self, files: VideoFiles, data: DataConfig):
+        res, T = data.resolution, data.clip_length
+        self.out = files.stream("tracked_motion", np.float16, (T, 2, res, res))
+        self.window: deque[np.ndarray] = deque(maxlen=T)
+        self.tracker, self.resolution = tracker_for_larger_frames(data.flow_scale), res
+
+    def step(self, previous_large: np.ndarray, large: np.ndarray) -> None:
+        self.window.append(self.tracker(previous_large, large))
+
+    def add_clip(self) -> None:
+        motion = metrics.tracked_grid_motion(np.stack(self.window), self.resolution)
+        self.out.append(motion.astype(np.float16)[None])
 
 
 def _check_length(path: Path, count: int, T: int) -> None:

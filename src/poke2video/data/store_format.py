@@ -32,6 +32,7 @@ ARRAY_FORMAT: dict[str, tuple[str, tuple[Any, ...]]] = {
     "flow": ("float16", ("K", 2, "R", "R")),            # F(s -> s+T) per clip, pixels
     "motion": ("float32", ("N-1",)),                    # mean |F(t -> t+1)| per step
     "step_flow": ("float16", ("N-1", 2, "R", "R")),     # F(t -> t+1) per step (prepare)
+    "tracked_motion": ("float16", ("K", "T", 2, "R", "R")),  # prepare --tracked-truth: frame 0 to frames 1..T
     "gt_flow": ("float16", ("K", "T+1", 2, "R", "R")),  # PokeSim: exact flow from frame 0 to every frame
     "gt_segments": ("uint8", ("K", "T+1", "R", "R")),
     "gt_track": ("float32", ("K", "T+1", 2)),
@@ -50,7 +51,8 @@ def expected_shape(name: str, frames: int, clips: int, resolution: int, clip_len
     size will do); None for an array it does not name."""
     if name not in ARRAY_FORMAT:
         return None
-    sizes = {"N": frames, "N-1": max(frames - 1, 0), "K": clips, "R": resolution, "T+1": clip_length + 1, "*": None}
+    sizes = {"N": frames, "N-1": max(frames - 1, 0), "K": clips, "R": resolution, "T": clip_length,
+             "T+1": clip_length + 1, "*": None}
     return [sizes[dim] if isinstance(dim, str) else dim for dim in ARRAY_FORMAT[name][1]]
 
 

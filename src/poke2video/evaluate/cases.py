@@ -37,6 +37,8 @@ class EvalCase:
     true_target: tuple[float, float]      # (x, y) where the poked pixel really is at frame T
     is_background: bool
     gt_flow: np.ndarray | None = None     # float32 [T, 2, H, W]: flow from frame 0 to frames 1..T (PokeSim)
+    tracked_motion: np.ndarray | None = None  # float32 [T, 2, H, W]: the store's tracked_motion (prepare
+    #                                           --tracked-truth): the real clip tracked on larger frames
     segments: np.ndarray | None = None    # uint8 [H, W]: frame 0's segment ids, 0 background, s + 1 segment s
     parents: np.ndarray | None = None     # int16 [S]: parent segment of each segment, -1 root, -2 unused
     poked_segment: int | None = None
@@ -136,10 +138,13 @@ def dataset_case(dataset: PokeDataset, index: int) -> EvalCase:
         clip[1:] = clip[0]
     height, width = clip.shape[1:3]
     target = (source[0] + displacement[0], source[1] + displacement[1])
-    return EvalCase(clip=(video, int(dataset.clips[index][1])), expected_video=clip,
+    row = int(dataset.clips[index][1])
+    tracked = (np.asarray(dataset.store.array(video, "tracked_motion")[row], np.float32)
+               if dataset.store.has_array(video, "tracked_motion") and not background else None)
+    return EvalCase(clip=(video, row), expected_video=clip,
                     poke_source=(float(source[0]), float(source[1])), poke_target=_inside(target, width, height),
                     true_target=(float(source[0]), float(source[1])) if background else target,
-                    is_background=background)
+                    is_background=background, tracked_motion=tracked)
 
 
 def split_size(store: Store, split: str, limit: int | None = None) -> int:

@@ -45,7 +45,8 @@ from poke2video.evaluate.methods import (REAL_CLIP, Method, baseline_methods, mo
 from poke2video.evaluate.report import write_report
 from poke2video.evaluate.results import CLIP_METRICS, PER_FRAME, EvalOptions, Evaluation
 from poke2video.evaluate.sheets import Example
-from poke2video.evaluate.truth import MotionTruth, motion_scores, motion_truth, true_motion
+from poke2video.evaluate.truth import (TRACKED_REAL_CLIP, MotionTruth, check_tracker, motion_scores, motion_truth,
+                                      true_motion, truth_source)
 
 def load_judges(options: EvalOptions):
     """(LPIPS network or None, I3D network or None, {metric: why unavailable}).
@@ -167,6 +168,7 @@ def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptio
     _check_frames(methods, store)
     lpips_model, i3d, unavailable = load_judges(options)
     tracker = get_flow_estimator(options.tracker)
+    check_tracker(store, options.tracker)
     pokesim = is_pokesim(store)
     result = Evaluation(str(store.root), split, pokesim, names, options, unavailable=unavailable,
                         real_methods=[m.name for m in methods if m.is_real],
@@ -175,7 +177,8 @@ def evaluate(store: Store, split: str, methods: list[Method], options: EvalOptio
                         rows={m.name: m.about for m in methods},
                         per_clip={name: {metric: [] for metric in CLIP_METRICS} for name in names},
                         per_frame={name: {metric: [] for metric in PER_FRAME} for name in names},
-                        example_rows=names if REAL_CLIP in names else [*names, REAL_CLIP])
+                        example_rows=names if REAL_CLIP in names else [*names, REAL_CLIP],
+                        truth=truth_source(store, pokesim))
     structure_left = options.structure_clips if pokesim else 0
     animated = sum(m.animate is not None for m in methods)
     total = count * len(methods) + min(structure_left, count) * animated * options.structure_pokes
@@ -253,12 +256,13 @@ def check_output_dir(out: str | Path, overwrite: bool) -> Path:
 
 def evaluate_to_dir(checkpoint: str | None, data: str, out: str, split: str = "test", baselines: str = "static,warp",
                     overwrite: bool = False, options: EvalOptions = EvalOptions(), command: str | None = None) -> Path:
-    """`poke2video evaluate`: the model, the baselines and (PokeSim) the real clip on `split`; report in `out`."""
+    """`poke2video evaluate`: the model, the baselines and the real clip (where it is not its own truth: PokeSim,
+    or a store with a truth tracked on larger frames) on `split`; report in `out`."""
     out_dir = check_output_dir(out, overwrite)
     store = Store.open(data)
     split_size(store, split, options.limit)
     methods = baseline_methods(baselines)
     methods.insert(0, model_method(checkpoint))
-    if is_pokesim(store):
+    if truth_source(store, is_pokesim(store)) != TRACKED_REAL_CLIP:
         methods.append(real_clip_method())
     return write_report(evaluate(store, split, methods, options), out_dir, overwrite=overwrite, command=command)

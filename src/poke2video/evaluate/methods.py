@@ -43,7 +43,7 @@ ABOUT = {
     "oracle-poked-part": "the true motion drawn as by `oracle`, kept only on the part that moves with the poked "
                          "pixel, everything else still: the ceiling of a model that moves what was poked "
                          "(flow: the ground truth)",
-    REAL_CLIP: "the simulated clip itself, tracked like every video: the tracker's own floor",
+    REAL_CLIP: "the real clip itself at the store's size, tracked like every video: the tracker's own floor",
 }
 
 
@@ -124,7 +124,8 @@ def _one_or_several(source, target, pokes) -> tuple:
 
 
 def real_clip_method() -> Method:
-    """The real clip as a method: the tracker's own error on PokeSim, a floor for any model."""
+    """The real clip as a method: the tracker's own error against the exact flow (PokeSim) or a truth tracked
+    on larger frames, a floor for any model."""
     return Method(REAL_CLIP, None, about=ABOUT[REAL_CLIP])
 
 

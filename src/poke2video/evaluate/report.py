@@ -18,7 +18,7 @@ import numpy as np
 
 from poke2video.evaluate.results import AGAINST_REAL, PER_FRAME, Evaluation
 from poke2video.evaluate.sheets import bar_chart, example_sheet, example_video, line_chart, save_png
-from poke2video.evaluate.truth import EXACT, TRACKED_REAL_CLIP
+from poke2video.evaluate.truth import EXACT, TRACKED_LARGER, TRACKED_REAL_CLIP
 from poke2video.export import write_video
 from poke2video.fsutil import atomic_path, remove_path
 from poke2video.metrics import MOVES_PX, bootstrap_interval
@@ -75,9 +75,14 @@ METRICS = {
 }
 
 
-REAL_FOOTAGE_TRUTH = ("Motion truth: the real clip (the store's frames 1..T) tracked by the same tracker, every pixel "
-                      "scored; the tracker's own error is part of it. The example sheets show the real clip, but it is "
-                      "no row: scored against itself it is zero by construction.")
+REAL_FOOTAGE_TRUTH = {
+    TRACKED_REAL_CLIP: "Motion truth: the real clip (the store's frames 1..T) tracked by the same tracker, every pixel "
+                       "scored; the tracker's own error is part of it. The example sheets show the real clip, but it "
+                       "is no row: scored against itself it is zero by construction.",
+    TRACKED_LARGER: "Motion truth: the real clip tracked by the same tracker on the larger frames its flow was "
+                    "estimated on and averaged down to the store's size (`prepare --tracked-truth`), every pixel "
+                    "scored; the generated videos are tracked at the store's size, and so is the real clip, a row "
+                    "here: what tracking at that size costs."}
 TRACKED = ("motion_error", "motion_error_moving", "motion_error_still", "moving_iou")  # every scored pixel tracked
 FLOW = ("flow_error", "flow_error_moving", "flow_error_still")
 
@@ -149,7 +154,7 @@ def motion_truth_source(evaluation: Evaluation) -> str | None:
     """What the motion metrics were scored against (`truth.py`), None when they were turned off."""
     if not evaluation.options.motion:
         return None
-    return EXACT if evaluation.pokesim else TRACKED_REAL_CLIP
+    return evaluation.truth or (EXACT if evaluation.pokesim else TRACKED_REAL_CLIP)
 
 
 def metrics_document(evaluation: Evaluation, summary: dict, command: str | None) -> dict:
@@ -220,8 +225,8 @@ def report_markdown(document: dict) -> str:
     lines += ["Clips behind each column: " + ", ".join(f"{METRICS[m].label} {n}" for m, n in counts.items()) + "."]
     if document["pokesim"] and "structure_auc" in columns:
         lines += [f"Structure: {options['structure_pokes']} random pokes per correlation map."]
-    if document["motion_truth"] == TRACKED_REAL_CLIP:
-        lines += [REAL_FOOTAGE_TRUTH]
+    if document["motion_truth"] in REAL_FOOTAGE_TRUTH:
+        lines += [REAL_FOOTAGE_TRUTH[document["motion_truth"]]]
     for metric, reason in document["unavailable"].items():
         lines += [f"{METRICS[metric].label} unavailable: {reason}"]
     dropped = [m for m in METRICS if m not in columns]

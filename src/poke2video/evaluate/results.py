@@ -52,3 +52,4 @@ class Evaluation:
     rows: dict[str, str] = field(default_factory=dict)       # method: what the row is
     per_frame: dict[str, dict[str, list[list[float] | None]]] = field(default_factory=dict)  # method: metric: per clip
     example_rows: list[str] = field(default_factory=list)    # the videos of each example, in sheet order
+    truth: str = ""                                          # what motion is scored against (truth.py)

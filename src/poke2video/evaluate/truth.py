@@ -5,7 +5,9 @@ A clip's motion truth says where every scored pixel of the source frame is at fr
 - Any other store (made by `prepare`): the real clip, the store's own frames 1..T, tracked pixel by pixel
   with the same tracker as the generated videos. Real footage has no object mask, so every pixel is
   scored and the split into pixels that move (over `metrics.MOVES_PX` at frame T) and pixels that stay
-  does the work. The tracker's own error is part of this truth.
+  does the work. The tracker's own error is part of this truth. A store made with `--tracked-truth` holds
+  the real clip tracked on its larger frames (the ones its flow was estimated on) and averaged down
+  (`tracked_motion`), where a thin moving part smears less into its surroundings; that is used instead.
 Background pokes have no motion truth: they are scored by how still the video stays.
 """
 from __future__ import annotations
@@ -15,17 +17,37 @@ from dataclasses import dataclass
 import numpy as np
 
 from poke2video.data.flow import FlowEstimator
+from poke2video.data.store import Store
+from poke2video.errors import UserError
 from poke2video import metrics
 from poke2video.evaluate.cases import EvalCase
 
 EXACT, TRACKED_REAL_CLIP = "ground-truth flow, object pixels", "real clip tracked, every pixel"
+TRACKED_LARGER = "real clip tracked on larger frames, every pixel"
 
 
 @dataclass(frozen=True)
 class MotionTruth:
     displacement: np.ndarray  # float [T, 2, H, W]: where each frame-0 pixel is at frames 1..T, minus where it was
     scored: np.ndarray        # bool [H, W]: the frame-0 pixels the motion metrics average over
-    source: str               # EXACT or TRACKED_REAL_CLIP
+    source: str               # EXACT, TRACKED_REAL_CLIP or TRACKED_LARGER
+
+
+def truth_source(store: Store, pokesim: bool) -> str:
+    """What a store's motion metrics are scored against: EXACT, TRACKED_LARGER (every video holds
+    `tracked_motion`) or TRACKED_REAL_CLIP."""
+    if pokesim:
+        return EXACT
+    videos = range(len(store.videos))
+    return TRACKED_LARGER if all(store.has_array(v, "tracked_motion") for v in videos) else TRACKED_REAL_CLIP
+
+
+def check_tracker(store: Store, tracker: str) -> None:
+    """A UserError when `tracker` is not the one that tracked the store's stored truth (`tracked_motion`)."""
+    stored = (store.manifest.get("tracked_truth") or {}).get("tracker")
+    if stored is not None and stored != tracker:
+        raise UserError(f"{store.root}'s motion truth was tracked with {stored}; evaluate it with --tracker {stored} "
+                        "(rows and truth must be tracked alike)")
 
 
 def motion_truth(case: EvalCase, tracker: FlowEstimator | None = None) -> MotionTruth | None:
@@ -37,6 +59,8 @@ def motion_truth(case: EvalCase, tracker: FlowEstimator | None = None) -> Motion
     if case.gt_flow is not None:
         object_pixels = case.object_mask
         return MotionTruth(case.gt_flow, object_pixels, EXACT) if object_pixels.any() else None
+    if case.tracked_motion is not None:
+        return MotionTruth(case.tracked_motion, np.ones(case.tracked_motion.shape[2:], bool), TRACKED_LARGER)
     return tracked_real_clip(case.expected_video, tracker)
 
 

@@ -33,8 +33,9 @@ class _FlowsOnly(torch.nn.Module):
 
 
 class FlowPoking(Adapter):
-    """A FlowUNet poked through `Poker`: drags are read as displacements only; pins are read by a model with
-    a pin channel, and held at render time for every model (`pins.hold_pins`)."""
+    """A FlowUNet poked through `Poker`: drags are read as displacements only, times the model's
+    `drag_scale`; pins are read by a model with a pin channel, and held at render time for every model
+    (`pins.hold_pins`)."""
 
     gives_flow = True
     reads_impulses = False
@@ -58,10 +59,10 @@ class FlowPoking(Adapter):
     def flows(self, rgb: np.ndarray, pokes: Pokes, pins: Pins) -> torch.Tensor:
         """uint8 image [H, W, 3] + pokes and pins in model pixels -> the model's forward flows [T, 2, R, R]
         (model px, CPU), held at the pins."""
-        device, res = self.device(), self.resolution
+        device, res, scale = self.device(), self.resolution, self.model.cfg.drag_scale
         frame = frame_tensor(resize_image(rgb, res, res), device)
-        inputs = (frame, torch.tensor([[(*source, *drag, 1.0) for source, drag in pokes]], dtype=torch.float32,
-                                      device=device))
+        numbers = [(*source, drag[0] * scale, drag[1] * scale, 1.0) for source, drag in pokes]
+        inputs = (frame, torch.tensor([numbers], dtype=torch.float32, device=device))
         if self.model.cfg.pin_input:
             inputs += (torch.tensor([[(x, y, 1.0) for x, y in pins]], dtype=torch.float32,
                                     device=device).view(1, len(pins), 3),)
