@@ -14,8 +14,8 @@ from poke2video.data.flow import FineFarneback
 from poke2video.data.prepare import prepare_dataset
 from poke2video.data.store import Store
 from poke2video.evaluate.evaluator import EvalOptions, baseline_methods, evaluate
-from poke2video.evaluate.report import summarize, write_report
 from poke2video.errors import UserError
+from poke2video.evaluate.report import summarize, write_report
 from poke2video.evaluate.truth import TRACKED_LARGER, TRACKED_REAL_CLIP
 
 OFFLINE = dict(lpips="off", fvd=False, structure_clips=0)
@@ -28,7 +28,8 @@ def test_the_grid_tracker_averages_a_large_frames_motion_down_in_small_pixels():
     motion = metrics.tracked_grid_motion(steps, 8)             # 4x smaller
     assert motion.shape == (3, 2, 8, 8) and motion.dtype == np.float32
     for t in range(3):                                         # (0.5, -0.25) small px per step, away from the edges
-        assert np.allclose(motion[t, 0, 2:6, 1:4], 0.5 * (t + 1)) and np.allclose(motion[t, 1, 2:6, 1:4], -0.25 * (t + 1))
+        assert np.allclose(motion[t, 0, 2:6, 1:4], 0.5 * (t + 1))
+        assert np.allclose(motion[t, 1, 2:6, 1:4], -0.25 * (t + 1))
     assert not motion[:, :, :, 7].any()                        # the strip's block stays
 
 

@@ -28,8 +28,8 @@ from tqdm import tqdm
 
 from poke2video import metrics
 from poke2video.config import DataConfig, to_dict
-from poke2video.data.flow import (FlowEstimator, chain_flows, downscale_flow, get_flow_estimator, still_where_unchanged,
-                                  tracker_for_larger_frames)
+from poke2video.data.flow import (FlowEstimator, chain_flows, downscale_flow, get_flow_estimator,
+                                  still_where_unchanged, tracker_for_larger_frames)
 from poke2video.data.layouts import DatasetLayout, VideoSource, collect_sources, get_layout, make_splits
 from poke2video.data.listing import Listing
 from poke2video.data.shards import shard_header, shard_indices
@@ -65,7 +65,8 @@ class PrepareOptions:
 def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, stride: int | None = None,
                     clip_length: int = 10, start_step: int = 1, seed: int = 0, skip_bad: bool = False,
                     overwrite: bool = False, shard: tuple[int, int] | None = None, flow_method: str | None = None,
-                    flow_scale: int | None = None, flow_mask: str | None = None, tracked_truth: bool = False) -> Path:
+                    flow_scale: int | None = None, flow_mask: str | None = None,
+                    tracked_truth: bool = False) -> Path:
     """Build the store at `out` from `inputs` (video files / folders); returns its path.
 
     `shard=(i, n)` prepares only the inputs at positions g with g mod n = i (see data/shards.py).
