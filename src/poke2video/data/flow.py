@@ -72,7 +72,7 @@ class FineFarneback:
     """
 
     name = "farneback-fine"
-    LEVELS = 3   # pyramid levels below the enlarged frame: a step of up to about 20 px at 64 px is followed
+    LEVELS = 3   # pyramid levels below the enlarged frame (a few px per frame step at 64 px are followed)
 
     def __init__(self, scale: int = 2, window: int = 5, levels: int = LEVELS):
         self.scale, self.window, self.levels = scale, window, levels
