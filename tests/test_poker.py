@@ -12,6 +12,7 @@ from PIL import Image
 
 from poke2video import poker as poker_module
 from poke2video.errors import UserError
+from poke2video.families import model_config_from_dict
 from poke2video.flow_config import FlowModelConfig
 from poke2video.gru_config import GRUModelConfig
 from poke2video.model import PokeModel, build_model, save_model
@@ -254,9 +255,9 @@ def test_a_models_drag_scale_hands_the_network_each_drag_times_it(flow_checkpoin
         assert np.allclose(whole, half, atol=1e-5)
         assert not np.allclose(whole, plain.forward_flow(image, source=source,
                                                          target=(source[0] + drag[0], source[1] + drag[1])), atol=1e-3)
-    for bad in (0.0, -1.0, 11.0, True, "0.8"):
-        with pytest.raises(UserError, match="model.drag_scale"):
-            dataclasses.replace(plain.model.cfg, drag_scale=bad).validate()
+    for bad in (0.0, -1.0, 11.0, True, "0.8"):                 # as a preset or a weights file would give it
+        with pytest.raises(UserError, match="drag_scale must be"):
+            model_config_from_dict("unet", {"drag_scale": bad})
 
 
 def test_pixels_the_flow_leaves_still_are_the_users_own(flow_checkpoint):

@@ -110,6 +110,16 @@ def test_another_tracker_is_refused_on_a_store_with_a_stored_truth(tmp_path):
         evaluate(store, "train", baseline_methods("static"), EvalOptions(**OFFLINE, tracker="dis"))
 
 
+def test_a_video_missing_its_stored_truth_is_one_clear_error(tmp_path):
+    manifest = tracked_store(tmp_path, tracked_truth=True).root / "manifest.json"
+    document = json.loads(manifest.read_text())
+    del document["videos"][0]["arrays"]["tracked_motion"]     # a store whose header and video disagree
+    manifest.write_text(json.dumps(document))
+    store = Store.open(manifest.parent)
+    with pytest.raises(UserError, match="no tracked_motion.npy, though the store was prepared with --tracked-truth"):
+        evaluate(store, "train", baseline_methods("static"), EvalOptions(**OFFLINE))
+
+
 def test_a_store_without_it_is_still_scored_by_tracking_its_own_frames(tmp_path):
     store = tracked_store(tmp_path)
     assert evaluate(store, "train", baseline_methods("static"), EvalOptions(**OFFLINE)).truth == TRACKED_REAL_CLIP

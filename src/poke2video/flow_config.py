@@ -11,7 +11,7 @@ from poke2video.config import TrainConfig, check_bounds, to_dict
 from poke2video.errors import UserError
 
 # Inclusive bounds of FlowModelConfig's sizes (see config.check_bounds).
-FLOW_MODEL_BOUNDS = {"resolution": (8, 1024), "frames": (1, 64), "time_basis": (1, 64)}
+FLOW_MODEL_BOUNDS = {"resolution": (8, 1024), "frames": (1, 64), "time_basis": (1, 64), "drag_scale": (0.1, 10)}
 
 
 @dataclass
@@ -33,9 +33,6 @@ class FlowModelConfig:
         check_bounds("model", self, FLOW_MODEL_BOUNDS)
         if not isinstance(self.pin_input, bool):
             raise UserError(f"model.pin_input must be true or false, got {self.pin_input!r}")
-        if isinstance(self.drag_scale, bool) or not isinstance(self.drag_scale, (int, float)) \
-                or not 0.1 <= self.drag_scale <= 10:
-            raise UserError(f"model.drag_scale must be a number between 0.1 and 10, got {self.drag_scale!r}")
         if not 1 <= len(self.unet_channels) <= 8 or not 1 <= min(self.unet_channels) <= max(self.unet_channels) <= 4096:
             raise UserError(f"model.unet_channels must hold 1 to 8 widths between 1 and 4096, got {self.unet_channels}")
         if self.resolution % (2 ** (len(self.unet_channels) - 1)):

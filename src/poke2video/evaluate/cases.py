@@ -139,12 +139,27 @@ def dataset_case(dataset: PokeDataset, index: int) -> EvalCase:
     height, width = clip.shape[1:3]
     target = (source[0] + displacement[0], source[1] + displacement[1])
     row = int(dataset.clips[index][1])
-    tracked = (np.asarray(dataset.store.array(video, "tracked_motion")[row], np.float32)
-               if dataset.store.has_array(video, "tracked_motion") and not background else None)
+    tracked = None if background else stored_tracked_motion(dataset.store, video, row)
     return EvalCase(clip=(video, row), expected_video=clip,
                     poke_source=(float(source[0]), float(source[1])), poke_target=_inside(target, width, height),
                     true_target=(float(source[0]), float(source[1])) if background else target,
                     is_background=background, tracked_motion=tracked)
+
+
+def tracked_truth(store: Store) -> dict | None:
+    """The header of a store made with `prepare --tracked-truth` ({"tracker", "scale", "levels"}), else None."""
+    return store.manifest.get("tracked_truth")
+
+
+def stored_tracked_motion(store: Store, video: int, row: int) -> np.ndarray | None:
+    """float32 [T, 2, H, W]: clip `row` of `video`'s `tracked_motion` in a store made with `--tracked-truth`;
+    None in any other store. A UserError when such a store's video lacks the array."""
+    if tracked_truth(store) is None:
+        return None
+    if not store.has_array(video, "tracked_motion"):
+        raise UserError(f"{store.root}: video {video} has no tracked_motion.npy, though the store was prepared "
+                        "with --tracked-truth")
+    return np.asarray(store.array(video, "tracked_motion")[row], np.float32)
 
 
 def split_size(store: Store, split: str, limit: int | None = None) -> int:

@@ -18,7 +18,7 @@ import numpy as np
 
 from poke2video.evaluate.results import AGAINST_REAL, PER_FRAME, Evaluation
 from poke2video.evaluate.sheets import bar_chart, example_sheet, example_video, line_chart, save_png
-from poke2video.evaluate.truth import EXACT, TRACKED_LARGER, TRACKED_REAL_CLIP
+from poke2video.evaluate.truth import TRACKED_LARGER, TRACKED_REAL_CLIP
 from poke2video.export import write_video
 from poke2video.fsutil import atomic_path, remove_path
 from poke2video.metrics import MOVES_PX, bootstrap_interval
@@ -154,7 +154,7 @@ def motion_truth_source(evaluation: Evaluation) -> str | None:
     """What the motion metrics were scored against (`truth.py`), None when they were turned off."""
     if not evaluation.options.motion:
         return None
-    return evaluation.truth or (EXACT if evaluation.pokesim else TRACKED_REAL_CLIP)
+    return evaluation.truth
 
 
 def metrics_document(evaluation: Evaluation, summary: dict, command: str | None) -> dict:

@@ -41,6 +41,7 @@ class Evaluation:
     pokesim: bool
     methods: list[str]
     options: EvalOptions
+    truth: str                                               # what motion is scored against (truth.py)
     clips: list[dict] = field(default_factory=list)
     per_clip: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)
     fvd: dict[str, float] = field(default_factory=dict)
@@ -52,4 +53,3 @@ class Evaluation:
     rows: dict[str, str] = field(default_factory=dict)       # method: what the row is
     per_frame: dict[str, dict[str, list[list[float] | None]]] = field(default_factory=dict)  # method: metric: per clip
     example_rows: list[str] = field(default_factory=list)    # the videos of each example, in sheet order
-    truth: str = ""                                          # what motion is scored against (truth.py)

@@ -20,7 +20,7 @@ from poke2video.data.flow import FlowEstimator
 from poke2video.data.store import Store
 from poke2video.errors import UserError
 from poke2video import metrics
-from poke2video.evaluate.cases import EvalCase
+from poke2video.evaluate.cases import EvalCase, tracked_truth
 
 EXACT, TRACKED_REAL_CLIP = "ground-truth flow, object pixels", "real clip tracked, every pixel"
 TRACKED_LARGER = "real clip tracked on larger frames, every pixel"
@@ -34,17 +34,16 @@ class MotionTruth:
 
 
 def truth_source(store: Store, pokesim: bool) -> str:
-    """What a store's motion metrics are scored against: EXACT, TRACKED_LARGER (every video holds
-    `tracked_motion`) or TRACKED_REAL_CLIP."""
+    """What a store's motion metrics are scored against: EXACT, TRACKED_LARGER (a store made with
+    `--tracked-truth`) or TRACKED_REAL_CLIP."""
     if pokesim:
         return EXACT
-    videos = range(len(store.videos))
-    return TRACKED_LARGER if all(store.has_array(v, "tracked_motion") for v in videos) else TRACKED_REAL_CLIP
+    return TRACKED_LARGER if tracked_truth(store) is not None else TRACKED_REAL_CLIP
 
 
 def check_tracker(store: Store, tracker: str) -> None:
     """A UserError when `tracker` is not the one that tracked the store's stored truth (`tracked_motion`)."""
-    stored = (store.manifest.get("tracked_truth") or {}).get("tracker")
+    stored = (tracked_truth(store) or {}).get("tracker")
     if stored is not None and stored != tracker:
         raise UserError(f"{store.root}'s motion truth was tracked with {stored}; evaluate it with --tracker {stored} "
                         "(rows and truth must be tracked alike)")
