@@ -110,3 +110,10 @@ def test_the_smallest_map_rule_is_what_pytorch_does(architecture, resolution, wi
     except ValueError:
         fails = True
     assert (smallest_map_problem(cfg) is not None) == fails, smallest_map_problem(cfg)
+
+
+def test_a_mirror_averaged_poke_is_counted_as_the_batch_of_two_it_runs():
+    cfg = model_config_for("cpu-64")
+    mirrored = changed(cfg, mirror_average=True)
+    one, two = poke_cost(on_meta(cfg), cfg), poke_cost(on_meta(mirrored), mirrored)
+    assert 1.9 * one.flops < two.flops < 2.1 * one.flops and two.peak_bytes > 1.5 * one.peak_bytes

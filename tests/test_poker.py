@@ -280,3 +280,39 @@ def test_the_bundled_model_keeps_most_of_a_photo_untouched():
     assert video.shape == (10, 388, 584, 3)
     unchanged = (np.abs(video.astype(int) - photo[None]) <= 2).all(axis=-1)       # [T, H, W]
     assert unchanged.mean() >= 0.8
+
+
+def _mirror_flows(flows: np.ndarray) -> np.ndarray:
+    out = flows[..., ::-1].copy()
+    out[:, 0] *= -1
+    return out
+
+
+def test_mirror_average_averages_the_flows_for_the_image_and_its_mirror(tmp_path):
+    torch.manual_seed(3)
+    cfg = FlowModelConfig(resolution=16, unet_channels=[4, 8], time_basis=2, frames=4, pin_input=True, drag_scale=0.5)
+    plain_model = build_model(cfg)
+    with torch.no_grad():
+        for tensor in plain_model.parameters():          # an untrained head gives zero flow: make it move
+            tensor.normal_(0, 0.3)
+    save_model(tmp_path / "plain.safetensors", plain_model, {"step": 1})
+    mirror_model = build_model(dataclasses.replace(cfg, mirror_average=True))
+    mirror_model.load_state_dict(plain_model.state_dict())
+    save_model(tmp_path / "mirror.safetensors", mirror_model, {"step": 1})
+    plain, averaged = Poker.load(tmp_path / "plain.safetensors"), Poker.load(tmp_path / "mirror.safetensors")
+    assert averaged.model.cfg.mirror_average and not plain.model.cfg.mirror_average
+    image = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    flipped = np.ascontiguousarray(image[:, ::-1])
+    pokes, pins = [((4.0, 6.0), (7.0, 5.0))], [(12.0, 3.0)]
+    mirror_pokes, mirror_pins = [((11.0, 6.0), (8.0, 5.0))], [(3.0, 3.0)]
+    expected = (plain.forward_flow(image, pokes=pokes, pins=pins)
+                + _mirror_flows(plain.forward_flow(flipped, pokes=mirror_pokes, pins=mirror_pins))) / 2
+    got = averaged.forward_flow(image, pokes=pokes, pins=pins)
+    assert np.allclose(got, expected, atol=1e-5)
+    assert not np.allclose(got, plain.forward_flow(image, pokes=pokes, pins=pins), atol=1e-3)
+    # the averaged model answers a mirrored poke with the mirror of its answer
+    assert np.allclose(averaged.forward_flow(flipped, pokes=mirror_pokes, pins=mirror_pins), _mirror_flows(got),
+                       atol=1e-5)
+    for bad in (1, "yes", None):
+        with pytest.raises(UserError, match="mirror_average must be"):
+            model_config_from_dict("unet", {"mirror_average": bad})

@@ -28,11 +28,14 @@ class FlowModelConfig:
     drag_scale: float = 1.0       # `Poker` hands the network each drag times this (training never reads it): a
     #                               model that learned from drags shorter than where the pixel goes (the
     #                               estimated flow's) hears a user's whole drag as the drag it learned from
+    mirror_average: bool = False  # `Poker` averages the flows for the image and for its left-right mirror
+    #                               (pokes and pins mirrored, the flows mirrored back): one batch of two
 
     def validate(self) -> None:
         check_bounds("model", self, FLOW_MODEL_BOUNDS)
-        if not isinstance(self.pin_input, bool):
-            raise UserError(f"model.pin_input must be true or false, got {self.pin_input!r}")
+        for name in ("pin_input", "mirror_average"):
+            if not isinstance(getattr(self, name), bool):
+                raise UserError(f"model.{name} must be true or false, got {getattr(self, name)!r}")
         if not 1 <= len(self.unet_channels) <= 8 or not 1 <= min(self.unet_channels) <= max(self.unet_channels) <= 4096:
             raise UserError(f"model.unet_channels must hold 1 to 8 widths between 1 and 4096, got {self.unet_channels}")
         if self.resolution % (2 ** (len(self.unet_channels) - 1)):

@@ -77,13 +77,14 @@ class _PeakMemory(TorchDispatchMode):
 
 
 def poke_cost(model: torch.nn.Module, cfg: ModelConfig) -> PokeCost:
-    """Run one poke of `model` (built on the meta device) as `Poker` does, counting memory and operations."""
-    res = cfg.resolution
-    source = torch.zeros(1, 3, res, res, device="meta")
+    """Run one poke of `model` (built on the meta device) as `Poker` does, counting memory and operations (a
+    flow model with `mirror_average` runs a batch of two)."""
+    res, batch = cfg.resolution, 2 if getattr(cfg, "mirror_average", False) else 1
+    source = torch.zeros(batch, 3, res, res, device="meta")
     memory, flops = _PeakMemory(), FlopCounterMode(display=False)
     with torch.inference_mode(), flops, memory:
         if cfg.family == "unet":                 # FlowUNet: Poker reads its flows
-            out = model.forward_flows(source, torch.ones(1, 4, device="meta"), cfg.frames)
+            out = model.forward_flows(source, torch.ones(batch, 4, device="meta"), cfg.frames)
         else:                                    # PokeModel: its video
             out = model.predict(source, torch.zeros(1, 2, res, res, device="meta"), cfg.frames).video
         del out

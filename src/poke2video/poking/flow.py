@@ -58,19 +58,41 @@ class FlowPoking(Adapter):
 
     def flows(self, rgb: np.ndarray, pokes: Pokes, pins: Pins) -> torch.Tensor:
         """uint8 image [H, W, 3] + pokes and pins in model pixels -> the model's forward flows [T, 2, R, R]
-        (model px, CPU), held at the pins."""
-        device, res, scale = self.device(), self.resolution, self.model.cfg.drag_scale
-        frame = frame_tensor(resize_image(rgb, res, res), device)
-        numbers = [(*source, drag[0] * scale, drag[1] * scale, 1.0) for source, drag in pokes]
-        inputs = (frame, torch.tensor([numbers], dtype=torch.float32, device=device))
-        if self.model.cfg.pin_input:
+        (model px, CPU), held at the pins; with the config's `mirror_average`, the mean of the flows for the
+        image and for its mirror image, mirrored back (both in one batch)."""
+        device, res, cfg = self.device(), self.resolution, self.model.cfg
+        frame = frame_tensor(resize_image(rgb, res, res), device)                          # [1, 3, R, R]
+        numbers = torch.tensor([[(*source, drag[0] * cfg.drag_scale, drag[1] * cfg.drag_scale, 1.0)
+                                 for source, drag in pokes]], dtype=torch.float32, device=device)   # [1, N, 5]
+        inputs = (frame, numbers)
+        if cfg.pin_input:
             inputs += (torch.tensor([[(x, y, 1.0) for x, y in pins]], dtype=torch.float32,
                                     device=device).view(1, len(pins), 3),)
+        if cfg.mirror_average:
+            inputs = tuple(torch.cat([tensor, mirrored(tensor, res)]) for tensor in inputs)
         flows = self.run(inputs, lambda image, numbers, *held: self.model.forward_flows(
                              image, numbers, self.frames, pins=held[0] if held else None),
                          lambda: _FlowsOnly(self.model, self.frames),
-                         tuple(torch.ones_like(tensor) for tensor in inputs))
-        return hold_pins(flows[0].float().cpu(), pins)
+                         tuple(torch.ones_like(tensor) for tensor in inputs)).float().cpu()
+        if cfg.mirror_average:
+            flows = (flows[:1] + mirrored(flows[1:], res)) / 2
+        return hold_pins(flows[0], pins)
+
+
+def mirrored(tensor: torch.Tensor, res: int) -> torch.Tensor:
+    """The left-right mirror of a network input or output at resolution `res`: an image [B, C, R, R] or flows
+    [B, T, 2, R, R] flipped (a flow's x negated), or rows of numbers [B, N, k] (x, y[, dx, dy], ...) with x ->
+    res - 1 - x (and dx -> -dx), as training mirrors its clips."""
+    if tensor.dim() == 5:
+        out = tensor.flip(-1)
+        return torch.cat([-out[:, :, :1], out[:, :, 1:]], dim=2)
+    if tensor.dim() == 4:
+        return tensor.flip(-1)
+    out = tensor.clone()
+    out[..., 0] = res - 1 - out[..., 0]
+    if out.shape[-1] >= 5:
+        out[..., 2] = -out[..., 2]
+    return out
 
 
 def resize_flows(flows: torch.Tensor, width: int, height: int) -> torch.Tensor:
