@@ -125,6 +125,13 @@ def test_step_budget_and_minute_budget(tmp_path, store):
         train_run(str(store), str(tmp_path / "bad"), str(preset), max_minutes=0)
 
 
+def test_a_minute_budget_never_runs_past_the_last_step(tmp_path, store):
+    """--max-minutes stops an invocation early; it does not stretch a run past its preset's steps or --steps."""
+    preset = write_preset(tmp_path / "p.yaml", steps=3, val_every=10**6, checkpoint_every=10**6)
+    assert train_run(str(store), str(tmp_path / "recipe"), str(preset), max_minutes=10).step == 3
+    assert train_run(str(store), str(tmp_path / "given"), str(preset), steps=2, max_minutes=10).step == 2
+
+
 def test_run_directory_rules(tmp_path, store):
     preset = write_preset(tmp_path / "p.yaml")
     train_run(str(store), str(tmp_path / "run"), str(preset), steps=1)

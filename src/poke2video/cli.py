@@ -132,10 +132,11 @@ def _add_train(sub) -> None:
     p.add_argument("--preset", default="cpu-64",
                    help="cpu-64, cpu-64-pins, cpu-64-video, paper-64, paper-128 or a preset YAML file (default "
                         "cpu-64; a resumed run keeps its own)")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=positive_int,
-                        help="train until this step (counted across resumes; default: the preset's train.steps)")
-    budget.add_argument("--max-minutes", type=float, help="wall-clock budget of this invocation in minutes")
+    p.add_argument("--steps", type=positive_int,
+                   help="train until this step (counted across resumes; default: the preset's train.steps)")
+    p.add_argument("--max-minutes", type=float,
+                   help="stop this invocation after this many minutes if the run has not reached its last step "
+                        "by then (continue it with --resume)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out where it stopped (with no run there yet, start it: a command "
                         "that torchrun --max-restarts can repeat)")

@@ -57,7 +57,8 @@ def variant_presets(base_preset: str, names: list[str]) -> dict[str, dict]:
 
 
 def train_variant(name: str, preset: dict, data: str, out: Path, minutes: float, seed: int) -> dict:
-    """Train one variant for `minutes` (skipped when an earlier run of the study finished it)."""
+    """Train one variant for `minutes`, or to its preset's steps if sooner (skipped when an earlier run of the
+    study finished it)."""
     run_dir = out / "runs" / name
     done = run_dir / DONE_FILE
     if done.is_file():

@@ -4,8 +4,8 @@
     train_run(data="data/pokesim64", out="runs/a", resume=True, steps=20000)   # continue to step 20000
     train_run(data="data/pokesim64", out="runs/b", val_data="data/pokesim64-val", max_minutes=30)
 
-`steps` is the step the run ends at (counted from the run's start, across resumes); `max_minutes` is
-this invocation's wall-clock budget; `workers` the processes loading batches (None: `default_workers`);
+`steps` is the step the run ends at (counted from the run's start, across resumes; None: the preset's
+`train.steps`); `max_minutes` stops this invocation earlier when its wall-clock budget runs out first; `workers` the processes loading batches (None: `default_workers`);
 `in_memory` reads the training videos' arrays into RAM before the first step.
 `val_data` is a separate store to validate on: the run then also keeps the weights that scored best there
 (lowest `val/flow_error` for a flow model, `val/endpoint_error` for the paper's model) as
@@ -89,8 +89,7 @@ def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = N
         elif ctx.is_main and not resume:
             ckpt.write_run_config(run_dir, recipe, seed, str(Path(data).resolve()),
                                   None if val_data is None else str(Path(val_data).resolve()))
-        trainer.fit(steps=steps if steps is not None else (None if max_minutes else recipe.train.steps),
-                    max_minutes=max_minutes)
+        trainer.fit(steps=steps if steps is not None else recipe.train.steps, max_minutes=max_minutes)
         return trainer
     finally:
         torch.set_flush_denormal(False)
@@ -217,7 +216,8 @@ class Trainer:
         return batch
 
     # the loop -------------------------------------------------------------------------------------
-    def fit(self, steps: int | None, max_minutes: float | None) -> None:
+    def fit(self, steps: int, max_minutes: float | None) -> None:
+        """Train until step `steps`, or until `max_minutes` have passed in this call, whichever comes first."""
         logger = self.logger = RunLogger(self.out, self.ctx.is_main, resume_step=self.step if self.resumed else None,
                                          resume_lines=self._resume_lines)
         deadline = time.monotonic() + max_minutes * 60 if max_minutes else None
@@ -244,8 +244,8 @@ class Trainer:
         if self._stop_requested:
             raise KeyboardInterrupt
 
-    def _should_stop(self, steps: int | None, deadline: float | None) -> bool:
-        done = (steps is not None and self.step >= steps) or (deadline is not None and time.monotonic() >= deadline)
+    def _should_stop(self, steps: int, deadline: float | None) -> bool:
+        done = self.step >= steps or (deadline is not None and time.monotonic() >= deadline)
         return any_rank(done or self._stop_requested, self.ctx)
 
     def _periodic(self, logger: RunLogger, window: "_Window", samples_per_s: float) -> None:
