@@ -221,7 +221,7 @@ class TrainConfig:
     """How a model is trained (docs/training.md): the `train:` options both families read. Each family's
     training config (`FlowTrainConfig`, `GRUTrainConfig`) adds its own and may set other defaults."""
 
-    steps: int = 100_000            # default budget when neither --steps nor --max-minutes is given
+    steps: int = 100_000            # the step a run ends at unless --steps is given
     batch_size: int = 10            # clips per step and process (DDP: global batch = this x world size)
     lr: float = 1e-4                # Adam lr of every generator optimizer
     betas: tuple[float, float] = (0.9, 0.999)
