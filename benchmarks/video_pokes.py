@@ -1,7 +1,8 @@
 """Models compared on a prepared video store with pokes placed as a user places them.
 
     python benchmarks/video_pokes.py --data data/v106 --checkpoint from-video --checkpoint runs/x/best.safetensors \
-        [--place onset] [--drag tracked] [--drag-scales 1 0.9] [--near 6] [--splits test train] [--limit 200]
+        [--place onset] [--drag tracked] [--drag-scales 1 0.9] [--mirror off on] [--near 6] [--splits test train] \
+        [--limit 200]
 
 `evaluate` pokes a prepared store the way training does by default: a pixel anywhere on the moving
 foreground, dragged by the store's flow. Here the pixel can instead be drawn where the clip's motion starts
@@ -11,7 +12,8 @@ tracked by the metrics' tracker, on the store's frames or, in a store made with 
 on the larger frames its flow was estimated on. The videos are scored as `evaluate` scores them (every
 pixel) and also over the pixels within `--near` px of those that move over 1 px at frame T in the truth: a
 stand-in for an object mask, so that pixels that should stay near the moving part count as much as on PokeSim.
-A `--checkpoint` of the form A+B averages the forward flows of A and B before one render; static and the
+A `--checkpoint` of the form A+B averages the forward flows of A and B before one render; `--mirror off on`
+scores every model with its mirror averaging off and on (`model.mirror_average`); static and the
 Gaussian warp are poked alike for reference (the real clip is the truth here). Printed: each row's means
 (pooled over the splits, object pokes only) and its paired difference from the first model with a 95%
 bootstrap interval (`compare_reports.paired_difference`).
@@ -43,20 +45,26 @@ METRICS = ("motion_error", "motion_error_moving", "motion_error_still", "moving_
            "near_motion_error_still")
 
 
-def averaged_method(checkpoints: list[str]) -> Method:
-    """A row whose video is one render of the mean forward flow of several models (`A+B`)."""
-    pokers = [Poker.load(name) for name in checkpoints]
+def load_poker(name: str, mirror: bool | None) -> Poker:
+    """The model `name`, with its config's `mirror_average` replaced when `mirror` is not None."""
+    poker = Poker.load(name)
+    if mirror is not None:
+        poker.model.cfg = dataclasses.replace(poker.model.cfg, mirror_average=mirror)
+    return poker
+
+
+def row_method(checkpoint: str, mirror: bool | None = None) -> Method:
+    """A row whose video is one render of the forward flow of a model, or the mean of several (`A+B`)."""
+    names = checkpoint.split("+")
+    if len(names) == 1 and mirror is None:
+        return model_method(checkpoint, name=checkpoint)
+    pokers = [load_poker(name, mirror) for name in names]
 
     def animate(frame, source, target, frames):
         flows = np.mean([poker.forward_flow(frame, source, target) for poker in pokers], axis=0)
         return render_uint8(frame, torch.from_numpy(flows), STILL_PX)
 
-    return Method("+".join(checkpoints), animate)
-
-
-def row_method(checkpoint: str) -> Method:
-    names = checkpoint.split("+")
-    return model_method(checkpoint, name=checkpoint) if len(names) == 1 else averaged_method(names)
+    return Method(checkpoint + ("" if mirror is None else f" (mirror {'on' if mirror else 'off'})"), animate)
 
 
 def scores_near(truth: MotionTruth, video: np.ndarray, source, target, near_px: int) -> dict:
@@ -79,6 +87,8 @@ def main() -> None:
     parser.add_argument("--place", choices=("moving", "onset"), default="onset")
     parser.add_argument("--drag", choices=("flow", "tracked"), default="tracked")
     parser.add_argument("--drag-scales", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--mirror", choices=("on", "off"), nargs="+", default=None,
+                        help="score each model with its mirror averaging set so (default: as its weights say)")
     parser.add_argument("--near", type=int, default=6, help="px around the real clip's moving pixels (default 6)")
     parser.add_argument("--splits", nargs="+", default=["test", "train"])
     parser.add_argument("--limit", type=int, default=200, help="first clips of each split (default 200)")
@@ -86,7 +96,9 @@ def main() -> None:
     store = Store.open(args.data)
     if is_pokesim(store):
         parser.error(f"{args.data} is a PokeSim store; this compares models on videos (use poke_kinds.py there)")
-    methods = {method.name: method for method in [*map(row_method, args.checkpoint), *baseline_methods("static,warp")]}
+    mirrors = [None] if args.mirror is None else [flag == "on" for flag in args.mirror]
+    models = [row_method(name, mirror) for name in args.checkpoint for mirror in mirrors]
+    methods = {method.name: method for method in [*models, *baseline_methods("static,warp")]}
     rows = [(name, scale) for scale in args.drag_scales for name in methods]
     values: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for split in args.splits:
