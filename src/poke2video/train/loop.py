@@ -5,8 +5,9 @@
     train_run(data="data/pokesim64", out="runs/b", val_data="data/pokesim64-val", max_minutes=30)
 
 `steps` is the step the run ends at (counted from the run's start, across resumes; None: the preset's
-`train.steps`); `max_minutes` stops this invocation earlier when its wall-clock budget runs out first; `workers` the processes loading batches (None: `default_workers`);
-`in_memory` reads the training videos' arrays into RAM before the first step.
+`train.steps`); `max_minutes` stops this invocation sooner when its wall-clock budget runs out first;
+`workers` the processes loading batches (None: `default_workers`); `in_memory` reads the training videos'
+arrays into RAM before the first step.
 `val_data` is a separate store to validate on: the run then also keeps the weights that scored best there
 (lowest `val/flow_error` for a flow model, `val/endpoint_error` for the paper's model) as
 best.safetensors.
