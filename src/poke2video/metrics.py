@@ -152,11 +152,10 @@ def tracked_grid_motion(step_flows: np.ndarray, resolution: int) -> np.ndarray:
     displacement from frame 0 at frames 1..T area-averaged down to `resolution` and scaled to its pixels:
     float32 [T, 2, resolution, resolution]. Tracking frames larger than a store's keeps a thin moving part
     from smearing into what is around it."""
-    size = step_flows.shape[-1]
-    grid_y, grid_x = np.mgrid[0:size, 0:size]
-    start_xy = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1).astype(np.float64)     # [L*L, 2]
-    positions = follow_points(step_flows, start_xy, (size, size))                                # [T+1, L*L, 2]
-    displacement = (positions[1:] - start_xy).transpose(0, 2, 1).reshape(-1, 2, size, size)
+    every_pixel = np.ones(step_flows.shape[-2:], bool)
+    start_xy = mask_points(every_pixel)                                                   # [L*L, 2]
+    positions = follow_points(step_flows, start_xy, every_pixel.shape)                    # [T+1, L*L, 2]
+    displacement = motion_field(positions[1:] - start_xy, every_pixel)                    # [T, 2, L, L]
     return np.stack([downscale_flow(frame, resolution) for frame in displacement])
 
 
@@ -172,6 +171,13 @@ def poke_endpoint_error(video_with_source: np.ndarray, source_xy, target_xy, flo
     """
     last_xy = track_point(video_with_source, source_xy, flow)[-1]
     return float(np.hypot(*(last_xy - np.asarray(target_xy, np.float64))))
+
+
+def mask_points(mask: np.ndarray) -> np.ndarray:
+    """float64 [N, 2]: the (x, y) of the True pixels of bool [H, W] `mask`, in `np.nonzero` order (the order
+    `motion_field` reads displacements in)."""
+    ys, xs = np.nonzero(mask)
+    return np.stack([xs, ys], axis=1).astype(np.float64)
 
 
 def motion_field(displacements: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -197,8 +203,7 @@ def tracked_motion(video_with_source: np.ndarray, mask: np.ndarray, frame_indice
         raise ValueError(f"frame_indices {indices.tolist()} do not fit a video of {len(video)} frames")
     if mask.shape != video.shape[1:3] or not mask.any():
         raise ValueError(f"mask must be a non-empty bool [H, W] of the video's size, got {mask.shape}")
-    object_y, object_x = np.nonzero(mask)
-    start_xy = np.stack([object_x, object_y], axis=1).astype(np.float64)  # [N, 2]
+    start_xy = mask_points(mask)                                          # [N, 2]
     positions = track_points(video[: indices.max() + 1], start_xy, flow)  # [T', N, 2]
     return motion_field(positions[indices] - start_xy, mask)
 

@@ -85,8 +85,7 @@ def tracked_video(truth: MotionTruth, video_with_source: np.ndarray, poke_source
                   tracker: FlowEstimator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One tracking pass of a video uint8 [T+1, H, W, 3] (frame 0 the source): (where the poked pixel is at
     frame T [2], the motion of every scored pixel [T, 2, H, W], zero elsewhere)."""
-    scored_y, scored_x = np.nonzero(truth.scored)
-    start_xy = np.stack([scored_x, scored_y], axis=1).astype(np.float64)                        # [N, 2]
+    start_xy = metrics.mask_points(truth.scored)                                                 # [N, 2]
     positions = metrics.track_points(video_with_source, np.concatenate([[poke_source], start_xy]), tracker)
     return positions[-1, 0], metrics.motion_field(positions[1:, 1:] - start_xy, truth.scored)
 

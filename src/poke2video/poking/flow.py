@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from poke2video.model.flow_unet import FlowUNet
+from poke2video.model.mirror import mirror_maps, mirror_points
 from poke2video.model.render import STILL_PX, render_box, render_upscaled
 from poke2video.poking.adapter import Adapter
 from poke2video.poking.frames import frame_tensor, resize_image
@@ -68,31 +69,17 @@ class FlowPoking(Adapter):
         if cfg.pin_input:
             inputs += (torch.tensor([[(x, y, 1.0) for x, y in pins]], dtype=torch.float32,
                                     device=device).view(1, len(pins), 3),)
-        if cfg.mirror_average:
-            inputs = tuple(torch.cat([tensor, mirrored(tensor, res)]) for tensor in inputs)
+        if cfg.mirror_average:      # image, pokes (x, y, dx, dy, 1) and pins (x, y, 1), each beside its mirror
+            mirrors = (mirror_maps, lambda rows: mirror_points(rows, res, True),
+                       lambda rows: mirror_points(rows, res, False))
+            inputs = tuple(torch.cat([tensor, mirror(tensor)]) for tensor, mirror in zip(inputs, mirrors))
         flows = self.run(inputs, lambda image, numbers, *held: self.model.forward_flows(
                              image, numbers, self.frames, pins=held[0] if held else None),
                          lambda: _FlowsOnly(self.model, self.frames),
                          tuple(torch.ones_like(tensor) for tensor in inputs)).float().cpu()
         if cfg.mirror_average:
-            flows = (flows[:1] + mirrored(flows[1:], res)) / 2
+            flows = (flows[:1] + mirror_maps(flows[1:], vectors=True)) / 2
         return hold_pins(flows[0], pins)
-
-
-def mirrored(tensor: torch.Tensor, res: int) -> torch.Tensor:
-    """The left-right mirror of a network input or output at resolution `res`: an image [B, C, R, R] or flows
-    [B, T, 2, R, R] flipped (a flow's x negated), or rows of numbers [B, N, k] (x, y[, dx, dy], ...) with x ->
-    res - 1 - x (and dx -> -dx), as training mirrors its clips."""
-    if tensor.dim() == 5:
-        out = tensor.flip(-1)
-        return torch.cat([-out[:, :, :1], out[:, :, 1:]], dim=2)
-    if tensor.dim() == 4:
-        return tensor.flip(-1)
-    out = tensor.clone()
-    out[..., 0] = res - 1 - out[..., 0]
-    if out.shape[-1] >= 5:
-        out[..., 2] = -out[..., 2]
-    return out
 
 
 def resize_flows(flows: torch.Tensor, width: int, height: int) -> torch.Tensor:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from poke2video import metrics
 from poke2video.flow_config import FlowTrainConfig
 from poke2video.model.flow_unet import FlowUNet
+from poke2video.model.mirror import mirror_maps, mirror_points
 from poke2video.model.prediction import Prediction
 from poke2video.model.render import MOVING_PX
 from poke2video.train.batch import Batch
@@ -54,27 +55,20 @@ def cosine_lr(lr: float, final_factor: float, step: int, steps: int) -> float:
 def mirror(batch: Batch, flip: torch.Tensor) -> Batch:
     """The clips where `flip` [B] is True mirrored left-right, every field alike: the source and target
     frames, the poke (x, dx), every poke and pin, and the poke map and flows with their x components negated."""
-    def mirrored(tensor: torch.Tensor, vectors: bool = False) -> torch.Tensor:
-        out = tensor.flip(-1)
-        if vectors:                                         # (x, y) along dim -3: [.., 2, H, W]
-            out = out * torch.tensor([-1.0, 1.0], device=tensor.device).view(2, 1, 1)
-        return torch.where(flip.view(-1, *[1] * (tensor.dim() - 1)), out, tensor)
+    def chosen(tensor: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
+        return torch.where(flip.view(-1, *[1] * (tensor.dim() - 1)), mirrored, tensor)
+
+    def maps(tensor: torch.Tensor, vectors: bool = False) -> torch.Tensor:
+        return chosen(tensor, mirror_maps(tensor, vectors))
 
     width = batch.source.shape[-1]
 
-    def mirrored_points(points: torch.Tensor | None, has_drag: bool) -> torch.Tensor | None:
-        """x -> W - 1 - x (and dx -> -dx) of the flipped clips' rows, in the last dim."""
-        if points is None:
-            return None
-        out = points.clone()
-        out[flip, ..., 0] = width - 1 - out[flip, ..., 0]
-        if has_drag:
-            out[flip, ..., 2] = -out[flip, ..., 2]
-        return out
+    def points(rows: torch.Tensor | None, has_drag: bool) -> torch.Tensor | None:
+        return None if rows is None else chosen(rows, mirror_points(rows, width, has_drag))
 
-    return Batch(mirrored(batch.source), mirrored(batch.poke_map, vectors=True), mirrored(batch.target),
-                 mirrored_points(batch.poke, True), mirrored(batch.flow, vectors=True),
-                 mirrored_points(batch.pokes, True), mirrored_points(batch.pins, False))
+    return Batch(maps(batch.source), maps(batch.poke_map, vectors=True), maps(batch.target),
+                 points(batch.poke, True), maps(batch.flow, vectors=True),
+                 points(batch.pokes, True), points(batch.pins, False))
 
 
 class FlowStepRunner(StepRunner):
