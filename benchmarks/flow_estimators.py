@@ -1,13 +1,16 @@
 """Optical flow estimators scored against PokeSim's exact flow, through the path a video takes in `prepare`.
 
     python benchmarks/flow_estimators.py --clips 60 --seed 777 dis-fine@1 dis@4 dis@4+changed
+    python benchmarks/flow_estimators.py --clips 60 --seed 777 --frames-per-step 2 dis-full@4+changed
 
 Each clip is a made-up-species object of the train split, rendered at --video-res, written as an H.264 file
 (what `simulate --as-videos` writes) and read back at the store's resolution times the estimator's scale
 (`METHOD@SCALE`, as `prepare --flow METHOD --flow-scale SCALE`; `+changed` adds `--flow-mask changed`). The
 per-step flows are averaged down to --res, chained over the clip (as `prepare` does) and compared with the
-truth (the simulator's flow at --video-res, averaged down the same way) at every frame. Printed per
-estimator, means over clips:
+truth (the simulator's flow at --video-res, averaged down the same way) at every frame. With
+`--frames-per-step K` the videos hold K frames per step (`simulate --as-videos --frames-per-step K`) and
+the flow runs between every two of them, chained over each kept step (`prepare --stride K
+--flow-every-frame`). Printed per estimator, means over clips:
 
     moving   end-point error over pixels that truly move over 1 px by frame T
     still    end-point error over pixels that truly move under 0.5 px
@@ -30,22 +33,25 @@ import numpy as np
 import torch
 
 from poke2video.data.flow import chained_flows, downscale_flow, get_flow_estimator, still_where_unchanged
+from poke2video.data.prepare import kept_steps
 from poke2video.data.video import Sampling, read_frames
 from poke2video.export import write_video
 from poke2video.metrics import endpoint_errors
 from poke2video.sim.bodies import species_for
 from poke2video.sim.generate import _scene_config
-from poke2video.sim.scene import ClipSpec, render_chunk
+from poke2video.sim.scene import ClipSpec, render_chunk, render_video_frames
 from poke2video.sim.videos import VIDEO_FPS
 
 
-def render_clips(clips: int, seed: int, video_res: int, res: int) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 frames [N, T+1, V, V, 3] at the video resolution and the true flow float32 [N, T, 2, res, res]."""
+def render_clips(clips: int, seed: int, video_res: int, res: int,
+                 frames_per_step: int = 1) -> tuple[list[np.ndarray], np.ndarray]:
+    """uint8 frames [T K + 1, V, V, 3] of each clip at the video resolution (K frames per step) and the true
+    flow float32 [N, T, 2, res, res] to the store's frames."""
     pool = tuple(species_for("mixed", held_out=False))
     specs = [ClipSpec((seed, 0, j), pool, False, procedural=True) for j in range(clips)]
     arrays = render_chunk(specs, _scene_config(video_res))
-    frames = arrays["frames"].reshape(clips, -1, video_res, video_res, 3)
-    truth = arrays["gt_flow"].astype(np.float32)[:, 1:]
+    frames = render_video_frames(specs, _scene_config(video_res), frames_per_step)
+    truth = arrays["gt_flow"].astype(np.float32).reshape(clips, -1, 2, video_res, video_res)[:, 1:]
     return frames, np.stack([[downscale_flow(step, res) for step in clip] for clip in truth])
 
 
@@ -57,21 +63,23 @@ def through_h264(frames: np.ndarray, size: int) -> np.ndarray:
         return read_frames(path, Sampling(size))
 
 
-def step_flows(estimator, video: np.ndarray, res: int, mask: bool) -> np.ndarray:
-    """[T, 2, res, res]: each frame step's flow averaged down, zero where the store's frames did not change
-    with `mask` (as `prepare --flow-mask changed`)."""
-    steps = [downscale_flow(estimator(a, b), res) for a, b in zip(video[:-1], video[1:])]
+def step_flows(estimator, video: np.ndarray, res: int, mask: bool, frames_per_step: int = 1) -> np.ndarray:
+    """[T, 2, res, res]: each kept step's flow averaged down (chained over the frames in between), zero where
+    the store's frames did not change with `mask` (as `prepare --flow-mask changed`)."""
+    small = [cv2.resize(frame, (res, res), interpolation=cv2.INTER_AREA) for frame in video[::frames_per_step]]
+    pairs = [(small[i // frames_per_step] if i % frames_per_step == 0 else None, frame) for i, frame in enumerate(video)]
+    steps = [step for _, _, step in kept_steps(pairs, estimator, res)][1:]
     if not mask:
         return np.stack(steps)
-    small = [cv2.resize(frame, (res, res), interpolation=cv2.INTER_AREA) for frame in video]
     return np.stack([still_where_unchanged(f, a, b) for f, a, b in zip(steps, small[:-1], small[1:])])
 
 
-def score(estimator, videos: list[np.ndarray], truth: np.ndarray, res: int, mask: bool) -> dict[str, float]:
+def score(estimator, videos: list[np.ndarray], truth: np.ndarray, res: int, mask: bool,
+          frames_per_step: int = 1) -> dict[str, float]:
     moving, still, false, iou, area, seconds, pairs = [], [], [], [], [], 0.0, 0
     for video, true_flows in zip(videos, truth):
         start = time.perf_counter()
-        steps = step_flows(estimator, video, res, mask)
+        steps = step_flows(estimator, video, res, mask, frames_per_step)
         seconds, pairs = seconds + time.perf_counter() - start, pairs + len(steps)
         chained = chained_flows(steps)                                    # [T, 2, res, res]
         last = np.hypot(true_flows[-1, 0], true_flows[-1, 1])
@@ -94,11 +102,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=777, help="PokeSim seed of the clips (default 777)")
     parser.add_argument("--res", type=int, default=64, help="the store's resolution")
     parser.add_argument("--video-res", type=int, default=256, help="the resolution the clips are rendered at")
+    parser.add_argument("--frames-per-step", type=int, default=1, metavar="K",
+                        help="video frames per store frame step; the flow runs through all of them (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    frames, truth = render_clips(args.clips, args.seed, args.video_res, args.res)
-    print(f"{args.clips} clips of seed {args.seed} at {args.video_res} px, scored at {args.res} px")
+    frames, truth = render_clips(args.clips, args.seed, args.video_res, args.res, args.frames_per_step)
+    print(f"{args.clips} clips of seed {args.seed} at {args.video_res} px, {args.frames_per_step} frame(s) per "
+          f"step, scored at {args.res} px")
     print(f"{'estimator':20s} {'moving':>7s} {'still':>6s} {'false':>6s} {'IoU':>6s} {'area':>5s} {'flows/s':>8s}")
     for spec in args.estimators:
         flow, _, mask = spec.partition("+")
@@ -107,7 +118,7 @@ def main() -> None:
         method, _, scale = flow.partition("@")
         size = args.res * int(scale or 1)
         videos = [through_h264(clip, size) for clip in frames]
-        result = score(get_flow_estimator(method), videos, truth, args.res, mask == "changed")
+        result = score(get_flow_estimator(method), videos, truth, args.res, mask == "changed", args.frames_per_step)
         print(f"{spec:20s} {result['moving']:7.3f} {result['still']:6.3f} {100 * result['false']:5.1f}% "
               f"{result['iou']:6.3f} {result['area']:5.2f} {result['flows_per_s']:8.0f}", flush=True)
 

@@ -93,6 +93,32 @@ def test_flow_mask_changed_keeps_motion_only_where_the_frames_change(tmp_path):
     assert np.abs(np.asarray(plain.array(0, "step_flow"), np.float32)[:, :, far]).sum() > 0   # what the mask removes
 
 
+def test_flow_every_frame_chains_the_skipped_frames_and_keeps_the_stores_frames(tmp_path):
+    big = textured_background(128, 128, seed=5)
+    frames = np.stack([big[40 + t:104 + t, 40 - 2 * t:104 - 2 * t] for t in range(9)])   # (2, -1) px/frame
+    write_video(tmp_path / "in" / "pan.mp4", frames)
+    kwargs = {"resolution": 64, "clip_length": 2, "stride": 2, "flow_scale": 1}
+    kept = Store.open(prepare_dataset([tmp_path / "in"], tmp_path / "kept", **kwargs))
+    every = Store.open(prepare_dataset([tmp_path / "in"], tmp_path / "every", flow_every_frame=True, **kwargs))
+    assert every.manifest["flow_every_frame"] is True and "flow_every_frame" not in kept.manifest
+    assert np.array_equal(np.asarray(every.frames(0)), np.asarray(kept.frames(0)))   # frames 0, 2, 4, 6, 8
+    steps = np.asarray(every.array(0, "step_flow"), np.float32)[:, :, 8:-8, 8:-8]      # [4, 2, h, w]
+    assert steps.shape[0] == 4
+    assert np.median(steps[:, 0]) == pytest.approx(4, abs=0.3)    # two frames' motion per kept step
+    assert np.median(steps[:, 1]) == pytest.approx(-2, abs=0.3)
+
+
+def test_kept_steps_chain_the_flows_between_kept_frames_and_give_one_as_it_is():
+    flows = iter([np.full((2, 4, 4), v, np.float32) for v in (0.25, 0.5, 1.0, 2.0)])
+    estimator = lambda a, b: next(flows)                              # noqa: E731  one flow per frame pair
+    frame = np.zeros((4, 4, 3), np.uint8)
+    pairs = [(frame, 0), (None, 1), (frame, 2), (frame, 3), (None, 4)]   # (store frame or None, large frame)
+    steps = [step for _, _, step in prepare_module.kept_steps(pairs, estimator, 4)]
+    assert steps[0] is None and len(steps) == 3                        # a frame after the last kept is unused
+    np.testing.assert_allclose(steps[1], 0.75)                         # 0.25 then 0.5, chained
+    assert steps[2] is not None and np.array_equal(steps[2], np.full((2, 4, 4), 1.0, np.float32))
+
+
 def test_unknown_flow_method_or_scale_is_refused_before_reading(tmp_path):
     write_video(tmp_path / "in" / "v.mp4", moving_square_frames(12))
     with pytest.raises(UserError, match="unknown flow method 'raft'"):

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from poke2video.errors import UserError
 from poke2video.sim.bodies import SPECIES, ancestors, sample_body
 from poke2video.sim.physics import PhysicsConfig, Poke, poke_force, simulate
 
@@ -101,3 +102,23 @@ def test_ambient_sway_is_off_by_default_and_moves_everything_when_on():
     pose, _ = simulate([body], [still], PhysicsConfig(sway=0.05))
     moved = np.abs(pose[0] - pose[0, :1]).max(axis=(0, 2))[:body.num_segments]
     assert moved[0] == 0.0 and (moved[1:] > 0).all()
+
+
+def test_poses_between_frames_keep_the_frames_and_lie_between_them():
+    body = body_of(PLANT)
+    poke = poke_tip(body, leaf_of(body))
+    pose, track = simulate([body], [poke], PhysicsConfig())
+    fine, fine_track = simulate([body], [poke], PhysicsConfig(), frames_per_step=4)
+    assert fine.shape[1] == (pose.shape[1] - 1) * 4 + 1
+    np.testing.assert_array_equal(fine[:, ::4], pose)               # the same motion, read more often
+    np.testing.assert_array_equal(fine_track[:, ::4], track)
+    steps = np.linalg.norm(np.diff(fine_track[0], axis=0), axis=-1)
+    coarse = np.linalg.norm(np.diff(track[0], axis=0), axis=-1)
+    assert steps.max() < 0.5 * coarse.max()                        # each step a fraction of a frame's
+
+
+@pytest.mark.parametrize("frames_per_step", [0, 3])
+def test_poses_between_frames_must_divide_the_substeps(frames_per_step):
+    body = body_of(PLANT)
+    with pytest.raises(UserError, match="must divide the 8 integration substeps"):
+        simulate([body], [poke_tip(body, leaf_of(body))], PhysicsConfig(), frames_per_step=frames_per_step)

@@ -127,6 +127,8 @@ def test_a_pin_locks_its_path_while_a_side_branch_still_turns():
     (["--max-pins", "9"], "--max-pins must be between 0 and 8, got 9"),
     (["--max-pins", "-1"], "--max-pins: must be 0 or more"),
     (["--max-pokes", "2", "--as-videos"], "--max-pokes and --max-pins need a store"),
+    (["--frames-per-step", "2"], "--frames-per-step draws frames of plain videos; add --as-videos"),
+    (["--frames-per-step", "3", "--as-videos"], "--frames-per-step must be one of 1, 2, 4, 8, got 3"),
 ])
 def test_simulate_refuses_counts_out_of_range_in_one_line(tmp_path, capsys, args, message):
     try:

@@ -11,6 +11,7 @@ from poke2video.errors import UserError
 from poke2video.sim.bodies import SPECIES, TRAIN_LEAF_SHAPES, procedural_species
 from poke2video.sim.generate import simulate_dataset
 from poke2video.sim.videos import simulate_videos
+from poke2video.data.video import Sampling, read_frames, source_fps
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +78,23 @@ def test_clips_as_videos_prepare_into_a_store_with_every_frames_flow(tmp_path):
     difference = np.abs(flows[-1] - dataset.clip_flow(0))          # frame T: the store's own clip flow,
     assert difference.mean() < 0.01 and difference.max() < 0.3      # up to float16 steps chained
     assert np.abs(flows[-1]).max() > 1.0
+
+
+def test_videos_with_frames_between_steps_prepare_into_the_same_store_frames(tmp_path):
+    plain = simulate_videos(tmp_path / "plain", clips=3, seed=5)
+    fast = simulate_videos(tmp_path / "fast", clips=3, seed=5, frames_per_step=2)
+    assert source_fps(fast / "pokesim-000000.mp4") == 2 * source_fps(plain / "pokesim-000000.mp4")
+    assert len(read_frames(fast / "pokesim-000000.mp4", Sampling(64))) == 21
+    kept = Store.open(prepare_dataset([str(fast)], str(tmp_path / "kept"), stride=2, flow_every_frame=True))
+    base = Store.open(prepare_dataset([str(plain)], str(tmp_path / "base")))
+    assert kept.manifest["flow_every_frame"] is True and "flow_every_frame" not in base.manifest
+    for v in range(3):   # the kept frames are the plain video's frames, up to H.264's noise
+        difference = np.abs(kept.frames(v).astype(int) - base.frames(v))
+        assert kept.frames(v).shape == base.frames(v).shape and difference.mean() < 2.0
+        assert kept.array(v, "step_flow").shape == base.array(v, "step_flow").shape
+
+
+def test_frames_per_step_is_refused_unless_it_divides_the_substeps(tmp_path):
+    with pytest.raises(UserError, match="--frames-per-step must be one of 1, 2, 4, 8, got 3"):
+        simulate_videos(tmp_path / "v", clips=1, frames_per_step=3)
+    assert not (tmp_path / "v" / "pokesim-000000.mp4").exists()

@@ -11,7 +11,7 @@ from poke2video.cli_types import (coordinate, non_negative_int, nonempty_path, p
 from poke2video.config import FLOW_MASKS
 from poke2video.errors import UserError, print_line
 
-TRACKERS = ["farneback-fine", "dis-fine", "dis"]  # data/flow.py ESTIMATORS, the metrics' default first
+TRACKERS = ["farneback-fine", "dis-fine", "dis-full", "dis"]  # data/flow.py ESTIMATORS, the metrics' default first
 # Commands that write --out, and whether it is a folder: checked before any work (fsutil.check_output).
 OUT_IS_FOLDER = {"demo": True, "simulate": True, "prepare": True, "merge": True, "train": True, "evaluate": True,
                  "poke": False, "correlate": False}
@@ -64,6 +64,9 @@ def _add_simulate(sub) -> None:
     p.add_argument("--as-videos", action="store_true",
                    help="write the train split's clips as plain .mp4 files in --out (no ground truth, no store): "
                         "footage to `prepare` as a user's own videos would be")
+    p.add_argument("--frames-per-step", type=positive_int, default=1, metavar="K",
+                   help="with --as-videos: K video frames per simulator frame step, at K times the frame rate "
+                        "(1, 2, 4 or 8; default 1); prepare them with --stride K --flow-every-frame")
     p.add_argument("--chunk-clips", type=positive_int, default=100, help="clips per store video (default 100)")
     p.add_argument("--max-pokes", type=positive_int, default=1, metavar="K",
                    help="object clips push 1..K points on different segments at once (default 1)")
@@ -91,7 +94,7 @@ def _add_prepare(sub) -> None:
     p.add_argument("--start-step", type=positive_int, default=1, help="frames between clip starts")
     p.add_argument("--seed", type=seed_number, default=0, help="seed of the generic 80/20 split")
     p.add_argument("--flow", dest="flow_method", default=None, metavar="METHOD",
-                   help="optical flow estimator: dis, dis-fine or farneback-fine (default: dis)")
+                   help="optical flow estimator: dis, dis-fine, dis-full or farneback-fine (default: dis)")
     p.add_argument("--flow-scale", type=positive_int, default=None, metavar="K",
                    help="estimate the flow on frames K times the resolution, then average it down (default 2)")
     p.add_argument("--flow-mask", choices=FLOW_MASKS, default=None,
@@ -99,6 +102,9 @@ def _add_prepare(sub) -> None:
     p.add_argument("--tracked-truth", action="store_true",
                    help="also store each clip's motion truth, tracked on the frames the flow is estimated on "
                         "(--flow-scale times the resolution); evaluate scores motion against it (slower)")
+    p.add_argument("--flow-every-frame", action="store_true",
+                   help="estimate the flow between every two consecutive frames, those --stride skips included, "
+                        "and chain it over each kept step (follows fast thin parts better; slower)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable videos and list them")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.add_argument("--shard", type=shard_spec, default=None, metavar="I/N",
@@ -262,8 +268,10 @@ def _cmd_simulate(args) -> None:
         if args.max_pokes != 1 or args.max_pins != 0:
             raise UserError("--max-pokes and --max-pins need a store (plain videos carry no pokes); drop --as-videos")
         simulate_videos(args.out, clips=args.clips, resolution=args.res, seed=args.seed, kind=args.kind,
-                        procedural=args.procedural)
+                        procedural=args.procedural, frames_per_step=args.frames_per_step)
         return
+    if args.frames_per_step != 1:
+        raise UserError("--frames-per-step draws frames of plain videos; add --as-videos")
     simulate_dataset(out=args.out, clips=args.clips, resolution=args.res, seed=args.seed, kind=args.kind,
                      workers=args.workers, overwrite=args.overwrite, sway=args.sway, chunk_clips=args.chunk_clips,
                      procedural=args.procedural, max_pokes=args.max_pokes, max_pins=args.max_pins)
@@ -276,7 +284,8 @@ def _cmd_prepare(args) -> None:
                     stride=args.stride, clip_length=args.clip_length, start_step=args.start_step,
                     seed=args.seed, skip_bad=args.skip_bad, overwrite=args.overwrite, shard=args.shard,
                     flow_method=args.flow_method, flow_scale=args.flow_scale,
-                    flow_mask=args.flow_mask, tracked_truth=args.tracked_truth)
+                    flow_mask=args.flow_mask, tracked_truth=args.tracked_truth,
+                    flow_every_frame=args.flow_every_frame)
 
 
 def _cmd_merge(args) -> None:

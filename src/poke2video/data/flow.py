@@ -61,6 +61,19 @@ class FineDIS(DISFlow):
         self._dis.setVariationalRefinementAlpha(1.0)
 
 
+class FullDIS(DISFlow):
+    """DIS with the stock preset's patches and smoothness, refined down to the frame's own resolution
+    (finest scale 0, not 1): for frames several times a store's size (`prepare --flow-scale 4`), where the
+    stock preset stops at half of them. On PokeSim videos at 4 x it follows more of a thin part's motion
+    than `dis` at a quarter of the speed (`benchmarks/flow_estimators.py`)."""
+
+    name = "dis-full"
+
+    def __init__(self):
+        super().__init__(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self._dis.setFinestScale(0)
+
+
 class FineFarneback:
     """Farneback flow tuned for following small parts at 64 px (the tracker of the metrics).
 
@@ -98,7 +111,7 @@ class FineFarneback:
         return np.stack(flow) / self.scale
 
 
-ESTIMATORS = {"dis": DISFlow, "dis-fine": FineDIS, "farneback-fine": FineFarneback}
+ESTIMATORS = {"dis": DISFlow, "dis-fine": FineDIS, "dis-full": FullDIS, "farneback-fine": FineFarneback}
 
 
 def chain_flows(step_flows: np.ndarray) -> np.ndarray:

@@ -49,6 +49,7 @@ class PrepareOptions:
     data: DataConfig
     seed: int = 0
     tracked_truth: bool = False
+    flow_every_frame: bool = False
 
     def header(self) -> dict[str, Any]:
         # "preset" names the layout in a store's header (the old word, kept so existing stores still resume)
@@ -59,6 +60,8 @@ class PrepareOptions:
             tracker = tracker_for_larger_frames(self.data.flow_scale)
             header["tracked_truth"] = {"tracker": tracker.name, "scale": self.data.flow_scale,
                                        "levels": tracker.levels}
+        if self.flow_every_frame:   # likewise
+            header["flow_every_frame"] = True
         return header
 
 
@@ -66,11 +69,13 @@ def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, 
                     clip_length: int = 10, start_step: int = 1, seed: int = 0, skip_bad: bool = False,
                     overwrite: bool = False, shard: tuple[int, int] | None = None, flow_method: str | None = None,
                     flow_scale: int | None = None, flow_mask: str | None = None,
-                    tracked_truth: bool = False) -> Path:
+                    tracked_truth: bool = False, flow_every_frame: bool = False) -> Path:
     """Build the store at `out` from `inputs` (video files / folders); returns its path.
 
     `shard=(i, n)` prepares only the inputs at positions g with g mod n = i (see data/shards.py).
     `tracked_truth` also stores each clip's motion truth tracked on the flow's frames (`tracked_motion`).
+    `flow_every_frame` estimates the flow between every two consecutive frames of the source, the ones the
+    stride or frame rate skips included, and chains it over each kept step (`kept_steps`).
     """
     dataset_layout = get_layout(layout)
     flow = {name: value for name, value in (("flow_method", flow_method), ("flow_scale", flow_scale),
@@ -80,7 +85,7 @@ def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, 
                       target_fps=None if stride else dataset_layout.target_fps, start_step=start_step, **flow)
     data.validate()
     get_flow_estimator(data.flow_method)   # an unknown method is refused before any video is read
-    options = PrepareOptions(dataset_layout, data, seed, tracked_truth)
+    options = PrepareOptions(dataset_layout, data, seed, tracked_truth, flow_every_frame)
     listing = Listing()
     sources = collect_sources(dataset_layout, [str(p) for p in inputs], listing)
     header, indices = options.header(), list(range(len(sources)))
@@ -136,7 +141,8 @@ def _prepare_one(writer: StoreWriter, index: int, source: VideoSource, options: 
                  estimator: FlowEstimator) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     with writer.video(index, meta) as files:
-        write_video_arrays(files, source.path, options.data, estimator, options.tracked_truth)
+        write_video_arrays(files, source.path, options.data, estimator, options.tracked_truth,
+                           options.flow_every_frame)
         meta.update(source_meta(source))  # hash the input only once it proved readable
     return files.record
 
@@ -175,11 +181,11 @@ def _sha256_of_lines(lines) -> str:
 
 
 def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimator: FlowEstimator,
-                       tracked_truth: bool = False) -> None:
+                       tracked_truth: bool = False, every_frame: bool = False) -> None:
     """Stream one video into `files` (frames, starts, flow, step_flow, motion and, with `tracked_truth`,
     tracked_motion); UserError if it is too short or still. `step_flow` [N-1, 2, H, W] holds every
     F(t -> t+1), from which a clip's flow to each of its frames is chained when a model trains on every frame
-    (data/dataset.py).
+    (data/dataset.py). `every_frame` as in `kept_steps`.
 
     Frames are decoded, written and forgotten one at a time; only the last T per-step flows are kept, to
     chain each clip's flow as soon as its last frame has arrived. Memory does not grow with the video.
@@ -193,12 +199,13 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
     truth = _TrackedTruth(files, data) if tracked_truth else None
     previous, previous_frame, fastest = None, None, 0.0
     sampling = Sampling(res, data.frame_stride, data.target_fps)
-    pairs = prefetched(iter_frame_pairs(path, sampling, res * data.flow_scale))   # decoded while flow runs
+    pairs = prefetched(iter_frame_pairs(path, sampling, res * data.flow_scale, every_frame))  # decoded while flow runs
     with closing(pairs):   # an error here stops the reader and closes the file at once
-        for frame, large in tqdm(pairs, desc=f"read {path.name}", unit="frame", leave=False, file=sys.stderr):
+        steps = kept_steps(tqdm(pairs, desc=f"read {path.name}", unit="frame", leave=False, file=sys.stderr),
+                           estimator, res)
+        for frame, large, step in steps:
             frames.append(frame[None])
-            if previous is not None:
-                step = downscale_flow(estimator(previous, large), res)
+            if step is not None:
                 if data.flow_mask == "changed":
                     step = still_where_unchanged(step, previous_frame, frame)
                 motion.append(np.hypot(step[0], step[1])[None].mean(axis=(1, 2)))
@@ -218,6 +225,35 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
     files.save("starts", np.arange(0, frames.rows - T, data.start_step, dtype=np.int32))
     if fastest < STILL_FLOW_PX:
         raise UserError(f"{path}: still video (no pixel moves {STILL_FLOW_PX} px within a clip): nothing to poke")
+
+
+def kept_steps(pairs, estimator: FlowEstimator, res: int):
+    """(store frame, large frame, F(previous kept frame -> this one) at `res`, None for the first) of every
+    kept frame of `pairs` ((store frame or None where the sampling skips it, large frame), as
+    `iter_frame_pairs` gives them).
+
+    Without skipped frames in `pairs` each step is the estimator's flow between two kept frames. With them
+    it is the flows between every two consecutive frames, each averaged down and chained over the step:
+    a part that turns further than its own width between kept frames moves a fraction of that between
+    frames a faster camera took, where the estimator follows it (docs/evaluation.md, "Flow through the
+    frames in between")."""
+    since_kept: list[np.ndarray] = []        # F between consecutive frames since the last kept one, at res
+    previous_large, seen_kept = None, False
+    for frame, large in pairs:
+        if previous_large is not None and seen_kept:
+            since_kept.append(downscale_flow(estimator(previous_large, large), res))
+        previous_large = large
+        if frame is None:
+            continue
+        yield frame, large, _chained(since_kept)
+        since_kept, seen_kept = [], True
+
+
+def _chained(flows: list[np.ndarray]) -> np.ndarray | None:
+    """The flows chained: None for none, a single one as it is (to the bit)."""
+    if len(flows) < 2:
+        return flows[0] if flows else None
+    return chain_flows(np.stack(flows))
 
 
 class _TrackedTruth:

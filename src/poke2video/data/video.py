@@ -114,24 +114,28 @@ def iter_frames(path: str | os.PathLike, sampling: Sampling) -> Iterator[np.ndar
     yield from _iter_sized(path, sampling, lambda frame: square_resize(frame, sampling.resolution))
 
 
-def iter_frame_pairs(path: str | os.PathLike, sampling: Sampling,
-                     second_resolution: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def iter_frame_pairs(path: str | os.PathLike, sampling: Sampling, second_resolution: int,
+                     every_frame: bool = False) -> Iterator[tuple[np.ndarray | None, np.ndarray]]:
     """Stream the kept frames twice over, each resized from the decoded frame: (uint8 [res, res, 3],
     uint8 [second_resolution, second_resolution, 3]), e.g. a store's frame and the one its flow is
-    estimated on."""
+    estimated on. With `every_frame` the frames the sampling skips come too, as (None, the second size)."""
     def both(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         small = square_resize(frame, sampling.resolution)
         return small, small if second_resolution == sampling.resolution else square_resize(frame, second_resolution)
 
-    yield from _iter_sized(path, sampling, both)
+    def skipped(frame: np.ndarray) -> tuple[None, np.ndarray]:
+        return None, square_resize(frame, second_resolution)
+
+    yield from _iter_sized(path, sampling, both, skipped if every_frame else None)
 
 
-def _iter_sized(path, sampling: Sampling, sized):
+def _iter_sized(path, sampling: Sampling, sized, skipped=None):
+    """`sized(frame)` of every kept frame, in order; with `skipped`, also `skipped(frame)` of the others."""
     source = Path(path)
     if source.is_dir():
-        yield from _iter_image_folder(source, sampling, sized)
+        yield from _iter_image_folder(source, sampling, sized, skipped)
     elif source.is_file():
-        yield from _iter_video_file(source, sampling, sized)
+        yield from _iter_video_file(source, sampling, sized, skipped)
     else:
         raise UserError(f"{source}: no such video file or image folder")
 
@@ -205,7 +209,7 @@ def check_size(where, width: int, height: int, limit: int = MAX_SOURCE_PIXELS) -
                             f"{limit / 1e6:g} million; scale it down first", width, height, limit)
 
 
-def _iter_video_file(path: Path, sampling: Sampling, sized):
+def _iter_video_file(path: Path, sampling: Sampling, sized, skipped=None):
     import av
 
     with _open_container(path) as container:
@@ -214,9 +218,10 @@ def _iter_video_file(path: Path, sampling: Sampling, sized):
         keep = keep_mask(rate, sampling, str(path))
         try:
             for index, frame in enumerate(container.decode(stream)):
-                if keep(index):
+                kept = keep(index)
+                if kept or skipped is not None:
                     check_size(path, frame.width, frame.height)
-                    yield sized(to_rgb_uint8(_frame_array(frame)))
+                    yield (sized if kept else skipped)(to_rgb_uint8(_frame_array(frame)))
         except av.error.FFmpegError as exc:
             raise UserError(f"{path}: corrupt video data ({_reason(exc)})") from exc
 
@@ -226,7 +231,7 @@ def _frame_array(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
-def _iter_image_folder(folder: Path, sampling: Sampling, sized):
+def _iter_image_folder(folder: Path, sampling: Sampling, sized, skipped=None):
     if not os.access(folder, os.R_OK | os.X_OK):
         raise UserError(f"{folder}: folder is not readable (permission denied)")
     files = image_files(folder)
@@ -234,8 +239,9 @@ def _iter_image_folder(folder: Path, sampling: Sampling, sized):
         raise UserError(f"{folder}: no images (png, jpg, ...) in this folder")
     keep = keep_mask(None, sampling, str(folder))
     for index, file in enumerate(files):
-        if keep(index):
-            yield sized(read_image(file))
+        kept = keep(index)
+        if kept or skipped is not None:
+            yield (sized if kept else skipped)(read_image(file))
 
 
 def _check_regular_file(path, where) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from poke2video.errors import UserError
 from poke2video.sim.bodies import Body, ancestors, forward_kinematics, rest_pose
 
 REFERENCE_OMEGA = 0.2   # radians per frame: the stiffness a poke's strength is calibrated against
@@ -162,29 +163,39 @@ class _Stack:
 
 
 def simulate(bodies: list[Body], pokes: list[Poke] | list[list[Poke]], config: PhysicsConfig,
-             pins: list[list[Pin]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+             pins: list[list[Pin]] | None = None, frames_per_step: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Integrate a batch of poked bodies: `pokes` one per body, or a list per body (pushed at once);
-    `pins` a list per body (None: no pins).
+    `pins` a list per body (None: no pins). `frames_per_step` > 1 also records the poses between frames,
+    `frames_per_step - 1` of them evenly spaced in each frame step (it must divide `config.substeps`); the
+    motion is the same, and every `frames_per_step`-th pose is the one recorded without them.
 
     Returns pose float64 [B, F, S, 3] (world angle, joint x, joint y per segment; S = the largest body,
-    padding rows repeat the root) and track float64 [B, F, 2], the (first) poke point's world position;
-    with lists of pokes [B, F, K, 2], every poke point's (K = the most pokes of a body).
+    padding rows repeat the root; F = (frames - 1) * frames_per_step + 1) and track float64 [B, F, 2], the
+    (first) poke point's world position; with lists of pokes [B, F, K, 2], every poke point's (K = the most
+    pokes of a body).
     """
+    if frames_per_step < 1 or config.substeps % frames_per_step:
+        raise UserError(f"frames per step must divide the {config.substeps} integration substeps, got {frames_per_step}")
     several = all(isinstance(p, list) for p in pokes)
     stack = _Stack(bodies, pokes if several else [[p] for p in pokes], pins or [[] for _ in bodies])
     theta = np.zeros_like(stack.rest)
     velocity = np.zeros_like(stack.rest)
-    h = 1.0 / config.substeps
+    h, record_every = 1.0 / config.substeps, config.substeps // frames_per_step
     poses, tracks = [], []
-    for frame in range(config.frames):
-        if frame:
-            for sub in range(config.substeps):
-                time = frame - 1 + sub * h
-                drive = stack.torque(theta, time, config) - stack.stiffness * theta
-                velocity = (velocity + h * drive / stack.inertia) / (1 + h * stack.damping / stack.inertia)
-                theta = theta + h * velocity * stack.movable
+
+    def record():
         angle, joint = stack.pose(theta)
         poses.append(np.concatenate([angle[..., None], joint], axis=-1))
         tracks.append(stack.poke_point(angle, joint))
+
+    record()
+    for frame in range(1, config.frames):
+        for sub in range(config.substeps):
+            time = frame - 1 + sub * h
+            drive = stack.torque(theta, time, config) - stack.stiffness * theta
+            velocity = (velocity + h * drive / stack.inertia) / (1 + h * stack.damping / stack.inertia)
+            theta = theta + h * velocity * stack.movable
+            if (sub + 1) % record_every == 0:
+                record()
     track = np.stack(tracks, axis=1)
     return np.stack(poses, axis=1), track if several else track[:, :, 0]

@@ -191,10 +191,10 @@ def _joint_table(body: Body) -> tuple[np.ndarray, np.ndarray]:
     return parents, joints
 
 
-def _simulate_inside(clips: list[_Clip], config: SceneConfig, attempts: int = 4):
+def _simulate_inside(clips: list[_Clip], config: SceneConfig, attempts: int = 4, frames_per_step: int = 1):
     """Simulate -> (pose [B, F, S, 3], tracks [B, F, K, 2] of every poke point); a clip whose object would
-    leave the frame is re-run with all its forces halved (deterministic)."""
-    pose, track = _integrate(clips, config)
+    leave the frame is re-run with all its forces halved (deterministic). `frames_per_step` as `simulate`'s."""
+    pose, track = _integrate(clips, config, frames_per_step)
     for _ in range(attempts):
         outside = [i for i, c in enumerate(clips) if not c.painter.fits(pose[i, :, :c.body.num_segments])]
         if not outside:
@@ -202,15 +202,16 @@ def _simulate_inside(clips: list[_Clip], config: SceneConfig, attempts: int = 4)
         for i in outside:
             for poke in clips[i].pokes:
                 poke.force = poke.force / 2
-        pose_redo, track_redo = _integrate([clips[i] for i in outside], config)
+        pose_redo, track_redo = _integrate([clips[i] for i in outside], config, frames_per_step)
         for row, i in enumerate(outside):
             size, count = pose_redo.shape[2], track_redo.shape[2]
             pose[i, :, :size], track[i, :, :count] = pose_redo[row], track_redo[row]
     return pose, track
 
 
-def _integrate(clips: list[_Clip], config: SceneConfig):
-    return simulate([c.body for c in clips], [c.pokes for c in clips], config.physics, [c.pins for c in clips])
+def _integrate(clips: list[_Clip], config: SceneConfig, frames_per_step: int = 1):
+    return simulate([c.body for c in clips], [c.pokes for c in clips], config.physics, [c.pins for c in clips],
+                    frames_per_step)
 
 
 def _draw(clip: _Clip, world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -249,6 +250,15 @@ def render_chunk(specs: list[ClipSpec], config: SceneConfig) -> dict[str, np.nda
                             ("gt_track", first_track), ("gt_parents", parents), ("gt_joints", joints)):
             out[name].append(value)
     return _assemble(out, len(clips), frames_per_clip)
+
+
+def render_video_frames(specs: list[ClipSpec], config: SceneConfig, frames_per_step: int = 1) -> list[np.ndarray]:
+    """Each clip's frames alone, uint8 [(T * frames_per_step) + 1, H, W, 3]: with `frames_per_step` > 1 the
+    poses between frames are drawn too (a faster camera on the same motion); every `frames_per_step`-th
+    frame is the store's frame of that clip."""
+    clips = [_setup_clip(spec, config) for spec in specs]
+    pose, _ = _simulate_inside(clips, config, frames_per_step=frames_per_step)
+    return [_draw(clip, pose[i, :, :clip.body.num_segments])[0] for i, clip in enumerate(clips)]
 
 
 def _clip_flows(segments: np.ndarray, pixel_pose: np.ndarray, frames_per_clip: int) -> tuple[np.ndarray, np.ndarray]:

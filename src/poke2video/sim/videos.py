@@ -18,19 +18,28 @@ from poke2video.errors import UserError
 from poke2video.export import write_video
 from poke2video.sim.bodies import species_for
 from poke2video.sim.generate import KINDS, SimConfig, _scene_config
-from poke2video.sim.scene import ClipSpec, render_chunk
+from poke2video.sim.physics import PhysicsConfig
+from poke2video.sim.scene import ClipSpec, render_video_frames
 
 VIDEO_FPS = 8.0
 CHUNK_CLIPS = 50   # clips rendered together before their files are written
+# video frames per simulator frame step: the divisors of its integration substeps
+FRAMES_PER_STEP = tuple(k for k in range(1, PhysicsConfig.substeps + 1) if PhysicsConfig.substeps % k == 0)
 
 
 def simulate_videos(out, clips: int, resolution: int = 64, seed: int = 0, kind: str = "mixed",
-                    procedural: bool = False) -> Path:
-    """Write `clips` poked objects as `out/pokesim-NNNNNN.mp4`; files already there are kept (a rerun resumes)."""
+                    procedural: bool = False, frames_per_step: int = 1) -> Path:
+    """Write `clips` poked objects as `out/pokesim-NNNNNN.mp4`; files already there are kept (a rerun resumes).
+
+    `frames_per_step` > 1 draws that many video frames per simulator frame step, at that many times the
+    frame rate (the same motion seen by a faster camera); `prepare --stride frames_per_step` keeps the
+    store's frames, and `--flow-every-frame` estimates the flow through the ones in between."""
     if kind not in KINDS:
         raise UserError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if clips < 1:
         raise UserError("--clips must be at least 1")
+    if frames_per_step not in FRAMES_PER_STEP:
+        raise UserError(f"--frames-per-step must be one of {', '.join(map(str, FRAMES_PER_STEP))}, got {frames_per_step}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
@@ -44,9 +53,7 @@ def simulate_videos(out, clips: int, resolution: int = 64, seed: int = 0, kind: 
         for start in range(0, len(todo), CHUNK_CLIPS):
             chunk = todo[start:start + CHUNK_CLIPS]
             specs = [ClipSpec((config.seed, 0, j), pool, False, procedural=procedural) for j in chunk]
-            frames = render_chunk(specs, config.scene)["frames"]          # [C (T+1), H, W, 3]
-            per_clip = len(frames) // len(chunk)
-            for k, j in enumerate(chunk):
-                write_video(paths[j], frames[k * per_clip:(k + 1) * per_clip], VIDEO_FPS)
+            for j, frames in zip(chunk, render_video_frames(specs, config.scene, frames_per_step)):
+                write_video(paths[j], frames, VIDEO_FPS * frames_per_step)
             bar.update(len(chunk))
     return out
