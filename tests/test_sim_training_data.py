@@ -94,6 +94,14 @@ def test_videos_with_frames_between_steps_prepare_into_the_same_store_frames(tmp
         assert kept.array(v, "step_flow").shape == base.array(v, "step_flow").shape
 
 
+def test_a_rerun_with_another_frame_rate_is_refused_and_keeps_the_videos(tmp_path):
+    folder = simulate_videos(tmp_path / "videos", clips=2, seed=5)
+    before = [f.stat().st_mtime_ns for f in sorted(folder.iterdir())]
+    with pytest.raises(UserError, match="is at 8 fps, where these clips would be 16 fps"):
+        simulate_videos(folder, clips=3, seed=5, frames_per_step=2)
+    assert [f.stat().st_mtime_ns for f in sorted(folder.iterdir())] == before     # nothing added or changed
+
+
 def test_frames_per_step_is_refused_unless_it_divides_the_substeps(tmp_path):
     with pytest.raises(UserError, match="--frames-per-step must be one of 1, 2, 4, 8, got 3"):
         simulate_videos(tmp_path / "v", clips=1, frames_per_step=3)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from poke2video.data.video import source_fps
 from poke2video.errors import UserError
 from poke2video.export import write_video
 from poke2video.sim.bodies import species_for
@@ -29,7 +30,8 @@ FRAMES_PER_STEP = tuple(k for k in range(1, PhysicsConfig.substeps + 1) if Physi
 
 def simulate_videos(out, clips: int, resolution: int = 64, seed: int = 0, kind: str = "mixed",
                     procedural: bool = False, frames_per_step: int = 1) -> Path:
-    """Write `clips` poked objects as `out/pokesim-NNNNNN.mp4`; files already there are kept (a rerun resumes).
+    """Write `clips` poked objects as `out/pokesim-NNNNNN.mp4`; files already there are kept (a rerun resumes;
+    one at another frame rate is refused).
 
     `frames_per_step` > 1 draws that many video frames per simulator frame step, at that many times the
     frame rate (the same motion seen by a faster camera); `prepare --stride frames_per_step` keeps the
@@ -49,6 +51,8 @@ def simulate_videos(out, clips: int, resolution: int = 64, seed: int = 0, kind: 
     pool = tuple(species_for(kind, held_out=False))
     paths = [out / f"pokesim-{j:06d}.mp4" for j in range(clips)]
     todo = [j for j in range(clips) if not paths[j].is_file()]
+    if len(todo) < clips:
+        _check_frame_rate(paths[min(set(range(clips)) - set(todo))], VIDEO_FPS * frames_per_step)
     with tqdm(total=clips, initial=clips - len(todo), unit="clip", desc="simulate videos") as bar:
         for start in range(0, len(todo), CHUNK_CLIPS):
             chunk = todo[start:start + CHUNK_CLIPS]
@@ -57,3 +61,13 @@ def simulate_videos(out, clips: int, resolution: int = 64, seed: int = 0, kind: 
                 write_video(paths[j], frames, VIDEO_FPS * frames_per_step)
             bar.update(len(chunk))
     return out
+
+
+def _check_frame_rate(path: Path, fps: float) -> None:
+    """Refuse to resume into a folder whose videos were written at another frame rate (another
+    `frames_per_step`): one store would mix clips of two speeds."""
+    found = source_fps(path)
+    if found is None or abs(found - fps) > 1e-3:
+        shown = "an unknown rate" if found is None else f"{found:g} fps"
+        raise UserError(f"{path} is at {shown}, where these clips would be {fps:g} fps "
+                        "(--frames-per-step); write them to another --out")
