@@ -10,7 +10,10 @@ per-step flows are averaged down to --res, chained over the clip (as `prepare` d
 truth (the simulator's flow at --video-res, averaged down the same way) at every frame. With
 `--frames-per-step K` the videos hold K frames per step (`simulate --as-videos --frames-per-step K`) and
 the flow runs between every two of them, chained over each kept step (`prepare --stride K
---flow-every-frame`). Printed per estimator, means over clips:
+--flow-every-frame`). With `--as-truth` each estimator is scored as a video's motion truth instead: every
+pixel followed at the frames' own size through every video frame and averaged down at the end
+(`metrics.tracked_grid_motion`, as `prepare --tracked-truth` follows the kept frames); METHOD `tracker` is
+that option's tracker. Printed per estimator, means over clips:
 
     moving   end-point error over pixels that truly move over 1 px by frame T
     still    end-point error over pixels that truly move under 0.5 px
@@ -32,11 +35,12 @@ import cv2
 import numpy as np
 import torch
 
-from poke2video.data.flow import chained_flows, downscale_flow, get_flow_estimator, still_where_unchanged
+from poke2video.data.flow import (chained_flows, downscale_flow, get_flow_estimator, still_where_unchanged,
+                                  tracker_for_larger_frames)
 from poke2video.data.prepare import kept_steps
 from poke2video.data.video import Sampling, read_frames
 from poke2video.export import write_video
-from poke2video.metrics import endpoint_errors
+from poke2video.metrics import endpoint_errors, tracked_grid_motion
 from poke2video.sim.bodies import species_for
 from poke2video.sim.generate import _scene_config
 from poke2video.sim.scene import ClipSpec, render_chunk, render_video_frames
@@ -74,14 +78,23 @@ def step_flows(estimator, video: np.ndarray, res: int, mask: bool, frames_per_st
     return np.stack([still_where_unchanged(f, a, b) for f, a, b in zip(steps, small[:-1], small[1:])])
 
 
+def truth_motion(estimator, video: np.ndarray, res: int, frames_per_step: int = 1) -> np.ndarray:
+    """[T, 2, res, res]: every pixel of the first frame followed through every frame at the video's size, its
+    displacement at the store's frames averaged down (a motion truth, as `prepare --tracked-truth` makes)."""
+    steps = np.stack([estimator(a, b) for a, b in zip(video[:-1], video[1:])])
+    return tracked_grid_motion(steps, res)[frames_per_step - 1::frames_per_step]
+
+
 def score(estimator, videos: list[np.ndarray], truth: np.ndarray, res: int, mask: bool,
-          frames_per_step: int = 1) -> dict[str, float]:
+          frames_per_step: int = 1, as_truth: bool = False) -> dict[str, float]:
     moving, still, false, iou, area, seconds, pairs = [], [], [], [], [], 0.0, 0
     for video, true_flows in zip(videos, truth):
         start = time.perf_counter()
-        steps = step_flows(estimator, video, res, mask, frames_per_step)
-        seconds, pairs = seconds + time.perf_counter() - start, pairs + len(steps)
-        chained = chained_flows(steps)                                    # [T, 2, res, res]
+        if as_truth:
+            chained = truth_motion(estimator, video, res, frames_per_step)     # [T, 2, res, res]
+        else:
+            chained = chained_flows(step_flows(estimator, video, res, mask, frames_per_step))
+        seconds, pairs = seconds + time.perf_counter() - start, pairs + len(chained)
         last = np.hypot(true_flows[-1, 0], true_flows[-1, 1])
         error = endpoint_errors(chained, true_flows)                        # [T, res, res]
         if (last > 1).any():
@@ -104,6 +117,9 @@ def main() -> None:
     parser.add_argument("--video-res", type=int, default=256, help="the resolution the clips are rendered at")
     parser.add_argument("--frames-per-step", type=int, default=1, metavar="K",
                         help="video frames per store frame step; the flow runs through all of them (default 1)")
+    parser.add_argument("--as-truth", action="store_true",
+                        help="score each estimator as a video's motion truth (every pixel followed at the video's "
+                             "size); METHOD tracker is prepare --tracked-truth's tracker")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -116,9 +132,12 @@ def main() -> None:
         if mask not in ("", "changed"):
             raise SystemExit(f"unknown mask {mask!r} in {spec!r}; the one mask is +changed")
         method, _, scale = flow.partition("@")
+        if args.as_truth and mask:
+            raise SystemExit(f"{spec!r}: a truth follows every pixel; drop +{mask} with --as-truth")
         size = args.res * int(scale or 1)
         videos = [through_h264(clip, size) for clip in frames]
-        result = score(get_flow_estimator(method), videos, truth, args.res, mask == "changed", args.frames_per_step)
+        estimator = tracker_for_larger_frames(int(scale or 1)) if method == "tracker" else get_flow_estimator(method)
+        result = score(estimator, videos, truth, args.res, mask == "changed", args.frames_per_step, args.as_truth)
         print(f"{spec:20s} {result['moving']:7.3f} {result['still']:6.3f} {100 * result['false']:5.1f}% "
               f"{result['iou']:6.3f} {result['area']:5.2f} {result['flows_per_s']:8.0f}", flush=True)
 
