@@ -50,9 +50,10 @@ def simulate_videos(out, clips: int, resolution: int = 64, seed: int = 0, kind: 
                        procedural=procedural)
     pool = tuple(species_for(kind, held_out=False))
     paths = [out / f"pokesim-{j:06d}.mp4" for j in range(clips)]
-    todo = [j for j in range(clips) if not paths[j].is_file()]
-    if len(todo) < clips:
-        _check_frame_rate(paths[min(set(range(clips)) - set(todo))], VIDEO_FPS * frames_per_step)
+    written = [path.is_file() for path in paths]
+    todo = [j for j, there in enumerate(written) if not there]
+    if any(written):
+        _check_frame_rate(paths[written.index(True)], VIDEO_FPS * frames_per_step)
     with tqdm(total=clips, initial=clips - len(todo), unit="clip", desc="simulate videos") as bar:
         for start in range(0, len(todo), CHUNK_CLIPS):
             chunk = todo[start:start + CHUNK_CLIPS]
