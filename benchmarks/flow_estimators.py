@@ -12,8 +12,8 @@ truth (the simulator's flow at --video-res, averaged down the same way) at every
 the flow runs between every two of them, chained over each kept step (`prepare --stride K
 --flow-every-frame`). With `--as-truth` each estimator is scored as a video's motion truth instead: every
 pixel followed at the frames' own size through every video frame and averaged down at the end
-(`metrics.tracked_grid_motion`, as `prepare --tracked-truth` follows the kept frames); METHOD `tracker` is
-that option's tracker. Printed per estimator, means over clips:
+(`metrics.tracked_grid_motion`, as `prepare --tracked-truth METHOD --flow-every-frame` makes it); METHOD
+`tracker` is that option's default tracker. Printed per estimator, means over clips:
 
     moving   end-point error over pixels that truly move over 1 px by frame T
     still    end-point error over pixels that truly move under 0.5 px
@@ -72,7 +72,7 @@ def step_flows(estimator, video: np.ndarray, res: int, mask: bool, frames_per_st
     the store's frames did not change with `mask` (as `prepare --flow-mask changed`)."""
     small = [cv2.resize(frame, (res, res), interpolation=cv2.INTER_AREA) for frame in video[::frames_per_step]]
     pairs = [(small[i // frames_per_step] if i % frames_per_step == 0 else None, frame) for i, frame in enumerate(video)]
-    steps = [step for _, _, step in kept_steps(pairs, estimator, res)][1:]
+    steps = [step for _, _, step, _ in kept_steps(pairs, estimator, res)][1:]
     if not mask:
         return np.stack(steps)
     return np.stack([still_where_unchanged(f, a, b) for f, a, b in zip(steps, small[:-1], small[1:])])

@@ -10,7 +10,8 @@ import pytest
 
 from conftest import textured_background, write_video
 from poke2video import metrics
-from poke2video.data.flow import FineFarneback
+from poke2video.data import prepare as prepare_module
+from poke2video.data.flow import FineFarneback, get_flow_estimator
 from poke2video.data.prepare import prepare_dataset
 from poke2video.data.store import Store
 from poke2video.evaluate.evaluator import EvalOptions, baseline_methods, evaluate
@@ -80,6 +81,46 @@ def test_the_truth_follows_a_step_as_long_as_the_tracker_does_at_the_stores_size
     assert np.median(shallow(pan[0], pan[1])[0]) > -8.0   # the tracker's own pyramid falls short of -16 px there
 
 
+def test_a_named_estimator_can_track_the_truth_instead(tmp_path):
+    store = tracked_store(tmp_path, tracked_truth="dis-full")
+    assert store.manifest["tracked_truth"] == {"tracker": "dis-full", "scale": 4}
+    motion = np.asarray(store.array(0, "tracked_motion"), np.float32)
+    x = 16 // 4
+    inside = motion[0, :, :, 14:18, x + 2:x + 6]                 # the square's middle: 2 px per frame to the right
+    assert np.allclose(inside[:, 0], np.arange(1, 5)[:, None, None] * 2.0, atol=0.5)
+    with pytest.raises(UserError, match="--tracker dis-full"):   # rows are tracked as the truth was
+        evaluate(store, "train", baseline_methods("static"), EvalOptions(**OFFLINE))
+
+
+def test_with_every_frame_the_truth_follows_the_frames_the_stride_skips(tmp_path, monkeypatch):
+    """A square 6 px a frame at 128 px, kept every second frame: 3 px a kept step at 32 px, tracked through
+    the frame in between (one tracker call per frame pair) and read at the kept frames."""
+    square_video(tmp_path, frames=12, speed=6)
+    calls = []
+
+    class Counting:
+        name = "dis-full"
+
+        def __init__(self):
+            self.inner = get_flow_estimator("dis-full")
+
+        def __call__(self, a, b):
+            calls.append(1)
+            return self.inner(a, b)
+
+    monkeypatch.setattr(prepare_module, "truth_tracker", lambda method, scale: Counting())
+    store = Store.open(prepare_dataset([tmp_path / "in"], tmp_path / "d", resolution=32, clip_length=4, stride=2,
+                                       flow_method="dis", flow_scale=4, tracked_truth="dis-full",
+                                       flow_every_frame=True))
+    assert store.manifest["tracked_truth"]["every_frame"] is True
+    motion = np.asarray(store.array(0, "tracked_motion"), np.float32)
+    assert motion.shape == (len(store.starts(0)), 4, 2, 32, 32)
+    inside = motion[0, :, :, 14:18, 6:10]                          # the square's middle in the first clip
+    assert np.allclose(inside[:, 0], np.arange(1, 5)[:, None, None] * 3.0, atol=0.5)
+    assert np.abs(motion[0, :, :, 2:8]).max() < 0.3
+    assert len(calls) == 10            # frames 0..10 in pairs; the 5 kept steps alone would be 5 calls
+
+
 def test_without_the_option_no_truth_is_stored_and_the_header_is_unchanged(tmp_path):
     store = tracked_store(tmp_path)
     assert not store.has_array(0, "tracked_motion") and "tracked_truth" not in store.manifest
@@ -133,6 +174,17 @@ def test_the_prepare_command_takes_the_option(tmp_path):
     assert done.returncode == 0, done.stderr
     store = Store.open(tmp_path / "d")
     assert store.array(0, "tracked_motion").shape == (len(store.starts(0)), 4, 2, 32, 32)
+
+
+def test_the_prepare_command_names_the_tracker_or_refuses_an_unknown_one(tmp_path):
+    square_video(tmp_path)
+    cli = Path(sys.executable).with_name("poke2video")
+    base = [str(cli), "prepare", "in", "--out", "d", "--res", "32", "--clip-length", "4", "--flow-scale", "4"]
+    bad = subprocess.run(base + ["--tracked-truth", "raft"], cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode != 0 and "invalid choice: 'raft'" in bad.stderr and not (tmp_path / "d").exists()
+    done = subprocess.run(base + ["--tracked-truth", "dis-full"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert Store.open(tmp_path / "d").manifest["tracked_truth"]["tracker"] == "dis-full"
 
 
 def test_the_real_clip_is_a_row_against_a_truth_tracked_on_larger_frames(tmp_path):

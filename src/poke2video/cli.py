@@ -99,9 +99,12 @@ def _add_prepare(sub) -> None:
                    help="estimate the flow on frames K times the resolution, then average it down (default 2)")
     p.add_argument("--flow-mask", choices=FLOW_MASKS, default=None,
                    help="changed: no motion where two frames' colours do not change (default: none)")
-    p.add_argument("--tracked-truth", action="store_true",
+    p.add_argument("--tracked-truth", nargs="?", const=TRACKERS[0], default=None, choices=TRACKERS,
+                   metavar="TRACKER",
                    help="also store each clip's motion truth, tracked on the frames the flow is estimated on "
-                        "(--flow-scale times the resolution); evaluate scores motion against it (slower)")
+                        "(--flow-scale times the resolution; every frame with --flow-every-frame) by TRACKER "
+                        f"({', '.join(TRACKERS)}; default {TRACKERS[0]}); evaluate scores motion against it "
+                        "(slower)")
     p.add_argument("--flow-every-frame", action="store_true",
                    help="estimate the flow between every two consecutive frames, those --stride skips included, "
                         "and chain it over each kept step (follows fast thin parts better; slower)")

@@ -5,8 +5,9 @@ Each input video, in a fixed order, is read at the store's resolution, then:
     flow[k]   = F(s -> s+T) for s = starts[k] = k * start_step  float16 [K, 2, H, W]  (pokes are drawn here),
                 the per-step flows F(t -> t+1) chained over the clip (data/flow.py, chain_flows)
     tracked_motion[k]  float16 [K, T, 2, H, W], only with `tracked_truth`: where each pixel of clip k's first
-                frame is at its frames 1..T, followed by the metrics' tracker on the frames the flow is
-                estimated on and averaged down; `evaluate` scores motion against it
+                frame is at its frames 1..T, followed on the frames the flow is estimated on (every frame
+                of the source with `flow_every_frame`) by the metrics' tracker or a named estimator and
+                averaged down; `evaluate` scores motion against it
 streamed (one frame and the last T step flows in memory, whatever the video's length) into one atomic
 video directory by StoreWriter. A re-run resumes after the last finished video and ends with the same
 bytes as an uninterrupted run. Bad videos stop the run (finished work stays in OUT.partial)
@@ -48,7 +49,7 @@ class PrepareOptions:
     layout: DatasetLayout
     data: DataConfig
     seed: int = 0
-    tracked_truth: bool = False
+    tracked_truth: str | None = None   # the estimator that tracks the motion truth (`truth_tracker`), or none
     flow_every_frame: bool = False
 
     def header(self) -> dict[str, Any]:
@@ -57,9 +58,12 @@ class PrepareOptions:
                   "flow_method": self.data.flow_method, "preset": self.layout.name,
                   "data_config": to_dict(self.data), "split_seed": self.seed}
         if self.tracked_truth:   # named only when set, so stores made before the option still resume
-            tracker = tracker_for_larger_frames(self.data.flow_scale)
-            header["tracked_truth"] = {"tracker": tracker.name, "scale": self.data.flow_scale,
-                                       "levels": tracker.levels}
+            tracker = truth_tracker(self.tracked_truth, self.data.flow_scale)
+            header["tracked_truth"] = {"tracker": tracker.name, "scale": self.data.flow_scale}
+            if hasattr(tracker, "levels"):
+                header["tracked_truth"]["levels"] = tracker.levels
+            if self.flow_every_frame:
+                header["tracked_truth"]["every_frame"] = True
         if self.flow_every_frame:   # likewise
             header["flow_every_frame"] = True
         return header
@@ -69,13 +73,15 @@ def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, 
                     clip_length: int = 10, start_step: int = 1, seed: int = 0, skip_bad: bool = False,
                     overwrite: bool = False, shard: tuple[int, int] | None = None, flow_method: str | None = None,
                     flow_scale: int | None = None, flow_mask: str | None = None,
-                    tracked_truth: bool = False, flow_every_frame: bool = False) -> Path:
+                    tracked_truth: bool | str = False, flow_every_frame: bool = False) -> Path:
     """Build the store at `out` from `inputs` (video files / folders); returns its path.
 
     `shard=(i, n)` prepares only the inputs at positions g with g mod n = i (see data/shards.py).
-    `tracked_truth` also stores each clip's motion truth tracked on the flow's frames (`tracked_motion`).
+    `tracked_truth` also stores each clip's motion truth tracked on the flow's frames (`tracked_motion`):
+    True for the metrics' tracker, or the name of a flow estimator that tracks it instead.
     `flow_every_frame` estimates the flow between every two consecutive frames of the source, the ones the
-    stride or frame rate skips included, and chains it over each kept step (`kept_steps`).
+    stride or frame rate skips included, and chains it over each kept step (`kept_steps`); the truth then
+    follows every frame too.
     """
     dataset_layout = get_layout(layout)
     flow = {name: value for name, value in (("flow_method", flow_method), ("flow_scale", flow_scale),
@@ -85,7 +91,10 @@ def prepare_dataset(inputs, out, layout: str = "generic", resolution: int = 64, 
                       target_fps=None if stride else dataset_layout.target_fps, start_step=start_step, **flow)
     data.validate()
     get_flow_estimator(data.flow_method)   # an unknown method is refused before any video is read
-    options = PrepareOptions(dataset_layout, data, seed, tracked_truth, flow_every_frame)
+    truth_method = metrics.TRACKER if tracked_truth is True else (tracked_truth or None)
+    if truth_method is not None:
+        truth_tracker(truth_method, data.flow_scale)   # likewise
+    options = PrepareOptions(dataset_layout, data, seed, truth_method, flow_every_frame)
     listing = Listing()
     sources = collect_sources(dataset_layout, [str(p) for p in inputs], listing)
     header, indices = options.header(), list(range(len(sources)))
@@ -181,7 +190,7 @@ def _sha256_of_lines(lines) -> str:
 
 
 def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimator: FlowEstimator,
-                       tracked_truth: bool = False, every_frame: bool = False) -> None:
+                       tracked_truth: str | None = None, every_frame: bool = False) -> None:
     """Stream one video into `files` (frames, starts, flow, step_flow, motion and, with `tracked_truth`,
     tracked_motion); UserError if it is too short or still. `step_flow` [N-1, 2, H, W] holds every
     F(t -> t+1), from which a clip's flow to each of its frames is chained when a model trains on every frame
@@ -196,14 +205,14 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
     step_flow = files.stream("step_flow", np.float16, (2, res, res))   # [N-1, 2, H, W]
     motion = files.stream("motion", np.float32, ())              # [N-1]
     window: deque[np.ndarray] = deque(maxlen=T)                   # F(t -> t+1) for the last T steps
-    truth = _TrackedTruth(files, data) if tracked_truth else None
-    previous, previous_frame, fastest = None, None, 0.0
+    truth = _TrackedTruth(files, data, tracked_truth) if tracked_truth else None
+    previous_frame, fastest = None, 0.0
     sampling = Sampling(res, data.frame_stride, data.target_fps)
     pairs = prefetched(iter_frame_pairs(path, sampling, res * data.flow_scale, every_frame))  # decoded while flow runs
     with closing(pairs):   # an error here stops the reader and closes the file at once
         steps = kept_steps(tqdm(pairs, desc=f"read {path.name}", unit="frame", leave=False, file=sys.stderr),
                            estimator, res)
-        for frame, large, step in steps:
+        for frame, large, step, larges in steps:
             frames.append(frame[None])
             if step is not None:
                 if data.flow_mask == "changed":
@@ -212,7 +221,7 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
                 step_flow.append(step.astype(np.float16)[None])
                 window.append(step)
                 if truth is not None:
-                    truth.step(previous, large)
+                    truth.step(larges)
                 start = frames.rows - 1 - T
                 if len(window) == T and start % data.start_step == 0:
                     clip = chain_flows(np.stack(window)).astype(np.float16)
@@ -220,7 +229,7 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
                     if truth is not None:
                         truth.add_clip()
                     fastest = max(fastest, float(np.hypot(clip[0], clip[1], dtype=np.float32).max()))
-            previous, previous_frame = large, frame
+            previous_frame = frame
     _check_length(path, frames.rows, T)
     files.save("starts", np.arange(0, frames.rows - T, data.start_step, dtype=np.int32))
     if fastest < STILL_FLOW_PX:
@@ -228,9 +237,9 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
 
 
 def kept_steps(pairs, estimator: FlowEstimator, res: int):
-    """(store frame, large frame, F(previous kept frame -> this one) at `res`, None for the first) of every
-    kept frame of `pairs` ((store frame or None where the sampling skips it, large frame), as
-    `iter_frame_pairs` gives them).
+    """(store frame, large frame, F(previous kept frame -> this one) at `res`, the large frames from the previous
+    kept one to this one) of every kept frame of `pairs` ((store frame or None where the sampling skips it,
+    large frame), as `iter_frame_pairs` gives them); the flow and the frames are None for the first.
 
     Without skipped frames in `pairs` each step is the estimator's flow between two kept frames. With them
     it is the flows between every two consecutive frames, each averaged down and chained over the step:
@@ -238,15 +247,15 @@ def kept_steps(pairs, estimator: FlowEstimator, res: int):
     frames a faster camera took, where the estimator follows it (docs/evaluation.md, "Flow through the
     frames in between")."""
     since_kept: list[np.ndarray] = []        # F between consecutive frames since the last kept one, at res
-    previous_large, seen_kept = None, False
+    larges: list[np.ndarray] = []            # the large frames from the last kept one on
     for frame, large in pairs:
-        if previous_large is not None and seen_kept:
-            since_kept.append(downscale_flow(estimator(previous_large, large), res))
-        previous_large = large
+        if larges:
+            since_kept.append(downscale_flow(estimator(larges[-1], large), res))
+            larges.append(large)
         if frame is None:
             continue
-        yield frame, large, _chained(since_kept)
-        since_kept, seen_kept = [], True
+        yield frame, large, _chained(since_kept), (larges or None)
+        since_kept, larges = [], [large]
 
 
 def _chained(flows: list[np.ndarray]) -> np.ndarray | None:
@@ -256,22 +265,33 @@ def _chained(flows: list[np.ndarray]) -> np.ndarray | None:
     return chain_flows(np.stack(flows))
 
 
-class _TrackedTruth:
-    """A video's `tracked_motion`: the tracker's step flows on the large frames (its pyramid deepened to reach as
-    far as at the store's size), the last T of them kept, and every clip's pixels followed along them and
-    averaged down to the store's size as its last frame arrives."""
+def truth_tracker(method: str, scale: int) -> FlowEstimator:
+    """The estimator that tracks `prepare --tracked-truth`'s motion truth on frames `scale` times the store's
+    size: the metrics' tracker with its pyramid deepened (`tracker_for_larger_frames`), or the named one."""
+    if method == metrics.TRACKER:
+        return tracker_for_larger_frames(scale)
+    return get_flow_estimator(method)
 
-    def __init__(self, files: VideoFiles, data: DataConfig):
+
+class _TrackedTruth:
+    """A video's `tracked_motion`: the tracker's flows between consecutive large frames over each of the last
+    T kept steps, and every clip's pixels followed along them and averaged down to the store's size, read at
+    its kept frames, as its last frame arrives."""
+
+    def __init__(self, files: VideoFiles, data: DataConfig, method: str):
         res, T = data.resolution, data.clip_length
         self.out = files.stream("tracked_motion", np.float16, (T, 2, res, res))
-        self.window: deque[np.ndarray] = deque(maxlen=T)
-        self.tracker, self.resolution = tracker_for_larger_frames(data.flow_scale), res
+        self.window: deque[list[np.ndarray]] = deque(maxlen=T)
+        self.tracker, self.resolution = truth_tracker(method, data.flow_scale), res
 
-    def step(self, previous_large: np.ndarray, large: np.ndarray) -> None:
-        self.window.append(self.tracker(previous_large, large))
+    def step(self, larges: list[np.ndarray]) -> None:
+        """`larges`: the large frames from the previous kept one to this one (two without skipped frames)."""
+        self.window.append([self.tracker(a, b) for a, b in zip(larges[:-1], larges[1:])])
 
     def add_clip(self) -> None:
-        motion = metrics.tracked_grid_motion(np.stack(self.window), self.resolution)
+        flows = [flow for step in self.window for flow in step]
+        kept = np.cumsum([len(step) for step in self.window]) - 1      # the kept frames among 1..len(flows)
+        motion = metrics.tracked_grid_motion(np.stack(flows), self.resolution)[kept]
         self.out.append(motion.astype(np.float16)[None])
 
 

@@ -6,8 +6,9 @@ A clip's motion truth says where every scored pixel of the source frame is at fr
   with the same tracker as the generated videos. Real footage has no object mask, so every pixel is
   scored and the split into pixels that move (over `metrics.MOVES_PX` at frame T) and pixels that stay
   does the work. The tracker's own error is part of this truth. A store made with `--tracked-truth` holds
-  the real clip tracked on its larger frames (the ones its flow was estimated on) and averaged down
-  (`tracked_motion`), where a thin moving part smears less into its surroundings; that is used instead.
+  the real clip tracked on its larger frames (the ones its flow was estimated on, every frame of the source
+  with `--flow-every-frame`) by the tracker its header names, and averaged down (`tracked_motion`), where a
+  thin moving part smears less into its surroundings; that is used instead.
 Background pokes have no motion truth: they are scored by how still the video stays.
 """
 from __future__ import annotations
