@@ -90,6 +90,8 @@ def test_a_named_estimator_can_track_the_truth_instead(tmp_path):
     assert np.allclose(inside[:, 0], np.arange(1, 5)[:, None, None] * 2.0, atol=0.5)
     with pytest.raises(UserError, match="--tracker dis-full"):   # rows are tracked as the truth was
         evaluate(store, "train", baseline_methods("static"), EvalOptions(**OFFLINE))
+    scored = evaluate(store, "train", baseline_methods("static"), EvalOptions(**OFFLINE, tracker="dis-full"))
+    assert scored.truth == TRACKED_LARGER
 
 
 def test_with_every_frame_the_truth_follows_the_frames_the_stride_skips(tmp_path, monkeypatch):
