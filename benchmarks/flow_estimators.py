@@ -72,7 +72,7 @@ def step_flows(estimator, video: np.ndarray, res: int, mask: bool, frames_per_st
     the store's frames did not change with `mask` (as `prepare --flow-mask changed`)."""
     small = [cv2.resize(frame, (res, res), interpolation=cv2.INTER_AREA) for frame in video[::frames_per_step]]
     pairs = [(small[i // frames_per_step] if i % frames_per_step == 0 else None, frame) for i, frame in enumerate(video)]
-    steps = [step for _, _, step, _ in kept_steps(pairs, estimator, res)][1:]
+    steps = [step for _, step, _ in kept_steps(pairs, estimator, res)][1:]
     if not mask:
         return np.stack(steps)
     return np.stack([still_where_unchanged(f, a, b) for f, a, b in zip(steps, small[:-1], small[1:])])

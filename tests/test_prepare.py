@@ -114,7 +114,7 @@ def test_kept_steps_chain_the_flows_between_kept_frames_and_give_one_as_it_is():
     frame = np.zeros((4, 4, 3), np.uint8)
     pairs = [(frame, 0), (None, 1), (frame, 2), (frame, 3), (None, 4)]   # (store frame or None, large frame)
     kept = list(prepare_module.kept_steps(pairs, estimator, 4))
-    steps = [step for _, _, step, _ in kept]
+    steps = [step for _, step, _ in kept]
     assert steps[0] is None and len(steps) == 3                        # a frame after the last kept is unused
     assert [larges for *_, larges in kept] == [None, [0, 1, 2], [2, 3]]   # the frames each step passes through
     np.testing.assert_allclose(steps[1], 0.75)                         # 0.25 then 0.5, chained

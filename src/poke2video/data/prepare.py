@@ -212,7 +212,7 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
     with closing(pairs):   # an error here stops the reader and closes the file at once
         steps = kept_steps(tqdm(pairs, desc=f"read {path.name}", unit="frame", leave=False, file=sys.stderr),
                            estimator, res)
-        for frame, large, step, larges in steps:
+        for frame, step, larges in steps:
             frames.append(frame[None])
             if step is not None:
                 if data.flow_mask == "changed":
@@ -237,9 +237,9 @@ def write_video_arrays(files: VideoFiles, path: Path, data: DataConfig, estimato
 
 
 def kept_steps(pairs, estimator: FlowEstimator, res: int):
-    """(store frame, large frame, F(previous kept frame -> this one) at `res`, the large frames from the previous
-    kept one to this one) of every kept frame of `pairs` ((store frame or None where the sampling skips it,
-    large frame), as `iter_frame_pairs` gives them); the flow and the frames are None for the first.
+    """(store frame, F(previous kept frame -> this one) at `res`, the large frames from the previous kept one to
+    this one) of every kept frame of `pairs` ((store frame or None where the sampling skips it, large frame),
+    as `iter_frame_pairs` gives them); the flow and the frames are None for the first.
 
     Without skipped frames in `pairs` each step is the estimator's flow between two kept frames. With them
     it is the flows between every two consecutive frames, each averaged down and chained over the step:
@@ -254,7 +254,7 @@ def kept_steps(pairs, estimator: FlowEstimator, res: int):
             larges.append(large)
         if frame is None:
             continue
-        yield frame, large, _chained(since_kept), (larges or None)
+        yield frame, _chained(since_kept), (larges or None)
         since_kept, larges = [], [large]
 
 
