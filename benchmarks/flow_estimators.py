@@ -35,12 +35,11 @@ import cv2
 import numpy as np
 import torch
 
-from poke2video.data.flow import (chained_flows, downscale_flow, get_flow_estimator, still_where_unchanged,
-                                  tracker_for_larger_frames)
-from poke2video.data.prepare import kept_steps
+from poke2video.data.flow import chained_flows, downscale_flow, get_flow_estimator, still_where_unchanged
+from poke2video.data.prepare import kept_steps, truth_tracker
 from poke2video.data.video import Sampling, read_frames
 from poke2video.export import write_video
-from poke2video.metrics import endpoint_errors, tracked_grid_motion
+from poke2video.metrics import TRACKER, endpoint_errors, tracked_grid_motion
 from poke2video.sim.bodies import species_for
 from poke2video.sim.generate import _scene_config
 from poke2video.sim.scene import ClipSpec, render_chunk, render_video_frames
@@ -134,9 +133,9 @@ def main() -> None:
         method, _, scale = flow.partition("@")
         if args.as_truth and mask:
             raise SystemExit(f"{spec!r}: a truth follows every pixel; drop +{mask} with --as-truth")
-        size = args.res * int(scale or 1)
-        videos = [through_h264(clip, size) for clip in frames]
-        estimator = tracker_for_larger_frames(int(scale or 1)) if method == "tracker" else get_flow_estimator(method)
+        scale = int(scale or 1)
+        videos = [through_h264(clip, args.res * scale) for clip in frames]
+        estimator = truth_tracker(TRACKER, scale) if method == "tracker" else get_flow_estimator(method)
         result = score(estimator, videos, truth, args.res, mask == "changed", args.frames_per_step, args.as_truth)
         print(f"{spec:20s} {result['moving']:7.3f} {result['still']:6.3f} {100 * result['false']:5.1f}% "
               f"{result['iou']:6.3f} {result['area']:5.2f} {result['flows_per_s']:8.0f}", flush=True)
