@@ -161,6 +161,10 @@ def _add_train(sub) -> None:
     p.add_argument("--in-memory", action="store_true",
                    help="read the training clips into RAM first (about 0.35 MB per 64 px PokeSim clip): for a "
                         "machine whose page cache does not keep the store, where training waits on the disk")
+    p.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="start from these weights instead of random ones: a .safetensors file or a bundled "
+                        "model (default, from-video) with the preset's network; the optimizer and the "
+                        "learning-rate schedule start afresh at step 0")
     p.set_defaults(func=_cmd_train)
 
 
@@ -308,7 +312,7 @@ def _cmd_train(args) -> None:
 
     train_run(data=args.data, out=args.out, preset=args.preset, steps=args.steps,
               max_minutes=args.max_minutes, resume=args.resume, seed=args.seed, vgg_weights=args.vgg_weights,
-              workers=args.workers, val_data=args.val_data, in_memory=args.in_memory)
+              workers=args.workers, val_data=args.val_data, in_memory=args.in_memory, init=args.init)
 
 
 def _cmd_poke(args) -> None:

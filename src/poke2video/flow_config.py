@@ -20,6 +20,7 @@ class FlowModelConfig:
     each scale half the one before; per pixel `time_basis` flow vectors combined over time, and a moves mask."""
 
     family: ClassVar[str] = "unet"
+    render_options: ClassVar[tuple[str, ...]] = ("drag_scale", "mirror_average")   # read by Poker, not the network
     resolution: int = 64
     unet_channels: list[int] = field(default_factory=lambda: [24, 48, 96, 128])   # width per scale
     time_basis: int = 3           # curves over time that every pixel's flow combines

@@ -40,6 +40,7 @@ class GRUModelConfig:
     """
 
     family: ClassVar[str] = "gru"
+    render_options: ClassVar[tuple[str, ...]] = ()   # every option shapes the network or its training
     resolution: int = 64
     stem_channels: int = 64
     channels: list[int] = field(default_factory=lambda: [128, 256])

@@ -1,7 +1,8 @@
 """The run directory: config, latest weights and the state `--resume` needs, each written atomically.
 
     RUN/config.json        the preset (model + train, the preset's layout), seed, data path and validation
-                           store of the run; `config_version` 2 (none: the flat layout, `families.py`)
+                           store of the run, and the weights it started from (`--init`: their path and
+                           content digest); `config_version` 2 (none: the flat layout, `families.py`)
     RUN/model.safetensors  latest weights + model config + metadata: all that `Poker.load` needs
     RUN/best.safetensors   with a validation store (--val-data): the weights that scored best there
     RUN/steps/step_0002500.safetensors   with train.keep_every: the weights of every keep_every-th step
@@ -29,7 +30,7 @@ from poke2video.config import RetiredOption
 from poke2video.errors import UserError, first_line
 from poke2video.fsutil import atomic_path, fsync_file, remove_path, stale_temporaries, write_json
 from poke2video.integrity import content_sha256
-from poke2video.model.weights import save_model
+from poke2video.model.weights import load_model, read_verified, save_model
 from poke2video.preset import Preset, preset_from_dict
 
 CONFIG_FILE = "config.json"
@@ -68,10 +69,11 @@ def remove_stale_temporaries(out: Path) -> None:
         remove_path(path)
 
 
-def write_run_config(out: Path, preset: Preset, seed: int, data: str, val_data: str | None = None) -> None:
+def write_run_config(out: Path, preset: Preset, seed: int, data: str, val_data: str | None = None,
+                     init: dict[str, str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / CONFIG_FILE, {"config_version": CONFIG_VERSION, "preset": preset.to_dict(), "seed": seed,
-                                   "data": str(data), "val_data": val_data})
+                                   "data": str(data), "val_data": val_data, "init": init})
 
 
 def read_run_config(out: Path) -> tuple[Preset, int, str, str | None]:
@@ -87,6 +89,40 @@ def read_run_config(out: Path) -> tuple[Preset, int, str, str | None]:
         raise UserError(f"{path}: {exc}") from None
     except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise UserError(f"{path} is damaged ({exc}); start a new run") from None
+
+
+def read_run_init(out: Path) -> dict[str, str] | None:
+    """{"weights": path, "sha256": digest} of the weights a run started from (`init_weights`); None: random."""
+    try:
+        return json.loads((out / CONFIG_FILE).read_text()).get("init")
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        raise UserError(f"{out / CONFIG_FILE} is damaged ({exc}); start a new run") from None
+
+
+def init_source(init: str) -> dict[str, str | None]:
+    """{"weights": the file `init` names (a weights file, or a bundled model's name), "sha256": its content
+    digest}: what a run's config records of the weights it started from."""
+    from poke2video.poker import weights_path     # the bundled models' names live with the pipeline
+
+    path = weights_path(init)
+    return {"weights": str(path.resolve()), "sha256": read_verified(path)[1].get("sha256")}
+
+
+def init_weights(model: torch.nn.Module, init: str) -> dict[str, str | None]:
+    """Copy into `model` the weights `init` names, which must be the same network: the same family and every
+    model option the same but those only `Poker` reads (`render_options`). Returns `init_source(init)`."""
+    source = init_source(init)
+    loaded, _ = load_model(source["weights"])
+    ours, theirs = model.cfg, loaded.cfg
+    if theirs.family != ours.family:
+        raise UserError(f"--init {init}: a {theirs.family} model; the preset's is {ours.family}")
+    ignored = set(ours.render_options)
+    differ = sorted(k for k, v in ours.to_dict().items() if k not in ignored and theirs.to_dict().get(k) != v)
+    if differ:
+        raise UserError(f"--init {init}: its network differs from the preset's in model."
+                        f"{', model.'.join(differ)}; use the preset it was trained with")
+    model.load_state_dict(loaded.state_dict())
+    return source
 
 
 def save_resume_state(out: Path, state: dict[str, Any]) -> None:

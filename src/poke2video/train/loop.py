@@ -50,8 +50,9 @@ RUNNERS = {"unet": FlowStepRunner, "gru": GRUStepRunner}   # by family (families
 def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = None,
               max_minutes: float | None = None, resume: bool = False, seed: int = 0,
               vgg_weights: str | None = None, workers: int | None = None, val_data: str | None = None,
-              in_memory: bool = False) -> "Trainer":
-    """Train into run directory `out`; returns the finished Trainer (its `.model` holds the weights)."""
+              in_memory: bool = False, init: str | None = None) -> "Trainer":
+    """Train into run directory `out`; returns the finished Trainer (its `.model` holds the weights).
+    `init`: a weights file or a bundled model's name to start from instead of random weights."""
     if max_minutes is not None and not max_minutes > 0:
         raise UserError(f"--max-minutes must be positive, got {max_minutes}")
     ctx = init_distributed()
@@ -68,6 +69,7 @@ def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = N
         if resume:
             recipe, seed, _, saved_val_data = ckpt.read_run_config(run_dir)
             val_data = _resumed_val_data(run_dir, saved_val_data, val_data)
+            init_record = _resumed_init(run_dir, init)
         else:
             ckpt.check_new_run_dir(run_dir)
             recipe = load_preset(preset)
@@ -87,9 +89,13 @@ def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = N
         if has_state:
             trainer.load_state(ckpt.load_resume_state(run_dir))
             trainer.save_export()  # a kill between the two checkpoint writes left it a checkpoint behind
-        elif ctx.is_main and not resume:
-            ckpt.write_run_config(run_dir, recipe, seed, str(Path(data).resolve()),
-                                  None if val_data is None else str(Path(val_data).resolve()))
+        elif resume:               # killed before its first checkpoint: from step 0, from the same weights
+            _start_from(trainer, init_record)
+        else:
+            init_record = ckpt.init_weights(trainer.model, init) if init is not None else None
+            if ctx.is_main:
+                ckpt.write_run_config(run_dir, recipe, seed, str(Path(data).resolve()),
+                                      None if val_data is None else str(Path(val_data).resolve()), init_record)
         trainer.fit(steps=steps if steps is not None else recipe.train.steps, max_minutes=max_minutes)
         return trainer
     finally:
@@ -106,6 +112,23 @@ def _resumed_val_data(run_dir: Path, saved: str | None, given: str | None) -> st
         raise UserError(f"{run_dir} validates on {saved or 'its own store'}; a resumed run keeps that "
                         f"(leave out --val-data or start a new run)")
     return saved
+
+
+def _resumed_init(run_dir: Path, given: str | None) -> dict[str, str] | None:
+    """The weights a resumed run started from; an --init naming other weights is an error."""
+    recorded = ckpt.read_run_init(run_dir)
+    if given is not None:
+        if recorded is None or ckpt.init_source(given)["sha256"] != recorded.get("sha256"):
+            started = f"from {recorded['weights']}" if recorded else "from random weights"
+            raise UserError(f"{run_dir} started {started}; a resumed run keeps its own (leave out --init or "
+                            f"start a new run)")
+    return recorded
+
+
+def _start_from(trainer: "Trainer", record: dict[str, str] | None) -> None:
+    """Load the weights a run started from again, checking they are the bytes it started from."""
+    if record is not None and ckpt.init_weights(trainer.model, record["weights"]) != record:
+        raise UserError(f"{record['weights']} changed since the run started from it; start a new run")
 
 
 def _set_vgg_weights(recipe: Preset, path: str) -> None:
