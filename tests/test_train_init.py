@@ -95,3 +95,16 @@ def test_the_command_line_starts_from_a_file_and_names_a_missing_one(tmp_path, s
                         "--init", str(source)], tmp_path)
     assert code == 0, err
     assert json.loads((tmp_path / "good" / "config.json").read_text())["init"]["weights"] == str(source.resolve())
+
+
+def test_a_restart_refuses_start_weights_whose_bytes_changed(tmp_path, setup):
+    store, preset, source = setup
+    start = tmp_path / "start.safetensors"
+    start.write_bytes(source.read_bytes())
+    killed = tmp_path / "killed"
+    train_run(str(store), str(killed), str(preset), steps=1, init=str(start))
+    for name in ("resume.pt", "model.safetensors", "metrics.jsonl"):
+        (killed / name).unlink()
+    save_model(start, load_model(source)[0], {"name": "another"})     # the same tensors, other bytes
+    with pytest.raises(UserError, match="changed since the run started from it"):
+        train_run(str(store), str(killed), str(preset), steps=1, resume=True)

@@ -102,6 +102,12 @@ def _read_raw_header(path: Path) -> dict[str, str]:
     return header
 
 
+def stored_digest(path: str | os.PathLike) -> str | None:
+    """The content digest `path`'s header carries (None in a version 1 file), read without the tensors and
+    unchecked: `load_model` checks it."""
+    return _read_raw_header(Path(path)).get("sha256")
+
+
 def read_header(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any]]:
     """The model config and caller metadata stored in `path`, without loading (or checking) tensors."""
     path = Path(path)

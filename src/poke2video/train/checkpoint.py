@@ -30,7 +30,7 @@ from poke2video.config import RetiredOption
 from poke2video.errors import UserError, first_line
 from poke2video.fsutil import atomic_path, fsync_file, remove_path, stale_temporaries, write_json
 from poke2video.integrity import content_sha256
-from poke2video.model.weights import load_model, read_verified, save_model
+from poke2video.model.weights import load_model, save_model, stored_digest
 from poke2video.preset import Preset, preset_from_dict
 
 CONFIG_FILE = "config.json"
@@ -76,27 +76,20 @@ def write_run_config(out: Path, preset: Preset, seed: int, data: str, val_data: 
                                    "data": str(data), "val_data": val_data, "init": init})
 
 
-def read_run_config(out: Path) -> tuple[Preset, int, str, str | None]:
-    """(preset, seed, data, val_data) of a run; val_data is None for runs validated on their own store."""
+def read_run_config(out: Path) -> tuple[Preset, int, str, str | None, dict[str, str] | None]:
+    """(preset, seed, data, val_data, init) of a run; val_data is None for runs validated on their own store,
+    init ({"weights", "sha256"}, `init_source`) None for runs started from random weights."""
     path = out / CONFIG_FILE
     try:
         saved = json.loads(path.read_text())
         val_data = saved.get("val_data")
         flat = saved.get("config_version", 1) == 1      # written before each family had its own sections
         return (preset_from_dict(saved["preset"], flat=flat), int(saved["seed"]), str(saved["data"]),
-                None if val_data is None else str(val_data))
+                None if val_data is None else str(val_data), saved.get("init"))
     except RetiredOption as exc:
         raise UserError(f"{path}: {exc}") from None
     except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise UserError(f"{path} is damaged ({exc}); start a new run") from None
-
-
-def read_run_init(out: Path) -> dict[str, str] | None:
-    """{"weights": path, "sha256": digest} of the weights a run started from (`init_weights`); None: random."""
-    try:
-        return json.loads((out / CONFIG_FILE).read_text()).get("init")
-    except (OSError, json.JSONDecodeError, AttributeError) as exc:
-        raise UserError(f"{out / CONFIG_FILE} is damaged ({exc}); start a new run") from None
 
 
 def init_source(init: str) -> dict[str, str | None]:
@@ -105,19 +98,20 @@ def init_source(init: str) -> dict[str, str | None]:
     from poke2video.poker import weights_path     # the bundled models' names live with the pipeline
 
     path = weights_path(init)
-    return {"weights": str(path.resolve()), "sha256": read_verified(path)[1].get("sha256")}
+    return {"weights": str(path.resolve()), "sha256": stored_digest(path)}
 
 
 def init_weights(model: torch.nn.Module, init: str) -> dict[str, str | None]:
     """Copy into `model` the weights `init` names, which must be the same network: the same family and every
     model option the same but those only `Poker` reads (`render_options`). Returns `init_source(init)`."""
     source = init_source(init)
-    loaded, _ = load_model(source["weights"])
+    loaded, _ = load_model(source["weights"])      # checks the tensors against that digest
     ours, theirs = model.cfg, loaded.cfg
     if theirs.family != ours.family:
         raise UserError(f"--init {init}: a {theirs.family} model; the preset's is {ours.family}")
-    ignored = set(ours.render_options)
-    differ = sorted(k for k, v in ours.to_dict().items() if k not in ignored and theirs.to_dict().get(k) != v)
+    theirs_options = theirs.to_dict()
+    differ = sorted(k for k, v in ours.to_dict().items()
+                    if k not in ours.render_options and theirs_options.get(k) != v)
     if differ:
         raise UserError(f"--init {init}: its network differs from the preset's in model."
                         f"{', model.'.join(differ)}; use the preset it was trained with")

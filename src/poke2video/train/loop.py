@@ -67,9 +67,9 @@ def train_run(data: str, out: str, preset: str = "cpu-64", steps: int | None = N
             resume = False
         has_state = resume and ckpt.check_resume_dir(run_dir)
         if resume:
-            recipe, seed, _, saved_val_data = ckpt.read_run_config(run_dir)
+            recipe, seed, _, saved_val_data, init_record = ckpt.read_run_config(run_dir)
             val_data = _resumed_val_data(run_dir, saved_val_data, val_data)
-            init_record = _resumed_init(run_dir, init)
+            _check_resumed_init(run_dir, init_record, init)
         else:
             ckpt.check_new_run_dir(run_dir)
             recipe = load_preset(preset)
@@ -114,15 +114,12 @@ def _resumed_val_data(run_dir: Path, saved: str | None, given: str | None) -> st
     return saved
 
 
-def _resumed_init(run_dir: Path, given: str | None) -> dict[str, str] | None:
-    """The weights a resumed run started from; an --init naming other weights is an error."""
-    recorded = ckpt.read_run_init(run_dir)
-    if given is not None:
-        if recorded is None or ckpt.init_source(given)["sha256"] != recorded.get("sha256"):
-            started = f"from {recorded['weights']}" if recorded else "from random weights"
-            raise UserError(f"{run_dir} started {started}; a resumed run keeps its own (leave out --init or "
-                            f"start a new run)")
-    return recorded
+def _check_resumed_init(run_dir: Path, recorded: dict[str, str] | None, given: str | None) -> None:
+    """A resumed run keeps the weights it started from: an --init naming other weights is an error."""
+    if given is not None and (recorded is None or ckpt.init_source(given)["sha256"] != recorded.get("sha256")):
+        started = f"from {recorded['weights']}" if recorded else "from random weights"
+        raise UserError(f"{run_dir} started {started}; a resumed run keeps its own (leave out --init or "
+                        f"start a new run)")
 
 
 def _start_from(trainer: "Trainer", record: dict[str, str] | None) -> None:
